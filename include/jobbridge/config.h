@@ -1,0 +1,95 @@
+/* jobbridge's configuration: one JSON file, every key declared once (name, type, default,
+ * reloadable, doc) in src/core/config.c. */
+#ifndef JOBBRIDGE_CONFIG_H
+#define JOBBRIDGE_CONFIG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "jobbridge/err.h"
+
+/* One row of the mapping table: events whose type matches `event_type` become jobs. */
+typedef struct jb_mapping {
+  char *event_type; /* AMQP topic pattern: `*` one word, `#` zero or more */
+  char *job_type;
+  char *queue;
+  int priority;
+  int max_retries; /* -1: the job type's */
+  double delay_s;
+  char *payload;    /* JSON pointer into the event, NULL: the event's payload/data */
+  json_t *metadata; /* static metadata merged into each job's metadata, NULL if none */
+} jb_mapping;
+
+typedef struct jb_job_type_cfg {
+  char *name;
+  char *handler; /* "noop" | "exec" */
+  char **command; /* argv for exec, NULL-terminated; NULL for other handlers */
+  size_t command_len;
+  double timeout_s;
+  int max_retries;
+} jb_job_type_cfg;
+
+typedef struct jb_config {
+  char *amqp_url;
+  int amqp_heartbeat_s;
+  int amqp_prefetch;
+  char *in_exchange;
+  char *in_exchange_type;
+  char *in_queue;
+  char **in_bindings; /* NULL-terminated */
+  size_t in_bindings_len;
+  char *in_queue_type;
+  char *in_dead_letter_exchange;
+  char *out_exchange;
+  char *out_exchange_type;
+  char *db_url;
+  char *db_schema;
+  int ingest_batch_max;
+  int ingest_batch_wait_ms;
+  int ingest_consumers;
+  int ingest_max_body_bytes;
+  bool ingest_require_event_id;
+  int workers_threads; /* 0: number of cores */
+  char **workers_queues; /* NULL-terminated; empty: all queues */
+  size_t workers_queues_len;
+  int workers_lease_s;
+  int workers_poll_ms;
+  double workers_shutdown_grace_s;
+  double retry_base_s;
+  double retry_max_s;
+  double retry_jitter;
+  jb_mapping *mappings;
+  size_t mappings_len;
+  jb_job_type_cfg *job_types;
+  size_t job_types_len;
+} jb_config;
+
+/* Loads and validates a config file; JOBBRIDGE_AMQP_URL / JOBBRIDGE_DATABASE_URL override the
+ * URLs. On error returns JB_ERR_CONFIG (or JB_ERR_IO) with e->msg naming the file and the key
+ * path (or line and column for malformed JSON). *out is a new config the caller frees. */
+jb_err jb_config_load(const char *path, jb_config **out, jb_error *e) JB_MUST_CHECK;
+
+/* The same from a JSON text already in memory (`name` is used in messages). */
+jb_err jb_config_parse(const char *text, const char *name, jb_config **out,
+                       jb_error *e) JB_MUST_CHECK;
+
+void jb_config_free(jb_config *cfg);
+
+/* The effective config (defaults filled in, URLs' passwords redacted) as a new JSON object. */
+json_t *jb_config_to_json(const jb_config *cfg);
+
+/* The registered job type of that name, or NULL (borrowed from cfg). */
+const jb_job_type_cfg *jb_config_job_type(const jb_config *cfg, const char *name);
+
+/* Declared keys, for tests and docs: path ("amqp.input.queue", "mappings[].job_type",
+ * "job_types.*.handler"), a one-line doc, whether SIGHUP reloads it. */
+typedef struct jb_config_key_info {
+  const char *path;
+  const char *doc;
+  bool reloadable;
+} jb_config_key_info;
+
+size_t jb_config_keys(jb_config_key_info *out, size_t max);
+
+#endif

@@ -1,0 +1,40 @@
+/* JobService: the domain service. Implements the JobCreator port on top of a JobQueue, checking
+ * every request against the registered job types first, and offers the job operations the CLI
+ * and (later) the HTTP API use. */
+#ifndef JOBBRIDGE_JOB_SERVICE_H
+#define JOBBRIDGE_JOB_SERVICE_H
+
+#include "jobbridge/config.h"
+#include "jobbridge/job_creator.h"
+#include "jobbridge/job_queue.h"
+
+typedef struct jb_job_service {
+  jb_job_queue queue;          /* borrowed */
+  const jb_config *cfg;        /* borrowed: the registered job types */
+} jb_job_service;
+
+/* Binds a service to a queue and a config; both must outlive it. */
+void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_config *cfg);
+
+/* The JobCreator port backed by this service (borrows svc). */
+jb_job_creator jb_job_service_creator(jb_job_service *svc);
+
+/* Validates one request without storing it (request index `index` of `n`, for messages). */
+jb_err jb_job_service_validate(const jb_job_service *svc, const jb_job_request *req, size_t index,
+                               size_t n, jb_error *e) JB_MUST_CHECK;
+
+jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out,
+                          jb_error *e) JB_MUST_CHECK;
+jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,
+                           jb_error *e) JB_MUST_CHECK;
+jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out,
+                             jb_error *e) JB_MUST_CHECK;
+jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out,
+                            jb_error *e) JB_MUST_CHECK;
+jb_err jb_job_service_stats(jb_job_service *svc, jb_queue_stats **out, size_t *n,
+                            jb_error *e) JB_MUST_CHECK;
+
+/* True if s is a UUID in its 36-character text form. */
+bool jb_is_uuid(const char *s);
+
+#endif

@@ -1,0 +1,31 @@
+/* Shared pieces of the jobbridge executable: exit codes, config loading, the commands. */
+#ifndef JB_APP_H
+#define JB_APP_H
+
+#include "jobbridge/config.h"
+#include "jobbridge/err.h"
+
+/* Exit codes of every command. */
+enum {
+  JB_EXIT_OK = 0,
+  JB_EXIT_FAILURE = 1,   /* a runtime failure: database down, illegal transition, ... */
+  JB_EXIT_USAGE = 2,     /* bad arguments, bad config, invalid input */
+  JB_EXIT_NOT_FOUND = 3, /* no such job */
+};
+
+/* The exit code for an error. */
+int jb_exit_code(jb_err err);
+
+/* Prints "jobbridge: <msg>" on stderr and returns the matching exit code. */
+int jb_report(const jb_error *e);
+
+/* The config path: --config, else $JOBBRIDGE_CONFIG, else ./jobbridge.json. */
+const char *jb_config_path(const char *opt);
+
+int jb_cmd_run(int argc, char **argv);
+int jb_cmd_migrate(int argc, char **argv);
+int jb_cmd_check_config(int argc, char **argv);
+int jb_cmd_jobs(int argc, char **argv);
+int jb_cmd_stats(int argc, char **argv);
+
+#endif

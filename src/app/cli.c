@@ -1,0 +1,313 @@
+/* The one-shot commands: migrate, check-config, jobs create|get|list|cancel|retry, stats.
+ * Results go to stdout as JSON; errors to stderr, with the exit codes of app.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "app/args.h"
+#include "jobbridge/job_service.h"
+#include "jobbridge/log.h"
+#include "postgres/pg.h"
+
+#define NSPECS(s) (sizeof(s) / sizeof((s)[0]))
+
+/* What every command that talks to the database needs; opened by open_env, closed by close_env. */
+typedef struct env {
+  jb_config *cfg;
+  jb_pg *pg;
+  jb_job_service svc;
+} env;
+
+static int open_env(const char *config_opt, bool need_db, env *v) {
+  memset(v, 0, sizeof *v);
+  jb_error e;
+  jb_error_clear(&e);
+  if (jb_config_load(jb_config_path(config_opt), &v->cfg, &e) != JB_OK) {
+    fprintf(stderr, "jobbridge: %s\n", e.msg);
+    return JB_EXIT_USAGE; /* a missing or bad config file is a usage/config error */
+  }
+  if (!need_db) return JB_EXIT_OK;
+  if (jb_pg_connect(v->cfg->db_url, v->cfg->db_schema, &v->pg, &e) != JB_OK) {
+    jb_config_free(v->cfg);
+    v->cfg = NULL;
+    return jb_report(&e);
+  }
+  jb_job_service_init(&v->svc, jb_pg_queue(v->pg), v->cfg);
+  return JB_EXIT_OK;
+}
+
+static void close_env(env *v) {
+  jb_pg_close(v->pg);
+  jb_config_free(v->cfg);
+}
+
+/* Prints a JSON value on stdout (pretty) and consumes it. */
+static int print_json(json_t *v) {
+  if (v == NULL) {
+    fprintf(stderr, "jobbridge: out of memory\n");
+    return JB_EXIT_FAILURE;
+  }
+  json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  fputc('\n', stdout);
+  json_decref(v);
+  return JB_EXIT_OK;
+}
+
+static int print_job(jb_job *job) {
+  int code = print_json(jb_job_to_json(job));
+  jb_job_clear(job);
+  return code;
+}
+
+/* Parses args; prints help or an error. Returns -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, const jb_opt_spec *specs, size_t n, jb_args *a,
+                 const char *help, int min_pos, int max_pos) {
+  char err[256];
+  if (!jb_args_parse(argc, argv, specs, n, a, err, sizeof err)) {
+    fprintf(stderr, "jobbridge: %s\n\n%s", err, help);
+    return JB_EXIT_USAGE;
+  }
+  if (jb_args_get(a, specs, n, "help") != NULL) {
+    fputs(help, stdout);
+    return JB_EXIT_OK;
+  }
+  if (a->npos < min_pos || a->npos > max_pos) {
+    fprintf(stderr, "jobbridge: wrong number of arguments\n\n%s", help);
+    return JB_EXIT_USAGE;
+  }
+  return -1;
+}
+
+static const jb_opt_spec common_specs[] = {{"config", true}, {"help", false}};
+
+int jb_cmd_migrate(int argc, char **argv) {
+  static const char help[] =
+      "usage: jobbridge migrate [--config FILE]\n"
+      "Applies the database migrations not yet applied (safe to run again).\n";
+  jb_args a;
+  int code = parse(argc, argv, common_specs, NSPECS(common_specs), &a, help, 0, 0);
+  if (code >= 0) return code;
+  env v;
+  code = open_env(jb_args_get(&a, common_specs, 2, "config"), true, &v);
+  if (code != JB_EXIT_OK) return code;
+  jb_error e;
+  int applied = 0;
+  if (jb_pg_migrate(v.pg, &applied, &e) != JB_OK)
+    code = jb_report(&e);
+  else
+    code = print_json(json_pack("{s:i, s:s}", "applied", applied, "schema", v.cfg->db_schema));
+  close_env(&v);
+  return code;
+}
+
+int jb_cmd_check_config(int argc, char **argv) {
+  static const char help[] =
+      "usage: jobbridge check-config [--config FILE]\n"
+      "Validates the config (exit 2 naming the key at fault) and prints the effective config\n"
+      "with defaults filled in and passwords redacted.\n";
+  jb_args a;
+  int code = parse(argc, argv, common_specs, NSPECS(common_specs), &a, help, 0, 0);
+  if (code >= 0) return code;
+  env v;
+  code = open_env(jb_args_get(&a, common_specs, 2, "config"), false, &v);
+  if (code != JB_EXIT_OK) return code;
+  code = print_json(jb_config_to_json(v.cfg));
+  close_env(&v);
+  return code;
+}
+
+static const char jobs_help[] =
+    "usage: jobbridge jobs create TYPE --payload JSON [--queue Q] [--priority N]\n"
+    "                             [--scheduled-at TIME] [--max-retries N] [--metadata JSON]\n"
+    "                             [--dedupe-key KEY] [--created-by UUID]\n"
+    "       jobbridge jobs get ID\n"
+    "       jobbridge jobs list [--status S] [--type T] [--queue Q] [--limit N] [--offset N]\n"
+    "       jobbridge jobs cancel ID\n"
+    "       jobbridge jobs retry ID\n"
+    "All take --config FILE. TIME is RFC 3339 (2026-11-22T10:00:00Z) or epoch seconds.\n"
+    "Output: the job as JSON (an array for list).\n";
+
+static const jb_opt_spec jobs_specs[] = {
+    {"config", true},      {"help", false},      {"payload", true},    {"queue", true},
+    {"priority", true},    {"scheduled-at", true}, {"max-retries", true}, {"metadata", true},
+    {"dedupe-key", true},  {"created-by", true}, {"status", true},     {"type", true},
+    {"limit", true},       {"offset", true},
+};
+
+#define OPT(name) jb_args_get(&a, jobs_specs, NSPECS(jobs_specs), name)
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("jobbridge: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return JB_EXIT_USAGE;
+}
+
+/* Parses a JSON option that must be an object. */
+static int json_object_opt(const char *name, const char *text, json_t **out) {
+  json_error_t jerr;
+  json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  if (v == NULL) {
+    fprintf(stderr, "jobbridge: --%s is not valid JSON (column %d: %s)\n", name, jerr.column,
+            jerr.text);
+    return JB_EXIT_USAGE;
+  }
+  if (!json_is_object(v)) {
+    json_decref(v);
+    fprintf(stderr, "jobbridge: --%s must be a JSON object\n", name);
+    return JB_EXIT_USAGE;
+  }
+  *out = v;
+  return JB_EXIT_OK;
+}
+
+static int jobs_create(jb_args *p, env *v) {
+  jb_args a = *p;
+  const char *payload_text = OPT("payload");
+  if (payload_text == NULL) return usage_error("%s", "jobs create: --payload is required");
+  jb_job_request req = {.job_type = a.pos[1], .queue_name = OPT("queue")};
+  req.opts.max_retries = -1;
+  req.opts.dedupe_key = OPT("dedupe-key");
+  req.opts.created_by = OPT("created-by");
+  long num;
+  if (OPT("priority")) {
+    if (!jb_parse_long(OPT("priority"), -1000000, 1000000, &num))
+      return usage_error("--priority \"%s\" is not an integer from -1000000 to 1000000",
+                         OPT("priority"));
+    req.priority = (int)num;
+  }
+  if (OPT("max-retries")) {
+    if (!jb_parse_long(OPT("max-retries"), 0, 1000, &num))
+      return usage_error("--max-retries \"%s\" is not an integer from 0 to 1000",
+                         OPT("max-retries"));
+    req.opts.max_retries = (int)num;
+  }
+  if (OPT("scheduled-at") && jb_time_parse(OPT("scheduled-at"), &req.opts.scheduled_at) != JB_OK)
+    return usage_error("--scheduled-at \"%s\" is not an RFC 3339 time with a zone or epoch seconds",
+                       OPT("scheduled-at"));
+  int code = json_object_opt("payload", payload_text, &req.payload);
+  if (code != JB_EXIT_OK) return code;
+  if (OPT("metadata")) {
+    code = json_object_opt("metadata", OPT("metadata"), &req.opts.metadata);
+    if (code != JB_EXIT_OK) goto out;
+  }
+  jb_job_creator creator = jb_job_service_creator(&v->svc);
+  jb_create_outcome oc;
+  jb_error e;
+  jb_job job;
+  if (jb_create_job(&creator, &req, &oc, &e) != JB_OK) {
+    code = jb_report(&e);
+    goto out;
+  }
+  if (oc.status == JB_CREATE_DUPLICATE)
+    jb_log(JB_LOG_INFO, "duplicate dedupe key: returning the existing job", "job_id", oc.id,
+           "dedupe_key", req.opts.dedupe_key, NULL);
+  if (jb_job_service_get(&v->svc, oc.id, &job, &e) != JB_OK) {
+    code = jb_report(&e);
+    goto out;
+  }
+  code = print_job(&job);
+out:
+  json_decref(req.payload);
+  json_decref(req.opts.metadata);
+  return code;
+}
+
+static int jobs_list(jb_args *p, env *v) {
+  jb_args a = *p;
+  jb_job_filter f = {.status = -1, .job_type = OPT("type"), .queue_name = OPT("queue")};
+  if (OPT("status")) {
+    jb_job_status s;
+    if (jb_status_parse(OPT("status"), &s) != JB_OK)
+      return usage_error("--status \"%s\" is not one of PENDING SCHEDULED RUNNING COMPLETED "
+                         "FAILED RETRYING DEAD_LETTER",
+                         OPT("status"));
+    f.status = (int)s;
+  }
+  if (OPT("limit") && !jb_parse_long(OPT("limit"), 1, 10000, &f.limit))
+    return usage_error("--limit \"%s\" is not an integer from 1 to 10000", OPT("limit"));
+  if (OPT("offset") && !jb_parse_long(OPT("offset"), 0, 1L << 40, &f.offset))
+    return usage_error("--offset \"%s\" is not a non-negative integer", OPT("offset"));
+  jb_job *jobs = NULL;
+  size_t n = 0;
+  jb_error e;
+  if (jb_job_service_list(&v->svc, &f, &jobs, &n, &e) != JB_OK) return jb_report(&e);
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(arr, jb_job_to_json(&jobs[i]));
+  jb_jobs_free(jobs, n);
+  return print_json(arr);
+}
+
+int jb_cmd_jobs(int argc, char **argv) {
+  jb_args a;
+  int code = parse(argc, argv, jobs_specs, NSPECS(jobs_specs), &a, jobs_help, 0, 2);
+  if (code >= 0) return code;
+  if (a.npos == 0) {
+    fprintf(stderr, "jobbridge: jobs needs a subcommand\n\n%s", jobs_help);
+    return JB_EXIT_USAGE;
+  }
+  const char *sub = a.pos[0];
+  bool one_arg = strcmp(sub, "create") == 0 || strcmp(sub, "get") == 0 ||
+                 strcmp(sub, "cancel") == 0 || strcmp(sub, "retry") == 0;
+  if (!one_arg && strcmp(sub, "list") != 0) {
+    fprintf(stderr, "jobbridge: unknown jobs subcommand \"%s\"\n\n%s", sub, jobs_help);
+    return JB_EXIT_USAGE;
+  }
+  if (one_arg != (a.npos == 2)) {
+    fprintf(stderr, "jobbridge: jobs %s takes %s\n\n%s", sub,
+            one_arg ? (strcmp(sub, "create") == 0 ? "a job type" : "a job id") : "no argument",
+            jobs_help);
+    return JB_EXIT_USAGE;
+  }
+  env v;
+  code = open_env(OPT("config"), true, &v);
+  if (code != JB_EXIT_OK) return code;
+  jb_error e;
+  jb_job job;
+  jb_err rc = JB_OK;
+  if (strcmp(sub, "create") == 0) {
+    code = jobs_create(&a, &v);
+  } else if (strcmp(sub, "list") == 0) {
+    code = jobs_list(&a, &v);
+  } else {
+    if (strcmp(sub, "get") == 0)
+      rc = jb_job_service_get(&v.svc, a.pos[1], &job, &e);
+    else if (strcmp(sub, "cancel") == 0)
+      rc = jb_job_service_cancel(&v.svc, a.pos[1], &job, &e);
+    else
+      rc = jb_job_service_retry(&v.svc, a.pos[1], &job, &e);
+    code = rc == JB_OK ? print_job(&job) : jb_report(&e);
+  }
+  close_env(&v);
+  return code;
+}
+
+int jb_cmd_stats(int argc, char **argv) {
+  static const char help[] =
+      "usage: jobbridge stats [--config FILE]\n"
+      "Prints a JSON array with one QueueStats object per queue.\n";
+  jb_args a;
+  int code = parse(argc, argv, common_specs, NSPECS(common_specs), &a, help, 0, 0);
+  if (code >= 0) return code;
+  env v;
+  code = open_env(jb_args_get(&a, common_specs, 2, "config"), true, &v);
+  if (code != JB_EXIT_OK) return code;
+  jb_queue_stats *s = NULL;
+  size_t n = 0;
+  jb_error e;
+  if (jb_job_service_stats(&v.svc, &s, &n, &e) != JB_OK) {
+    code = jb_report(&e);
+  } else {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, jb_queue_stats_to_json(&s[i]));
+    free(s);
+    code = print_json(arr);
+  }
+  close_env(&v);
+  return code;
+}

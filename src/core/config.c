@@ -1,0 +1,649 @@
+/* Config loading: every key declared once in the tables below (path, type, default, bounds,
+ * reloadable, doc); loading, defaults, validation with key paths, and the effective-config dump
+ * are all driven by those tables. */
+#include "jobbridge/config.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobbridge/log.h"
+
+typedef enum {
+  K_STRING,    /* char *, "null" default allowed */
+  K_INT,       /* int */
+  K_NUMBER,    /* double */
+  K_BOOL,      /* bool */
+  K_STRINGS,   /* char ** NULL-terminated, with a size_t length at len_off */
+  K_OBJECT,    /* json_t * (a JSON object), "null" default allowed */
+  K_MAPPINGS,  /* the mappings[] array (root only) */
+  K_JOB_TYPES, /* the job_types{} object (root only) */
+} key_type;
+
+typedef struct key_decl {
+  const char *path;
+  key_type type;
+  size_t off;
+  size_t len_off; /* K_STRINGS only */
+  const char *def; /* JSON text of the default; NULL: required */
+  double min, max; /* K_INT / K_NUMBER bounds */
+  bool reloadable;
+  const char *doc;
+} key_decl;
+
+#define CFG(field) offsetof(jb_config, field)
+#define MAP(field) offsetof(jb_mapping, field)
+#define JT(field) offsetof(jb_job_type_cfg, field)
+
+static const key_decl root_keys[] = {
+    {"amqp.url", K_STRING, CFG(amqp_url), 0, "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
+     "AMQP 0-9-1 URL of the broker; JOBBRIDGE_AMQP_URL overrides it"},
+    {"amqp.heartbeat_s", K_INT, CFG(amqp_heartbeat_s), 0, "15", 0, 600, false,
+     "AMQP heartbeat interval in seconds (0 turns heartbeats off; not advised)"},
+    {"amqp.prefetch", K_INT, CFG(amqp_prefetch), 0, "500", 1, 65535, false,
+     "unacknowledged deliveries the broker may send each consumer"},
+    {"amqp.input.exchange", K_STRING, CFG(in_exchange), 0, "\"jobbridge.events\"", 0, 0, false,
+     "exchange producers publish domain events to (declared durable)"},
+    {"amqp.input.exchange_type", K_STRING, CFG(in_exchange_type), 0, "\"topic\"", 0, 0, false,
+     "type of the input exchange: topic, direct, fanout or headers"},
+    {"amqp.input.queue", K_STRING, CFG(in_queue), 0, "\"jobbridge.events\"", 0, 0, false,
+     "durable queue jobbridge consumes events from"},
+    {"amqp.input.bindings", K_STRINGS, CFG(in_bindings), CFG(in_bindings_len), "[\"#\"]", 0, 0,
+     false, "routing keys binding the input queue to the input exchange"},
+    {"amqp.input.queue_type", K_STRING, CFG(in_queue_type), 0, "\"classic\"", 0, 0, false,
+     "classic or quorum (quorum for high availability)"},
+    {"amqp.input.dead_letter_exchange", K_STRING, CFG(in_dead_letter_exchange), 0,
+     "\"jobbridge.dead-letter\"", 0, 0, false,
+     "durable topic exchange that receives rejected events with an x-jobbridge-error header"},
+    {"amqp.output.exchange", K_STRING, CFG(out_exchange), 0, "\"jobbridge.jobs\"", 0, 0, false,
+     "durable topic exchange job events (job.<status>.<job_type>) are published to"},
+    {"amqp.output.exchange_type", K_STRING, CFG(out_exchange_type), 0, "\"topic\"", 0, 0, false,
+     "type of the output exchange"},
+    {"database.url", K_STRING, CFG(db_url), 0,
+     "\"postgresql://jobbridge@127.0.0.1:5432/jobbridge\"", 0, 0, false,
+     "libpq connection URL; JOBBRIDGE_DATABASE_URL overrides it"},
+    {"database.schema", K_STRING, CFG(db_schema), 0, "\"jobbridge\"", 0, 0, false,
+     "PostgreSQL schema holding jobbridge's tables"},
+    {"ingest.batch_max", K_INT, CFG(ingest_batch_max), 0, "200", 1, 10000, false,
+     "deliveries gathered into one database transaction at most"},
+    {"ingest.batch_wait_ms", K_INT, CFG(ingest_batch_wait_ms), 0, "20", 0, 60000, false,
+     "longest wait for a batch to fill before it is committed anyway"},
+    {"ingest.consumers", K_INT, CFG(ingest_consumers), 0, "1", 1, 64, false,
+     "AMQP consumers (each its own connection, thread and database connection)"},
+    {"ingest.max_body_bytes", K_INT, CFG(ingest_max_body_bytes), 0, "1048576", 1, 134217728, false,
+     "larger event bodies are dead-lettered"},
+    {"ingest.require_event_id", K_BOOL, CFG(ingest_require_event_id), 0, "false", 0, 0, false,
+     "dead-letter events that carry no id (otherwise they are accepted without deduplication)"},
+    {"workers.threads", K_INT, CFG(workers_threads), 0, "0", 0, 256, false,
+     "worker threads (0: one per core)"},
+    {"workers.queues", K_STRINGS, CFG(workers_queues), CFG(workers_queues_len), "[]", 0, 0, false,
+     "queues the workers serve (empty: all)"},
+    {"workers.lease_s", K_INT, CFG(workers_lease_s), 0, "30", 1, 86400, false,
+     "lease of a running job, renewed while its handler runs"},
+    {"workers.poll_ms", K_INT, CFG(workers_poll_ms), 0, "1000", 10, 600000, false,
+     "how often idle workers look for due jobs when no notification wakes them"},
+    {"workers.shutdown_grace_s", K_NUMBER, CFG(workers_shutdown_grace_s), 0, "30", 0, 86400,
+     false, "on SIGTERM, how long running handlers may finish before they are stopped"},
+    {"retry.base_s", K_NUMBER, CFG(retry_base_s), 0, "1", 0, 86400, false,
+     "first retry delay; each further retry doubles it"},
+    {"retry.max_s", K_NUMBER, CFG(retry_max_s), 0, "300", 0, 604800, false,
+     "cap on the retry delay"},
+    {"retry.jitter", K_NUMBER, CFG(retry_jitter), 0, "0.2", 0, 1, false,
+     "random fraction added to or taken from each retry delay"},
+    {"mappings", K_MAPPINGS, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
+     "the mapping table: event type pattern -> job (reloaded on SIGHUP)"},
+    {"job_types", K_JOB_TYPES, CFG(job_types), CFG(job_types_len), "{}", 0, 0, false,
+     "registered job types and their handlers"},
+};
+
+static const key_decl mapping_keys[] = {
+    {"event_type", K_STRING, MAP(event_type), 0, NULL, 0, 0, true,
+     "event type pattern (AMQP topic rules: `*` one word, `#` zero or more)"},
+    {"job_type", K_STRING, MAP(job_type), 0, NULL, 0, 0, true,
+     "job type to create; must be registered in job_types"},
+    {"queue", K_STRING, MAP(queue), 0, "\"default\"", 0, 0, true, "queue of the new job"},
+    {"priority", K_INT, MAP(priority), 0, "0", -1000000, 1000000, true,
+     "priority of the new job (higher runs first)"},
+    {"max_retries", K_INT, MAP(max_retries), 0, "-1", -1, 1000, true,
+     "retries of the new job (-1: the job type's)"},
+    {"delay_s", K_NUMBER, MAP(delay_s), 0, "0", 0, 31536000, true,
+     "run the job this many seconds after the event arrived"},
+    {"payload", K_STRING, MAP(payload), 0, "null", 0, 0, true,
+     "JSON pointer into the event body selecting the job payload (default: payload/data)"},
+    {"metadata", K_OBJECT, MAP(metadata), 0, "null", 0, 0, true,
+     "static metadata merged into each job's metadata"},
+};
+
+static const key_decl job_type_keys[] = {
+    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop or exec"},
+    {"command", K_STRINGS, JT(command), JT(command_len), "[]", 0, 0, false,
+     "exec: argv of the program to run (no shell)"},
+    {"timeout_s", K_NUMBER, JT(timeout_s), 0, "300", 0.001, 604800, false,
+     "exec: a run longer than this is killed and retried"},
+    {"max_retries", K_INT, JT(max_retries), 0, "3", 0, 1000, false,
+     "default retries of jobs of this type"},
+};
+
+#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+
+typedef struct table {
+  const key_decl *keys;
+  size_t n;
+  const char *shown; /* how the table's root is named in docs: "", "mappings[]", "job_types.*" */
+} table;
+
+static const table ROOT = {root_keys, NKEYS(root_keys), ""};
+static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[]."};
+static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*."};
+
+/* Parsing context: the file name for messages. */
+typedef struct ctx {
+  const char *name;
+  jb_error *e;
+} ctx;
+
+static char **strv_free(char **v) {
+  if (v != NULL)
+    for (char **p = v; *p != NULL; p++) free(*p);
+  free(v);
+  return NULL;
+}
+
+static void free_value(const key_decl *k, void *target) {
+  char *base = target;
+  switch (k->type) {
+    case K_STRING: {
+      char **s = (char **)(base + k->off);
+      free(*s);
+      *s = NULL;
+      break;
+    }
+    case K_STRINGS:
+      *(char ***)(base + k->off) = strv_free(*(char ***)(base + k->off));
+      *(size_t *)(base + k->len_off) = 0;
+      break;
+    case K_OBJECT: {
+      json_t **o = (json_t **)(base + k->off);
+      json_decref(*o);
+      *o = NULL;
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+static void free_table(const table *t, void *target);
+
+static void free_mappings(jb_config *cfg) {
+  for (size_t i = 0; i < cfg->mappings_len; i++) free_table(&MAPPING, &cfg->mappings[i]);
+  free(cfg->mappings);
+  cfg->mappings = NULL;
+  cfg->mappings_len = 0;
+}
+
+static void free_job_types(jb_config *cfg) {
+  for (size_t i = 0; i < cfg->job_types_len; i++) {
+    free(cfg->job_types[i].name);
+    free_table(&JOB_TYPE, &cfg->job_types[i]);
+  }
+  free(cfg->job_types);
+  cfg->job_types = NULL;
+  cfg->job_types_len = 0;
+}
+
+static void free_table(const table *t, void *target) {
+  for (size_t i = 0; i < t->n; i++) free_value(&t->keys[i], target);
+}
+
+static const char *type_word(key_type t) {
+  switch (t) {
+    case K_STRING:
+      return "a string";
+    case K_INT:
+      return "an integer";
+    case K_NUMBER:
+      return "a number";
+    case K_BOOL:
+      return "true or false";
+    case K_STRINGS:
+      return "an array of strings";
+    case K_OBJECT:
+      return "a JSON object";
+    case K_MAPPINGS:
+      return "an array of mapping objects";
+    case K_JOB_TYPES:
+      return "an object of job types";
+  }
+  return "?";
+}
+
+static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown, void *target);
+
+static jb_err set_mappings(ctx *c, json_t *v, jb_config *cfg) {
+  free_mappings(cfg);
+  size_t n = json_array_size(v);
+  cfg->mappings = calloc(n ? n : 1, sizeof *cfg->mappings);
+  if (cfg->mappings == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < n; i++) {
+    char shown[64];
+    snprintf(shown, sizeof shown, "mappings[%zu]", i);
+    json_t *item = json_array_get(v, i);
+    if (!json_is_object(item))
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected a mapping object", c->name, shown);
+    cfg->mappings_len = i + 1;
+    jb_err rc = apply_table(c, &MAPPING, item, shown, &cfg->mappings[i]);
+    if (rc != JB_OK) return rc;
+  }
+  return JB_OK;
+}
+
+static jb_err set_job_types(ctx *c, json_t *v, jb_config *cfg) {
+  free_job_types(cfg);
+  size_t n = json_object_size(v);
+  cfg->job_types = calloc(n ? n : 1, sizeof *cfg->job_types);
+  if (cfg->job_types == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  const char *name;
+  json_t *item;
+  size_t i = 0;
+  json_object_foreach(v, name, item) {
+    char shown[256];
+    snprintf(shown, sizeof shown, "job_types.%s", name);
+    if (!json_is_object(item))
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected a job type object", c->name, shown);
+    if (*name == '\0')
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types: a job type name is empty", c->name);
+    cfg->job_types_len = i + 1;
+    cfg->job_types[i].name = strdup(name);
+    if (cfg->job_types[i].name == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+    jb_err rc = apply_table(c, &JOB_TYPE, item, shown, &cfg->job_types[i]);
+    if (rc != JB_OK) return rc;
+    i++;
+  }
+  return JB_OK;
+}
+
+/* Stores v (already JSON) for key k into target; `shown` is the user-visible key path. */
+static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown, void *target) {
+  char *base = target;
+  char got[64];
+  char *dump = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+  snprintf(got, sizeof got, "%s", dump ? dump : "?");
+  free(dump);
+  switch (k->type) {
+    case K_STRING:
+      if (!json_is_string(v) && !(json_is_null(v) && k->def && strcmp(k->def, "null") == 0))
+        goto wrong_type;
+      /* Only keys whose default is null may be empty (an empty pointer selects the body). */
+      if (json_is_string(v) && json_string_length(v) == 0 &&
+          !(k->def != NULL && strcmp(k->def, "null") == 0))
+        return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: must not be empty", c->name, shown);
+      free_value(k, target);
+      if (json_is_string(v)) {
+        char *s = strdup(json_string_value(v));
+        if (s == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+        *(char **)(base + k->off) = s;
+      }
+      return JB_OK;
+    case K_INT:
+    case K_NUMBER: {
+      if (k->type == K_INT ? !json_is_integer(v) : !json_is_number(v)) goto wrong_type;
+      double d = json_number_value(v);
+      if (d < k->min || d > k->max)
+        return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: %s is out of range (%g to %g)", c->name,
+                       shown, got, k->min, k->max);
+      if (k->type == K_INT)
+        *(int *)(base + k->off) = (int)json_integer_value(v);
+      else
+        *(double *)(base + k->off) = d;
+      return JB_OK;
+    }
+    case K_BOOL:
+      if (!json_is_boolean(v)) goto wrong_type;
+      *(bool *)(base + k->off) = json_is_true(v);
+      return JB_OK;
+    case K_STRINGS: {
+      if (!json_is_array(v)) goto wrong_type;
+      size_t n = json_array_size(v);
+      for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_array_get(v, i)))
+          return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s[%zu]: expected a string", c->name, shown,
+                         i);
+      char **strv = calloc(n + 1, sizeof *strv);
+      if (strv == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+      for (size_t i = 0; i < n; i++) {
+        strv[i] = strdup(json_string_value(json_array_get(v, i)));
+        if (strv[i] == NULL) {
+          strv_free(strv);
+          return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+        }
+      }
+      free_value(k, target);
+      *(char ***)(base + k->off) = strv;
+      *(size_t *)(base + k->len_off) = n;
+      return JB_OK;
+    }
+    case K_OBJECT:
+      if (!json_is_object(v) && !json_is_null(v)) goto wrong_type;
+      free_value(k, target);
+      *(json_t **)(base + k->off) = json_is_null(v) ? NULL : json_incref(v);
+      return JB_OK;
+    case K_MAPPINGS:
+      if (!json_is_array(v)) goto wrong_type;
+      return set_mappings(c, v, target);
+    case K_JOB_TYPES:
+      if (!json_is_object(v)) goto wrong_type;
+      return set_job_types(c, v, target);
+  }
+wrong_type:
+  return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected %s, got %s", c->name, shown,
+                 type_word(k->type), got);
+}
+
+static jb_err apply_defaults(ctx *c, const table *t, void *target) {
+  for (size_t i = 0; i < t->n; i++) {
+    const key_decl *k = &t->keys[i];
+    if (k->def == NULL) continue;
+    json_t *v = json_loads(k->def, JSON_DECODE_ANY, NULL);
+    if (v == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "bad default for %s", k->path);
+    jb_err rc = set_value(c, k, v, k->path, target);
+    json_decref(v);
+    if (rc != JB_OK) return rc;
+  }
+  return JB_OK;
+}
+
+/* Is `prefix` (ending in '.') the start of some declared key path, i.e. a section? */
+static bool is_section(const table *t, const char *prefix) {
+  size_t len = strlen(prefix);
+  for (size_t i = 0; i < t->n; i++)
+    if (strncmp(t->keys[i].path, prefix, len) == 0) return true;
+  return false;
+}
+
+/* Applies every member of obj (a section at declared path `rel`, shown as `shown`). */
+static jb_err apply_members(ctx *c, const table *t, json_t *obj, const char *rel,
+                            const char *shown, void *target, bool *seen) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) {
+    char path[256], show[320];
+    snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "." : "", key);
+    snprintf(show, sizeof show, "%s%s%s", shown, *shown ? "." : "", key);
+    const key_decl *k = NULL;
+    for (size_t i = 0; i < t->n && k == NULL; i++)
+      if (strcmp(t->keys[i].path, path) == 0) k = &t->keys[i];
+    if (k != NULL) {
+      seen[k - t->keys] = true;
+      jb_err rc = set_value(c, k, v, show, target);
+      if (rc != JB_OK) return rc;
+      continue;
+    }
+    char sect[260];
+    snprintf(sect, sizeof sect, "%s.", path);
+    if (!is_section(t, sect))
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: unknown key", c->name, show);
+    if (!json_is_object(v))
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected an object", c->name, show);
+    jb_err rc = apply_members(c, t, v, path, show, target, seen);
+    if (rc != JB_OK) return rc;
+  }
+  return JB_OK;
+}
+
+static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown, void *target) {
+  bool seen[64] = {false};
+  jb_err rc = apply_defaults(c, t, target);
+  if (rc == JB_OK) rc = apply_members(c, t, obj, "", shown, target, seen);
+  for (size_t i = 0; rc == JB_OK && i < t->n; i++)
+    if (t->keys[i].def == NULL && !seen[i])
+      rc = jb_fail(c->e, JB_ERR_CONFIG, "%s: %s%s%s: required key is missing", c->name, shown,
+                   *shown ? "." : "", t->keys[i].path);
+  return rc;
+}
+
+static bool one_of(const char *s, const char *const *set) {
+  for (; *set != NULL; set++)
+    if (strcmp(s, *set) == 0) return true;
+  return false;
+}
+
+static bool valid_pattern(const char *p) {
+  /* Dot-separated non-empty words; `*` and `#` only as whole words. */
+  const char *w = p;
+  for (;;) {
+    size_t len = strcspn(w, ".");
+    if (len == 0) return false;
+    if (memchr(w, '*', len) && len != 1) return false;
+    if (memchr(w, '#', len) && len != 1) return false;
+    if (w[len] == '\0') return true;
+    w += len + 1;
+  }
+}
+
+static bool valid_identifier(const char *s) {
+  if (!(islower((unsigned char)*s) || *s == '_')) return false;
+  for (; *s; s++)
+    if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_')) return false;
+  return true;
+}
+
+/* Checks that span several keys. */
+static jb_err cross_check(ctx *c, jb_config *cfg) {
+  static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
+  static const char *const qtypes[] = {"classic", "quorum", NULL};
+  static const char *const handlers[] = {"noop", "exec", NULL};
+  if (!one_of(cfg->in_exchange_type, xtypes))
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
+                   c->name, cfg->in_exchange_type);
+  if (!one_of(cfg->out_exchange_type, xtypes))
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: amqp.output.exchange_type: \"%s\" is not topic, direct, fanout or headers",
+                   c->name, cfg->out_exchange_type);
+  if (!one_of(cfg->in_queue_type, qtypes))
+    return jb_fail(c->e, JB_ERR_CONFIG, "%s: amqp.input.queue_type: \"%s\" is not classic or quorum",
+                   c->name, cfg->in_queue_type);
+  if (!valid_identifier(cfg->db_schema))
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: database.schema: \"%s\" must be a lower-case SQL identifier "
+                   "([a-z_][a-z0-9_]*)",
+                   c->name, cfg->db_schema);
+  if (cfg->retry_max_s < cfg->retry_base_s)
+    return jb_fail(c->e, JB_ERR_CONFIG, "%s: retry.max_s: %g is below retry.base_s (%g)", c->name,
+                   cfg->retry_max_s, cfg->retry_base_s);
+  for (size_t i = 0; i < cfg->job_types_len; i++) {
+    const jb_job_type_cfg *jt = &cfg->job_types[i];
+    if (!one_of(jt->handler, handlers))
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.handler: \"%s\" is not noop or exec",
+                     c->name, jt->name, jt->handler);
+    if (strcmp(jt->handler, "exec") == 0 && jt->command_len == 0)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.command: the exec handler needs a command (argv array)",
+                     c->name, jt->name);
+  }
+  for (size_t i = 0; i < cfg->mappings_len; i++) {
+    const jb_mapping *m = &cfg->mappings[i];
+    if (!valid_pattern(m->event_type))
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: mappings[%zu].event_type: \"%s\" is not a valid pattern (dot-separated "
+                     "words; `*` and `#` only as whole words)",
+                     c->name, i, m->event_type);
+    if (jb_config_job_type(cfg, m->job_type) == NULL)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: mappings[%zu].job_type: job type \"%s\" is not registered in job_types",
+                     c->name, i, m->job_type);
+    if (m->payload != NULL && m->payload[0] != '\0' && m->payload[0] != '/')
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
+                     c->name, i, m->payload);
+  }
+  return JB_OK;
+}
+
+static jb_err env_override(ctx *c, char **field, const char *var) {
+  const char *v = getenv(var);
+  if (v == NULL || *v == '\0') return JB_OK;
+  char *s = strdup(v);
+  if (s == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  free(*field);
+  *field = s;
+  return JB_OK;
+}
+
+static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
+  if (!json_is_object(root))
+    return jb_fail(c->e, JB_ERR_CONFIG, "%s: the top level must be a JSON object", c->name);
+  jb_config *cfg = calloc(1, sizeof *cfg);
+  if (cfg == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  jb_err rc = apply_table(c, &ROOT, root, "", cfg);
+  if (rc == JB_OK) rc = env_override(c, &cfg->amqp_url, "JOBBRIDGE_AMQP_URL");
+  if (rc == JB_OK) rc = env_override(c, &cfg->db_url, "JOBBRIDGE_DATABASE_URL");
+  if (rc == JB_OK) rc = cross_check(c, cfg);
+  if (rc != JB_OK) {
+    jb_config_free(cfg);
+    return rc;
+  }
+  *out = cfg;
+  return JB_OK;
+}
+
+jb_err jb_config_parse(const char *text, const char *name, jb_config **out, jb_error *e) {
+  ctx c = {name, e};
+  json_error_t jerr;
+  json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+  if (root == NULL)
+    return jb_fail(e, JB_ERR_CONFIG, "%s: line %d, column %d: %s", name, jerr.line, jerr.column,
+                   jerr.text);
+  jb_err rc = load_root(&c, root, out);
+  json_decref(root);
+  return rc;
+}
+
+jb_err jb_config_load(const char *path, jb_config **out, jb_error *e) {
+  ctx c = {path, e};
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return jb_fail(e, JB_ERR_IO, "%s: cannot open config file: %m", path);
+  json_error_t jerr;
+  json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+  fclose(f);
+  if (root == NULL)
+    return jb_fail(e, JB_ERR_CONFIG, "%s: line %d, column %d: %s", path, jerr.line, jerr.column,
+                   jerr.text);
+  jb_err rc = load_root(&c, root, out);
+  json_decref(root);
+  return rc;
+}
+
+void jb_config_free(jb_config *cfg) {
+  if (cfg == NULL) return;
+  free_mappings(cfg);
+  free_job_types(cfg);
+  free_table(&ROOT, cfg);
+  free(cfg);
+}
+
+const jb_job_type_cfg *jb_config_job_type(const jb_config *cfg, const char *name) {
+  for (size_t i = 0; name != NULL && i < cfg->job_types_len; i++)
+    if (strcmp(cfg->job_types[i].name, name) == 0) return &cfg->job_types[i];
+  return NULL;
+}
+
+/* Puts value v at dotted path in obj, creating sections. Steals v. */
+static void put_path(json_t *obj, const char *path, json_t *v) {
+  const char *dot;
+  while ((dot = strchr(path, '.')) != NULL) {
+    char sect[128];
+    snprintf(sect, sizeof sect, "%.*s", (int)(dot - path), path);
+    json_t *child = json_object_get(obj, sect);
+    if (child == NULL) {
+      child = json_object();
+      json_object_set_new(obj, sect, child);
+    }
+    obj = child;
+    path = dot + 1;
+  }
+  json_object_set_new(obj, path, v);
+}
+
+static json_t *table_to_json(const table *t, const void *target);
+
+static json_t *value_to_json(const key_decl *k, const void *target) {
+  const char *base = target;
+  switch (k->type) {
+    case K_STRING: {
+      const char *s = *(char *const *)(base + k->off);
+      return s ? json_string(s) : json_null();
+    }
+    case K_INT:
+      return json_integer(*(const int *)(base + k->off));
+    case K_NUMBER:
+      return json_real(*(const double *)(base + k->off));
+    case K_BOOL:
+      return json_boolean(*(const bool *)(base + k->off));
+    case K_STRINGS: {
+      json_t *a = json_array();
+      char *const *v = *(char **const *)(base + k->off);
+      for (; v && *v; v++) json_array_append_new(a, json_string(*v));
+      return a;
+    }
+    case K_OBJECT: {
+      json_t *o = *(json_t *const *)(base + k->off);
+      return o ? json_deep_copy(o) : json_null();
+    }
+    case K_MAPPINGS: {
+      const jb_config *cfg = target;
+      json_t *a = json_array();
+      for (size_t i = 0; i < cfg->mappings_len; i++)
+        json_array_append_new(a, table_to_json(&MAPPING, &cfg->mappings[i]));
+      return a;
+    }
+    case K_JOB_TYPES: {
+      const jb_config *cfg = target;
+      json_t *o = json_object();
+      for (size_t i = 0; i < cfg->job_types_len; i++)
+        json_object_set_new(o, cfg->job_types[i].name,
+                            table_to_json(&JOB_TYPE, &cfg->job_types[i]));
+      return o;
+    }
+  }
+  return json_null();
+}
+
+static json_t *table_to_json(const table *t, const void *target) {
+  json_t *o = json_object();
+  for (size_t i = 0; i < t->n; i++) put_path(o, t->keys[i].path, value_to_json(&t->keys[i], target));
+  return o;
+}
+
+json_t *jb_config_to_json(const jb_config *cfg) {
+  json_t *o = table_to_json(&ROOT, cfg);
+  char buf[1024];
+  json_object_set_new(json_object_get(o, "amqp"), "url",
+                      json_string(jb_redact_url(cfg->amqp_url, buf, sizeof buf)));
+  json_object_set_new(json_object_get(o, "database"), "url",
+                      json_string(jb_redact_url(cfg->db_url, buf, sizeof buf)));
+  return o;
+}
+
+size_t jb_config_keys(jb_config_key_info *out, size_t max) {
+  static char names[NKEYS(mapping_keys) + NKEYS(job_type_keys)][64];
+  const table *tables[] = {&ROOT, &MAPPING, &JOB_TYPE};
+  size_t n = 0, extra = 0;
+  for (size_t t = 0; t < 3; t++) {
+    for (size_t i = 0; i < tables[t]->n; i++, n++) {
+      if (n >= max) continue;
+      const key_decl *k = &tables[t]->keys[i];
+      const char *path = k->path;
+      if (t > 0) {
+        snprintf(names[extra], sizeof names[extra], "%s%s", tables[t]->shown, k->path);
+        path = names[extra++];
+      }
+      out[n] = (jb_config_key_info){path, k->doc, k->reloadable};
+    }
+  }
+  return n;
+}

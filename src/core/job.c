@@ -1,0 +1,242 @@
+/* The Job model: status names, the state machine, timestamps, JSON views of jobs and stats. */
+#include "jobbridge/job.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static const char *const status_names[JB_STATUS_COUNT] = {
+    [JB_STATUS_PENDING] = "PENDING",     [JB_STATUS_SCHEDULED] = "SCHEDULED",
+    [JB_STATUS_RUNNING] = "RUNNING",     [JB_STATUS_COMPLETED] = "COMPLETED",
+    [JB_STATUS_FAILED] = "FAILED",       [JB_STATUS_RETRYING] = "RETRYING",
+    [JB_STATUS_DEAD_LETTER] = "DEAD_LETTER",
+};
+
+const char *jb_status_name(jb_job_status s) {
+  if ((unsigned)s >= JB_STATUS_COUNT) return "UNKNOWN";
+  return status_names[s];
+}
+
+jb_err jb_status_parse(const char *name, jb_job_status *out) {
+  if (name == NULL) return JB_ERR_INVALID;
+  for (int i = 0; i < JB_STATUS_COUNT; i++) {
+    if (strcasecmp(name, status_names[i]) == 0) {
+      *out = (jb_job_status)i;
+      return JB_OK;
+    }
+  }
+  return JB_ERR_INVALID;
+}
+
+bool jb_status_is_waiting(jb_job_status s) {
+  return s == JB_STATUS_PENDING || s == JB_STATUS_SCHEDULED || s == JB_STATUS_RETRYING;
+}
+
+bool jb_status_is_final(jb_job_status s) {
+  return s == JB_STATUS_COMPLETED || s == JB_STATUS_FAILED || s == JB_STATUS_DEAD_LETTER;
+}
+
+jb_err jb_status_transition(jb_job_status from, jb_job_status to, jb_error *e) {
+  bool ok = false;
+  if ((unsigned)from < JB_STATUS_COUNT && (unsigned)to < JB_STATUS_COUNT) {
+    switch (from) {
+      case JB_STATUS_PENDING:
+      case JB_STATUS_SCHEDULED:
+      case JB_STATUS_RETRYING:
+        ok = to == JB_STATUS_RUNNING || to == JB_STATUS_FAILED;
+        break;
+      case JB_STATUS_RUNNING:
+        ok = to == JB_STATUS_COMPLETED || to == JB_STATUS_FAILED || to == JB_STATUS_RETRYING ||
+             to == JB_STATUS_DEAD_LETTER;
+        break;
+      case JB_STATUS_FAILED:
+      case JB_STATUS_DEAD_LETTER:
+        ok = to == JB_STATUS_PENDING;
+        break;
+      case JB_STATUS_COMPLETED:
+      case JB_STATUS_COUNT:
+        ok = false;
+        break;
+    }
+  }
+  if (ok) return JB_OK;
+  return jb_fail(e, JB_ERR_STATE, "illegal job status transition %s -> %s", jb_status_name(from),
+                 jb_status_name(to));
+}
+
+jb_time jb_time_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (jb_time)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+char *jb_time_format(jb_time t, char *buf, size_t len) {
+  time_t secs = (time_t)(t / 1000000);
+  long usec = (long)(t % 1000000);
+  if (usec < 0) {
+    usec += 1000000;
+    secs -= 1;
+  }
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char date[24];
+  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf, len, "%s.%06ldZ", date, usec);
+  return buf;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
+ * days_from_civil), so parsing does not depend on the process's time zone. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = (unsigned)(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+static bool parse_digits(const char **p, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)(*p)[i])) return false;
+    v = v * 10 + ((*p)[i] - '0');
+  }
+  *p += n;
+  *out = v;
+  return true;
+}
+
+jb_err jb_time_parse(const char *s, jb_time *out) {
+  if (s == NULL || *s == '\0') return JB_ERR_INVALID;
+  const char *p = s;
+  /* A whole number of seconds since the epoch. */
+  char *end;
+  long long secs = strtoll(s, &end, 10);
+  if (*end == '\0' && isdigit((unsigned char)s[0])) {
+    *out = (jb_time)secs * 1000000;
+    return JB_OK;
+  }
+  int y, mo, d, h, mi, sec;
+  if (!parse_digits(&p, 4, &y) || *p++ != '-' || !parse_digits(&p, 2, &mo) || *p++ != '-' ||
+      !parse_digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+    return JB_ERR_INVALID;
+  p++;
+  if (!parse_digits(&p, 2, &h) || *p++ != ':' || !parse_digits(&p, 2, &mi) || *p++ != ':' ||
+      !parse_digits(&p, 2, &sec))
+    return JB_ERR_INVALID;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+    return JB_ERR_INVALID;
+  long usec = 0;
+  if (*p == '.') {
+    p++;
+    int digits = 0;
+    while (isdigit((unsigned char)*p)) {
+      if (digits < 6) usec = usec * 10 + (*p - '0');
+      digits++;
+      p++;
+    }
+    if (digits == 0) return JB_ERR_INVALID;
+    for (; digits < 6; digits++) usec *= 10;
+  }
+  long offset = 0;
+  if (*p == 'Z' || *p == 'z') {
+    p++;
+  } else if (*p == '+' || *p == '-') {
+    int sign = *p++ == '-' ? -1 : 1, oh, om;
+    if (!parse_digits(&p, 2, &oh) || *p++ != ':' || !parse_digits(&p, 2, &om))
+      return JB_ERR_INVALID;
+    offset = sign * (oh * 3600L + om * 60L);
+  } else {
+    return JB_ERR_INVALID; /* a time without a zone is ambiguous: refuse it */
+  }
+  if (*p != '\0') return JB_ERR_INVALID;
+  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+  int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+  *out = t * 1000000 + usec;
+  return JB_OK;
+}
+
+void jb_job_clear(jb_job *job) {
+  if (job == NULL) return;
+  free(job->queue_name);
+  free(job->job_type);
+  free(job->error_message);
+  free(job->dedupe_key);
+  free(job->locked_by);
+  json_decref(job->payload);
+  json_decref(job->metadata);
+  json_decref(job->result);
+  memset(job, 0, sizeof *job);
+}
+
+void jb_jobs_free(jb_job *jobs, size_t n) {
+  if (jobs == NULL) return;
+  for (size_t i = 0; i < n; i++) jb_job_clear(&jobs[i]);
+  free(jobs);
+}
+
+static json_t *time_or_null(jb_time t) {
+  if (t == 0) return json_null();
+  char buf[40];
+  return json_string(jb_time_format(t, buf, sizeof buf));
+}
+
+static json_t *string_or_null(const char *s) {
+  return s != NULL && *s != '\0' ? json_string(s) : json_null();
+}
+
+static json_t *copy_or(json_t *v, json_t *fallback) {
+  return v != NULL ? json_incref(v) : fallback;
+}
+
+json_t *jb_job_to_json(const jb_job *job) {
+  json_t *o = json_object();
+  if (o == NULL) return NULL;
+  int rc = 0;
+  rc |= json_object_set_new(o, "id", json_string(job->id));
+  rc |= json_object_set_new(o, "queue_name", string_or_null(job->queue_name));
+  rc |= json_object_set_new(o, "job_type", string_or_null(job->job_type));
+  rc |= json_object_set_new(o, "payload", copy_or(job->payload, json_object()));
+  rc |= json_object_set_new(o, "priority", json_integer(job->priority));
+  rc |= json_object_set_new(o, "max_retries", json_integer(job->max_retries));
+  rc |= json_object_set_new(o, "retry_count", json_integer(job->retry_count));
+  rc |= json_object_set_new(o, "scheduled_at", time_or_null(job->scheduled_at));
+  rc |= json_object_set_new(o, "started_at", time_or_null(job->started_at));
+  rc |= json_object_set_new(o, "completed_at", time_or_null(job->completed_at));
+  rc |= json_object_set_new(o, "failed_at", time_or_null(job->failed_at));
+  rc |= json_object_set_new(o, "created_at", time_or_null(job->created_at));
+  rc |= json_object_set_new(o, "updated_at", time_or_null(job->updated_at));
+  rc |= json_object_set_new(o, "status", json_string(jb_status_name(job->status)));
+  rc |= json_object_set_new(o, "error_message", string_or_null(job->error_message));
+  rc |= json_object_set_new(o, "created_by", string_or_null(job->created_by));
+  rc |= json_object_set_new(o, "metadata", copy_or(job->metadata, json_object()));
+  rc |= json_object_set_new(o, "result", copy_or(job->result, json_null()));
+  rc |= json_object_set_new(o, "progress", json_integer(job->progress));
+  rc |= json_object_set_new(o, "dedupe_key", string_or_null(job->dedupe_key));
+  rc |= json_object_set_new(o, "locked_by", string_or_null(job->locked_by));
+  rc |= json_object_set_new(o, "locked_until", time_or_null(job->locked_until));
+  if (rc != 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+void jb_job_result_clear(jb_job_result *r) {
+  if (r == NULL) return;
+  json_decref(r->result_data);
+  free(r->error_message);
+  memset(r, 0, sizeof *r);
+}
+
+json_t *jb_queue_stats_to_json(const jb_queue_stats *s) {
+  return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "queue_name", s->queue_name,
+                   "pending", (json_int_t)s->pending, "scheduled", (json_int_t)s->scheduled,
+                   "retrying", (json_int_t)s->retrying, "running", (json_int_t)s->running,
+                   "completed", (json_int_t)s->completed, "failed", (json_int_t)s->failed,
+                   "dead_letter", (json_int_t)s->dead_letter, "total", (json_int_t)s->total);
+}

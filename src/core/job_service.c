@@ -1,0 +1,153 @@
+/* JobService: validation of job requests, id generation, and the JobCreator port. */
+#include "jobbridge/job_service.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#define JB_MAX_QUEUE_NAME 127
+#define JB_MAX_DEDUPE_KEY 1024
+
+void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_config *cfg) {
+  svc->queue = queue;
+  svc->cfg = cfg;
+}
+
+bool jb_is_uuid(const char *s) {
+  if (s == NULL || strlen(s) != 36) return false;
+  for (int i = 0; i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i] != '-') return false;
+    } else if (!isxdigit((unsigned char)s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+static const char *json_kind(const json_t *v) {
+  switch (json_typeof(v)) {
+    case JSON_OBJECT:
+      return "an object";
+    case JSON_ARRAY:
+      return "an array";
+    case JSON_STRING:
+      return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+      return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+      return "a boolean";
+    case JSON_NULL:
+      return "null";
+  }
+  return "?";
+}
+
+jb_err jb_job_service_validate(const jb_job_service *svc, const jb_job_request *req, size_t index,
+                               size_t n, jb_error *e) {
+  char where[48] = "";
+  if (n > 1) snprintf(where, sizeof where, "request %zu: ", index);
+  if (req->job_type == NULL || req->job_type[0] == '\0')
+    return jb_fail(e, JB_ERR_INVALID, "%sjob type is missing", where);
+  if (jb_config_job_type(svc->cfg, req->job_type) == NULL)
+    return jb_fail(e, JB_ERR_UNREGISTERED,
+                   "%sjob type \"%s\" is not registered (add it to job_types in the config)",
+                   where, req->job_type);
+  if (req->payload == NULL || !json_is_object(req->payload))
+    return jb_fail(e, JB_ERR_INVALID, "%spayload must be a JSON object, got %s", where,
+                   req->payload ? json_kind(req->payload) : "nothing");
+  if (req->queue_name != NULL &&
+      (req->queue_name[0] == '\0' || strlen(req->queue_name) > JB_MAX_QUEUE_NAME))
+    return jb_fail(e, JB_ERR_INVALID, "%squeue name must be 1 to %d bytes", where,
+                   JB_MAX_QUEUE_NAME);
+  if (req->opts.created_by != NULL && !jb_is_uuid(req->opts.created_by))
+    return jb_fail(e, JB_ERR_INVALID, "%screated_by \"%s\" is not a UUID", where,
+                   req->opts.created_by);
+  if (req->opts.metadata != NULL && !json_is_object(req->opts.metadata))
+    return jb_fail(e, JB_ERR_INVALID, "%smetadata must be a JSON object, got %s", where,
+                   json_kind(req->opts.metadata));
+  if (req->opts.dedupe_key != NULL &&
+      (req->opts.dedupe_key[0] == '\0' || strlen(req->opts.dedupe_key) > JB_MAX_DEDUPE_KEY))
+    return jb_fail(e, JB_ERR_INVALID, "%sdedupe key must be 1 to %d bytes", where,
+                   JB_MAX_DEDUPE_KEY);
+  if (req->opts.max_retries > 1000)
+    return jb_fail(e, JB_ERR_INVALID, "%smax_retries %d is above 1000", where,
+                   req->opts.max_retries);
+  return JB_OK;
+}
+
+static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t n,
+                                  jb_create_outcome *out, jb_error *e) {
+  jb_job_service *svc = self;
+  if (n == 0) return JB_OK;
+  for (size_t i = 0; i < n; i++) {
+    jb_err rc = jb_job_service_validate(svc, &reqs[i], i, n, e);
+    if (rc != JB_OK) return rc;
+  }
+  jb_new_job *jobs = calloc(n, sizeof *jobs);
+  if (jobs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for %zu jobs", n);
+  for (size_t i = 0; i < n; i++) {
+    const jb_job_request *r = &reqs[i];
+    const jb_job_type_cfg *jt = jb_config_job_type(svc->cfg, r->job_type);
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, jobs[i].id);
+    jobs[i].job_type = r->job_type;
+    jobs[i].queue_name = r->queue_name ? r->queue_name : "default";
+    jobs[i].payload = r->payload;
+    jobs[i].priority = r->priority;
+    jobs[i].max_retries = r->opts.max_retries >= 0 ? r->opts.max_retries : jt->max_retries;
+    jobs[i].scheduled_at = r->opts.scheduled_at;
+    jobs[i].created_by = r->opts.created_by;
+    jobs[i].metadata = r->opts.metadata;
+    jobs[i].dedupe_key = r->opts.dedupe_key;
+  }
+  jb_err rc = svc->queue.ops->enqueue(svc->queue.self, jobs, n, out, e);
+  free(jobs);
+  return rc;
+}
+
+static const jb_job_creator_ops service_creator_ops = {.create_jobs = service_create_jobs};
+
+jb_job_creator jb_job_service_creator(jb_job_service *svc) {
+  return (jb_job_creator){&service_creator_ops, svc};
+}
+
+jb_err jb_create_job(const jb_job_creator *c, const jb_job_request *req, jb_create_outcome *out,
+                     jb_error *e) {
+  return c->ops->create_jobs(c->self, req, 1, out, e);
+}
+
+static jb_err check_id(const char *id, jb_error *e) {
+  if (jb_is_uuid(id)) return JB_OK;
+  return jb_fail(e, JB_ERR_INVALID, "\"%s\" is not a job id (expected a UUID)", id ? id : "");
+}
+
+jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
+  jb_err rc = check_id(id, e);
+  return rc != JB_OK ? rc : svc->queue.ops->get(svc->queue.self, id, out, e);
+}
+
+jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,
+                           jb_error *e) {
+  if (f->offset < 0 || f->limit < 0 || f->limit > 10000)
+    return jb_fail(e, JB_ERR_INVALID, "offset must be >= 0 and limit 0 to 10000");
+  return svc->queue.ops->list(svc->queue.self, f, out, n, e);
+}
+
+jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
+  jb_err rc = check_id(id, e);
+  return rc != JB_OK ? rc : svc->queue.ops->cancel(svc->queue.self, id, out, e);
+}
+
+jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
+  jb_err rc = check_id(id, e);
+  return rc != JB_OK ? rc : svc->queue.ops->retry(svc->queue.self, id, out, e);
+}
+
+jb_err jb_job_service_stats(jb_job_service *svc, jb_queue_stats **out, size_t *n, jb_error *e) {
+  return svc->queue.ops->stats(svc->queue.self, out, n, e);
+}

@@ -1,0 +1,40 @@
+/* Versioned schema migrations. Each runs once, in order, inside the migrate transaction with
+ * search_path set to the configured schema. Never edit a released migration: add one. */
+#include "postgres/migrations.h"
+
+const jb_migration jb_migrations[] = {
+    {1, "jobs table",
+     "CREATE TABLE jobs (\n"
+     "  id uuid PRIMARY KEY,\n"
+     "  queue_name text NOT NULL DEFAULT 'default',\n"
+     "  job_type text NOT NULL,\n"
+     "  payload jsonb NOT NULL CHECK (jsonb_typeof(payload) = 'object'),\n"
+     "  priority int NOT NULL DEFAULT 0,\n"
+     "  max_retries int NOT NULL DEFAULT 3 CHECK (max_retries >= 0),\n"
+     "  retry_count int NOT NULL DEFAULT 0 CHECK (retry_count >= 0),\n"
+     "  scheduled_at timestamptz NOT NULL DEFAULT now(),\n"
+     "  started_at timestamptz,\n"
+     "  completed_at timestamptz,\n"
+     "  failed_at timestamptz,\n"
+     "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+     "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+     "  status text NOT NULL CHECK (status IN ('PENDING','SCHEDULED','RUNNING','COMPLETED',\n"
+     "                                         'FAILED','RETRYING','DEAD_LETTER')),\n"
+     "  error_message text,\n"
+     "  created_by uuid,\n"
+     "  metadata jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metadata) = 'object'),\n"
+     "  result jsonb,\n"
+     "  progress int NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),\n"
+     "  dedupe_key text UNIQUE,\n"
+     "  locked_by text,\n"
+     "  locked_until timestamptz\n"
+     ");\n"
+     /* The hot index: only waiting jobs, in claim order. Finished jobs never touch it. */
+     "CREATE INDEX jobs_waiting_idx ON jobs (queue_name, priority DESC, scheduled_at, id)\n"
+     "  WHERE status IN ('PENDING','SCHEDULED','RETRYING');\n"
+     /* Leases to reap: running jobs only. */
+     "CREATE INDEX jobs_running_idx ON jobs (locked_until) WHERE status = 'RUNNING';\n"
+     "CREATE INDEX jobs_created_idx ON jobs (created_at DESC, id);\n"},
+};
+
+const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

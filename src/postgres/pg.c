@@ -1,0 +1,526 @@
+/* The PostgreSQL adapter: connection, prepared statements, migrations, and the JobQueue port. */
+#include "postgres/pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobbridge/log.h"
+#include "postgres/migrations.h"
+
+/* Every statement the adapter runs, prepared once per connection on first use. */
+typedef enum {
+  ST_ENQUEUE,
+  ST_DEDUPE_LOOKUP,
+  ST_GET,
+  ST_LIST,
+  ST_LOCK_STATUS,
+  ST_CANCEL,
+  ST_RETRY,
+  ST_STATS,
+  ST_COUNT
+} stmt_id;
+
+/* The columns of a job, in the order row_to_job reads them; timestamps as microseconds. */
+#define US(col) "(extract(epoch FROM " col ") * 1000000)::int8"
+#define JOB_COLUMNS                                                                             \
+  "id::text, queue_name, job_type, payload::text, priority, max_retries, retry_count, "         \
+  US("scheduled_at") ", " US("started_at") ", " US("completed_at") ", " US("failed_at") ", "     \
+  US("created_at") ", " US("updated_at") ", status, error_message, created_by::text, "          \
+  "metadata::text, result::text, progress, dedupe_key, locked_by, " US("locked_until")
+
+static const struct {
+  const char *name;
+  const char *sql;
+  int nparams;
+} stmts[ST_COUNT] = {
+    /* $1: a JSON array of jobs. One statement, so one transaction; duplicates of a dedupe key
+     * (already stored, or earlier in the same batch) are skipped and reported. The outer SELECT
+     * cannot see rows inserted by the CTE, hence the join on `ins` for in-batch duplicates. */
+    [ST_ENQUEUE] = {"jb_enqueue",
+                    "WITH input AS (\n"
+                    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord int, id uuid,\n"
+                    "    queue_name text, job_type text, payload jsonb, priority int,\n"
+                    "    max_retries int, scheduled_us int8, created_by uuid, metadata jsonb,\n"
+                    "    dedupe_key text)\n"
+                    "), ins AS (\n"
+                    "  INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
+                    "    scheduled_at, status, created_by, metadata, dedupe_key)\n"
+                    "  SELECT id, queue_name, job_type, payload, priority, max_retries, s,\n"
+                    "    CASE WHEN s > now() THEN 'SCHEDULED' ELSE 'PENDING' END, created_by,\n"
+                    "    coalesce(metadata, '{}'), dedupe_key\n"
+                    "  FROM (SELECT *, coalesce(to_timestamp(scheduled_us / 1e6), now()) AS s\n"
+                    "        FROM input ORDER BY ord) i\n"
+                    "  ON CONFLICT (dedupe_key) DO NOTHING\n"
+                    "  RETURNING id, dedupe_key\n"
+                    ")\n"
+                    "SELECT i.ord, coalesce(a.id, b.id, j.id)::text, a.id IS NOT NULL\n"
+                    "FROM input i\n"
+                    "LEFT JOIN ins a ON a.id = i.id\n"
+                    "LEFT JOIN ins b ON a.id IS NULL AND b.dedupe_key = i.dedupe_key\n"
+                    "LEFT JOIN jobs j ON a.id IS NULL AND b.id IS NULL\n"
+                    "  AND j.dedupe_key = i.dedupe_key\n"
+                    "ORDER BY i.ord",
+                    1},
+    [ST_DEDUPE_LOOKUP] = {"jb_dedupe_lookup", "SELECT id::text FROM jobs WHERE dedupe_key = $1",
+                          1},
+    [ST_GET] = {"jb_get", "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1::uuid", 1},
+    [ST_LIST] = {"jb_list",
+                 "SELECT " JOB_COLUMNS " FROM jobs\n"
+                 "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)\n"
+                 "  AND ($3::text IS NULL OR queue_name = $3)\n"
+                 "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
+                 5},
+    [ST_LOCK_STATUS] = {"jb_lock_status", "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE",
+                        1},
+    [ST_CANCEL] = {"jb_cancel",
+                   "UPDATE jobs SET status = 'FAILED', error_message = 'Job cancelled',\n"
+                   "  failed_at = now(), updated_at = now(), locked_by = NULL, locked_until = NULL\n"
+                   "WHERE id = $1::uuid RETURNING " JOB_COLUMNS,
+                   1},
+    [ST_RETRY] = {"jb_retry",
+                  "UPDATE jobs SET status = 'PENDING', retry_count = 0, scheduled_at = now(),\n"
+                  "  failed_at = NULL, completed_at = NULL, started_at = NULL, updated_at = now(),\n"
+                  "  locked_by = NULL, locked_until = NULL\n"
+                  "WHERE id = $1::uuid RETURNING " JOB_COLUMNS,
+                  1},
+    [ST_STATS] = {"jb_stats",
+                  "SELECT queue_name,\n"
+                  "  count(*) FILTER (WHERE status = 'PENDING'),\n"
+                  "  count(*) FILTER (WHERE status = 'SCHEDULED'),\n"
+                  "  count(*) FILTER (WHERE status = 'RETRYING'),\n"
+                  "  count(*) FILTER (WHERE status = 'RUNNING'),\n"
+                  "  count(*) FILTER (WHERE status = 'COMPLETED'),\n"
+                  "  count(*) FILTER (WHERE status = 'FAILED'),\n"
+                  "  count(*) FILTER (WHERE status = 'DEAD_LETTER'),\n"
+                  "  count(*)\n"
+                  "FROM jobs GROUP BY queue_name ORDER BY queue_name",
+                  0},
+};
+
+struct jb_pg {
+  PGconn *conn;
+  char *url;
+  char *schema;
+  bool prepared[ST_COUNT];
+};
+
+PGconn *jb_pg_conn(jb_pg *pg) { return pg->conn; }
+
+/* Maps a failed result (or a dead connection) to a jb_err with the server's message. */
+static jb_err result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e) {
+  if (PQstatus(pg->conn) == CONNECTION_BAD)
+    return jb_fail(e, JB_ERR_DB_CONN, "database connection lost during %s: %s", what,
+                   PQerrorMessage(pg->conn));
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  if (msg == NULL) msg = PQerrorMessage(pg->conn);
+  if (state != NULL && strncmp(state, "08", 2) == 0)
+    return jb_fail(e, JB_ERR_DB_CONN, "database connection lost during %s: %s", what, msg);
+  return jb_fail(e, JB_ERR_DB, "database error during %s: %s (SQLSTATE %s)", what, msg,
+                 state ? state : "?");
+}
+
+/* Runs a plain SQL command expecting no rows. */
+static jb_err exec_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) {
+  PGresult *res = PQexec(pg->conn, sql);
+  jb_err rc = JB_OK;
+  if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+    rc = result_error(pg, res, what, e);
+  PQclear(res);
+  return rc;
+}
+
+/* Per-session settings; run after every new session (connect, reset) and after migrate. */
+static jb_err session_setup(jb_pg *pg, jb_error *e) {
+  char *ident = PQescapeIdentifier(pg->conn, pg->schema, strlen(pg->schema));
+  if (ident == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot quote schema name");
+  char sql[512];
+  /* UTC so timestamps read back the same everywhere; the schema first in the search path;
+   * no NOTICE chatter ("already exists, skipping") on the CLI's stderr. */
+  snprintf(sql, sizeof sql, "SET search_path TO %s, public; SET TimeZone TO 'UTC'; "
+           "SET client_min_messages TO warning", ident);
+  PQfreemem(ident);
+  return exec_simple(pg, sql, "session setup", e);
+}
+
+jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error *e) {
+  jb_pg *pg = calloc(1, sizeof *pg);
+  if (pg == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  pg->url = strdup(url);
+  pg->schema = strdup(schema);
+  jb_err rc = JB_OK;
+  if (pg->url == NULL || pg->schema == NULL) {
+    rc = jb_fail(e, JB_ERR_NOMEM, "out of memory");
+    goto out;
+  }
+  pg->conn = PQconnectdb(url);
+  if (PQstatus(pg->conn) != CONNECTION_OK) {
+    char safe[512];
+    char *msg = PQerrorMessage(pg->conn);
+    size_t len = strcspn(msg, "\n");
+    rc = jb_fail(e, JB_ERR_DB_CONN, "cannot connect to PostgreSQL at %s: %.*s",
+                 jb_redact_url(url, safe, sizeof safe), (int)len, msg);
+    goto out;
+  }
+  rc = session_setup(pg, e);
+out:
+  if (rc != JB_OK) {
+    jb_pg_close(pg);
+    return rc;
+  }
+  *out = pg;
+  return JB_OK;
+}
+
+void jb_pg_close(jb_pg *pg) {
+  if (pg == NULL) return;
+  if (pg->conn) PQfinish(pg->conn);
+  free(pg->url);
+  free(pg->schema);
+  free(pg);
+}
+
+jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
+  if (PQstatus(pg->conn) == CONNECTION_OK) return JB_OK;
+  /* Prepared statements die with the old session: forget we had them. */
+  memset(pg->prepared, 0, sizeof pg->prepared);
+  PQreset(pg->conn);
+  if (PQstatus(pg->conn) != CONNECTION_OK) {
+    char safe[512];
+    char *msg = PQerrorMessage(pg->conn);
+    return jb_fail(e, JB_ERR_DB_CONN, "cannot reconnect to PostgreSQL at %s: %.*s",
+                   jb_redact_url(pg->url, safe, sizeof safe), (int)strcspn(msg, "\n"), msg);
+  }
+  return session_setup(pg, e);
+}
+
+/* Runs statement `id` with text parameters; *out gets the result on success (caller clears). */
+static jb_err run(jb_pg *pg, stmt_id id, const char *const *params, PGresult **out,
+                  jb_error *e) {
+  jb_err rc = jb_pg_ensure(pg, e);
+  if (rc != JB_OK) return rc;
+  if (!pg->prepared[id]) {
+    PGresult *res = PQprepare(pg->conn, stmts[id].name, stmts[id].sql, stmts[id].nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      rc = result_error(pg, res, stmts[id].name, e);
+      PQclear(res);
+      return rc;
+    }
+    PQclear(res);
+    pg->prepared[id] = true;
+  }
+  PGresult *res = PQexecPrepared(pg->conn, stmts[id].name, stmts[id].nparams, params, NULL, NULL, 0);
+  ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    rc = result_error(pg, res, stmts[id].name, e);
+    PQclear(res);
+    return rc;
+  }
+  *out = res;
+  return JB_OK;
+}
+
+jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
+  int count = 0;
+  jb_err rc = jb_pg_ensure(pg, e);
+  if (rc != JB_OK) return rc;
+  char *ident = PQescapeIdentifier(pg->conn, pg->schema, strlen(pg->schema));
+  if (ident == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot quote schema name");
+  char sql[1024];
+  PGresult *res = NULL;
+  rc = exec_simple(pg, "BEGIN", "migrate", e);
+  if (rc != JB_OK) goto out;
+  /* Two instances starting together must not both run a migration. */
+  snprintf(sql, sizeof sql,
+           "SELECT pg_advisory_xact_lock(hashtext('jobbridge.migrate'));\n"
+           "CREATE SCHEMA IF NOT EXISTS %s;\n"
+           "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version int PRIMARY KEY,\n"
+           "  name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+           ident, ident);
+  rc = exec_simple(pg, sql, "migrate", e);
+  if (rc != JB_OK) goto rollback;
+  res = PQexec(pg->conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    rc = result_error(pg, res, "migrate", e);
+    goto rollback;
+  }
+  int current = atoi(PQgetvalue(res, 0, 0));
+  for (int i = 0; i < jb_migrations_len; i++) {
+    const jb_migration *m = &jb_migrations[i];
+    if (m->version <= current) continue;
+    rc = exec_simple(pg, m->sql, m->name, e);
+    if (rc != JB_OK) goto rollback;
+    char ver[16];
+    snprintf(ver, sizeof ver, "%d", m->version);
+    const char *params[2] = {ver, m->name};
+    PGresult *ins = PQexecParams(pg->conn,
+                                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                                 NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
+      rc = result_error(pg, ins, "migrate", e);
+      PQclear(ins);
+      goto rollback;
+    }
+    PQclear(ins);
+    jb_log(JB_LOG_INFO, "migration applied", "version", ver, "name", m->name, "schema", pg->schema,
+           NULL);
+    count++;
+  }
+  rc = exec_simple(pg, "COMMIT", "migrate", e);
+  if (rc == JB_OK && applied) *applied = count;
+  goto out;
+rollback:
+  if (PQstatus(pg->conn) == CONNECTION_OK) {
+    jb_error ignored;
+    (void)exec_simple(pg, "ROLLBACK", "migrate", &ignored);
+  }
+out:
+  PQclear(res);
+  PQfreemem(ident);
+  /* The schema may have just been created: set the search path again. */
+  if (rc == JB_OK) rc = session_setup(pg, e);
+  return rc;
+}
+
+/* ---- rows ---- */
+
+static char *dup_or_null(const PGresult *res, int row, int col) {
+  return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+static jb_time time_col(const PGresult *res, int row, int col) {
+  return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static json_t *json_col(const PGresult *res, int row, int col) {
+  if (PQgetisnull(res, row, col)) return NULL;
+  return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+}
+
+static jb_err row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) {
+  memset(job, 0, sizeof *job);
+  snprintf(job->id, sizeof job->id, "%s", PQgetvalue(res, row, 0));
+  job->queue_name = dup_or_null(res, row, 1);
+  job->job_type = dup_or_null(res, row, 2);
+  job->payload = json_col(res, row, 3);
+  job->priority = atoi(PQgetvalue(res, row, 4));
+  job->max_retries = atoi(PQgetvalue(res, row, 5));
+  job->retry_count = atoi(PQgetvalue(res, row, 6));
+  job->scheduled_at = time_col(res, row, 7);
+  job->started_at = time_col(res, row, 8);
+  job->completed_at = time_col(res, row, 9);
+  job->failed_at = time_col(res, row, 10);
+  job->created_at = time_col(res, row, 11);
+  job->updated_at = time_col(res, row, 12);
+  if (jb_status_parse(PQgetvalue(res, row, 13), &job->status) != JB_OK)
+    return jb_fail(e, JB_ERR_DB, "job %s has unknown status %s", job->id, PQgetvalue(res, row, 13));
+  job->error_message = dup_or_null(res, row, 14);
+  if (!PQgetisnull(res, row, 15))
+    snprintf(job->created_by, sizeof job->created_by, "%s", PQgetvalue(res, row, 15));
+  job->metadata = json_col(res, row, 16);
+  job->result = json_col(res, row, 17);
+  job->progress = atoi(PQgetvalue(res, row, 18));
+  job->dedupe_key = dup_or_null(res, row, 19);
+  job->locked_by = dup_or_null(res, row, 20);
+  job->locked_until = time_col(res, row, 21);
+  if (job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
+      job->metadata == NULL) {
+    jb_job_clear(job);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory reading job");
+  }
+  return JB_OK;
+}
+
+/* ---- the JobQueue port ---- */
+
+static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
+                         jb_error *e) {
+  jb_pg *pg = self;
+  if (n == 0) return JB_OK;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    const jb_new_job *j = &jobs[i];
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:O, s:i, s:i}", "ord", (json_int_t)i, "id", j->id,
+                          "queue_name", j->queue_name, "job_type", j->job_type, "payload",
+                          j->payload, "priority", j->priority, "max_retries", j->max_retries);
+    if (o == NULL) {
+      json_decref(arr);
+      return jb_fail(e, JB_ERR_INVALID, "job %zu cannot be encoded (bad string or payload)", i);
+    }
+    if (j->scheduled_at != 0) json_object_set_new(o, "scheduled_us", json_integer(j->scheduled_at));
+    if (j->created_by) json_object_set_new(o, "created_by", json_string(j->created_by));
+    if (j->metadata) json_object_set(o, "metadata", j->metadata);
+    if (j->dedupe_key) json_object_set_new(o, "dedupe_key", json_string(j->dedupe_key));
+    json_array_append_new(arr, o);
+  }
+  char *text = json_dumps(arr, JSON_COMPACT);
+  json_decref(arr);
+  if (text == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
+  const char *params[1] = {text};
+  PGresult *res = NULL;
+  jb_err rc = run(pg, ST_ENQUEUE, params, &res, e);
+  free(text);
+  if (rc != JB_OK) return rc;
+  if ((size_t)PQntuples(res) != n) {
+    rc = jb_fail(e, JB_ERR_DB, "enqueue returned %d rows for %zu jobs", PQntuples(res), n);
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++) {
+    bool created = PQgetvalue(res, (int)i, 2)[0] == 't';
+    out[i].status = created ? JB_CREATE_CREATED : JB_CREATE_DUPLICATE;
+    snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, (int)i, 1));
+    if (!created && PQgetisnull(res, (int)i, 1)) {
+      /* The duplicate was committed by a concurrent transaction after our statement's snapshot:
+       * a fresh statement sees it. */
+      PGresult *r2 = NULL;
+      const char *p2[1] = {jobs[i].dedupe_key};
+      if (run(pg, ST_DEDUPE_LOOKUP, p2, &r2, e) == JB_OK && PQntuples(r2) == 1)
+        snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(r2, 0, 0));
+      PQclear(r2);
+    }
+  }
+out:
+  PQclear(res);
+  return rc;
+}
+
+static jb_err pg_get(void *self, const char *id, jb_job *out, jb_error *e) {
+  jb_pg *pg = self;
+  PGresult *res = NULL;
+  const char *params[1] = {id};
+  jb_err rc = run(pg, ST_GET, params, &res, e);
+  if (rc != JB_OK) return rc;
+  if (PQntuples(res) == 0)
+    rc = jb_fail(e, JB_ERR_NOT_FOUND, "job %s not found", id);
+  else
+    rc = row_to_job(res, 0, out, e);
+  PQclear(res);
+  return rc;
+}
+
+static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *n, jb_error *e) {
+  jb_pg *pg = self;
+  char limit[24], offset[24];
+  snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 100);
+  snprintf(offset, sizeof offset, "%ld", f->offset);
+  const char *params[5] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
+                           f->job_type, f->queue_name, limit, offset};
+  PGresult *res = NULL;
+  jb_err rc = run(pg, ST_LIST, params, &res, e);
+  if (rc != JB_OK) return rc;
+  int rows = PQntuples(res);
+  jb_job *jobs = calloc(rows ? (size_t)rows : 1, sizeof *jobs);
+  if (jobs == NULL) {
+    rc = jb_fail(e, JB_ERR_NOMEM, "out of memory for %d jobs", rows);
+    goto out;
+  }
+  for (int i = 0; i < rows; i++) {
+    rc = row_to_job(res, i, &jobs[i], e);
+    if (rc != JB_OK) {
+      jb_jobs_free(jobs, (size_t)i);
+      goto out;
+    }
+  }
+  *out = jobs;
+  *n = (size_t)rows;
+out:
+  PQclear(res);
+  return rc;
+}
+
+/* Changes one job's status under a row lock, checked by the state machine first.
+ * `allowed_from` (may be NULL) narrows the legal sources further (cancel: waiting only). */
+static jb_err transition(jb_pg *pg, const char *id, jb_job_status to, stmt_id st,
+                         bool (*allowed_from)(jb_job_status), const char *verb, jb_job *out,
+                         jb_error *e) {
+  jb_err rc = jb_pg_ensure(pg, e);
+  if (rc != JB_OK) return rc;
+  rc = exec_simple(pg, "BEGIN", verb, e);
+  if (rc != JB_OK) return rc;
+  PGresult *res = NULL;
+  const char *params[1] = {id};
+  rc = run(pg, ST_LOCK_STATUS, params, &res, e);
+  if (rc != JB_OK) goto rollback;
+  if (PQntuples(res) == 0) {
+    rc = jb_fail(e, JB_ERR_NOT_FOUND, "job %s not found", id);
+    goto rollback;
+  }
+  jb_job_status from;
+  if (jb_status_parse(PQgetvalue(res, 0, 0), &from) != JB_OK) {
+    rc = jb_fail(e, JB_ERR_DB, "job %s has unknown status %s", id, PQgetvalue(res, 0, 0));
+    goto rollback;
+  }
+  PQclear(res);
+  res = NULL;
+  rc = jb_status_transition(from, to, e);
+  if (rc == JB_OK && allowed_from != NULL && !allowed_from(from))
+    rc = jb_fail(e, JB_ERR_STATE, "illegal job status transition %s -> %s", jb_status_name(from),
+                 jb_status_name(to));
+  if (rc != JB_OK) {
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    jb_fail(e, JB_ERR_STATE, "cannot %s job %s: it is %s (%s)", verb, id, jb_status_name(from),
+            msg);
+    goto rollback;
+  }
+  rc = run(pg, st, params, &res, e);
+  if (rc != JB_OK) goto rollback;
+  rc = row_to_job(res, 0, out, e);
+  PQclear(res);
+  res = NULL;
+  if (rc != JB_OK) goto rollback;
+  rc = exec_simple(pg, "COMMIT", verb, e);
+  if (rc != JB_OK) jb_job_clear(out);
+  return rc;
+rollback:
+  PQclear(res);
+  if (PQstatus(pg->conn) == CONNECTION_OK) {
+    jb_error ignored;
+    (void)exec_simple(pg, "ROLLBACK", verb, &ignored);
+  }
+  return rc;
+}
+
+static jb_err pg_cancel(void *self, const char *id, jb_job *out, jb_error *e) {
+  return transition(self, id, JB_STATUS_FAILED, ST_CANCEL, jb_status_is_waiting, "cancel", out, e);
+}
+
+static jb_err pg_retry(void *self, const char *id, jb_job *out, jb_error *e) {
+  return transition(self, id, JB_STATUS_PENDING, ST_RETRY, NULL, "retry", out, e);
+}
+
+static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e) {
+  jb_pg *pg = self;
+  PGresult *res = NULL;
+  jb_err rc = run(pg, ST_STATS, NULL, &res, e);
+  if (rc != JB_OK) return rc;
+  int rows = PQntuples(res);
+  jb_queue_stats *s = calloc(rows ? (size_t)rows : 1, sizeof *s);
+  if (s == NULL) {
+    PQclear(res);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  for (int i = 0; i < rows; i++) {
+    snprintf(s[i].queue_name, sizeof s[i].queue_name, "%s", PQgetvalue(res, i, 0));
+    int64_t *fields[] = {&s[i].pending,   &s[i].scheduled, &s[i].retrying,
+                         &s[i].running,   &s[i].completed, &s[i].failed,
+                         &s[i].dead_letter, &s[i].total};
+    for (int c = 0; c < 8; c++) *fields[c] = strtoll(PQgetvalue(res, i, c + 1), NULL, 10);
+  }
+  PQclear(res);
+  *out = s;
+  *n = (size_t)rows;
+  return JB_OK;
+}
+
+static const jb_job_queue_ops pg_queue_ops = {
+    .enqueue = pg_enqueue,
+    .get = pg_get,
+    .list = pg_list,
+    .cancel = pg_cancel,
+    .retry = pg_retry,
+    .stats = pg_stats,
+};
+
+jb_job_queue jb_pg_queue(jb_pg *pg) { return (jb_job_queue){&pg_queue_ops, pg}; }

@@ -1,0 +1,31 @@
+/* The PostgreSQL adapter: one connection (owned by one thread at a time), migrations, and the
+ * JobQueue port over it. */
+#ifndef JB_PG_H
+#define JB_PG_H
+
+#include <libpq-fe.h>
+
+#include "jobbridge/job_queue.h"
+
+typedef struct jb_pg jb_pg;
+
+/* Connects to `url` and sets the search path to `schema` (both copied). On failure returns
+ * JB_ERR_DB_CONN with a message that names the server but never the password. The connection
+ * belongs to the calling thread until handed over; close with jb_pg_close. */
+jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error *e) JB_MUST_CHECK;
+void jb_pg_close(jb_pg *pg);
+
+/* Applies the migrations not yet applied, in one transaction under an advisory lock (several
+ * instances may start at once). *applied (may be NULL) gets how many ran. Idempotent. */
+jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) JB_MUST_CHECK;
+
+/* The JobQueue port over this connection (borrows pg). */
+jb_job_queue jb_pg_queue(jb_pg *pg);
+
+/* The raw connection, for LISTEN/NOTIFY and tests; borrowed. */
+PGconn *jb_pg_conn(jb_pg *pg);
+
+/* Makes sure the connection is usable, resetting it if it was lost. */
+jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) JB_MUST_CHECK;
+
+#endif
