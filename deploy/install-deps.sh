@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what jobbridge needs to build, test and run locally on Debian 12 (run as root; with
+# sudo otherwise). Does nothing when everything is already there.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git
+      librabbitmq-dev libjansson-dev uuid-dev libpq-dev libcriterion-dev
+      rabbitmq-server postgresql postgresql-client amqp-tools python3 python3-pika
+      clang libclang-rt-14-dev gnuplot-nox procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# The Debian packages start their system-wide servers via policy-rc.d where an init exists;
+# we never use those: every script starts its own throwaway servers.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

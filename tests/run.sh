@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds (plain and ASan+UBSan), starts throwaway
+# RabbitMQ and PostgreSQL on free loopback ports, runs every suite with ctest, stops the servers
+# even on failure, prints the servers' logs when a test failed. Exit status: 0 only if all passed.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash deploy/install-deps.sh || { echo "tests/run.sh: dependency install failed" >&2; exit 1; }
+source deploy/servers.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJB_TESTS=ON "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j "$jobs" 2>&1 | grep -vE '^\[|^-- |Scanning|Built target|Consolidate' || true
+  [ "${PIPESTATUS[0]}" = 0 ]
+}
+mkdir -p build
+build build || { echo "tests/run.sh: build failed" >&2; exit 1; }
+
+state=$(mktemp -d /tmp/jobbridge-test.XXXXXX)
+chmod 755 "$state"
+cleanup() { jb_servers_stop "$state"; rm -rf "$state"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+JB_PG_FSYNC=off jb_servers_start "$state" || { echo "tests/run.sh: servers did not start" >&2; exit 1; }
+echo "servers: PostgreSQL 127.0.0.1:$JB_PG_PORT, RabbitMQ 127.0.0.1:$JB_AMQP_PORT"
+
+status=0
+ctest --test-dir build --output-on-failure --timeout 900 "$@" || status=1
+
+# The unit tests again under ASan+UBSan. Criterion runs each test in a forked child, where a
+# LeakSanitizer report does not fail the test, so the whole log is searched for any report.
+if [ "${JB_SKIP_ASAN:-0}" != 1 ]; then
+  echo "--- unit tests under ASan+UBSan ---"
+  if build build-asan -DJB_SANITIZE=address; then
+    asan_log=build-asan/unit-tests.log
+    # -V: ctest keeps the output of passing tests only in verbose mode.
+    ASAN_OPTIONS=detect_leaks=1:handle_segv=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --test-dir build-asan -V -L unit >"$asan_log" 2>&1 || status=1
+    grep -E "Test #|tests passed|tests failed" "$asan_log"
+    if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$asan_log"; then
+      echo "tests/run.sh: sanitizer reports above (full log: $asan_log)"
+      status=1
+    fi
+  else
+    status=1
+  fi
+fi
+
+if [ $status != 0 ]; then
+  echo "=== some tests failed: server logs follow ==="
+  jb_servers_logs "$state"
+fi
+exit $status
