@@ -41,4 +41,9 @@ In another terminal:
 Ctrl-C stops jobbridge and the servers.
 MSG
 set +e
-build/jobbridge run
+build/jobbridge run &
+pid=$!
+# Ctrl-C reaches jobbridge through the process group; a SIGTERM to this script is passed on.
+trap 'kill -TERM $pid 2>/dev/null' INT TERM
+wait $pid
+wait $pid

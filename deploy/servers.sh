@@ -59,7 +59,13 @@ jb_rabbit_env() {
   export RABBITMQ_NODENAME="jb$port@localhost"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
   export RABBITMQ_NODE_PORT=$port
-  export RABBITMQ_DIST_PORT=$((port + 20000 > 65000 ? port - 20000 : port + 20000))
+  # The CLI tools take their own Erlang distribution port from a range that, by default, starts
+  # at the server's: `rabbitmqctl wait` could grab it before the booting server binds it, and the
+  # server then dies silently. Give each its own free ports, chosen once per state dir.
+  [ -f "$dir/rabbit/dist_port" ] || jb_free_port >"$dir/rabbit/dist_port"
+  export RABBITMQ_DIST_PORT=$(cat "$dir/rabbit/dist_port")
+  export RABBITMQ_CTL_DIST_PORT_MIN=$((RABBITMQ_DIST_PORT + 1))
+  export RABBITMQ_CTL_DIST_PORT_MAX=$((RABBITMQ_DIST_PORT + 11))
   export RABBITMQ_MNESIA_BASE="$dir/rabbit/mnesia"
   export RABBITMQ_LOG_BASE="$dir/rabbit/log"
   export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/rabbit/enabled_plugins"
@@ -71,6 +77,7 @@ jb_rabbit_env() {
 jb_rabbit_start() {
   local dir=$1 port=$2
   mkdir -p "$dir/rabbit/home" "$dir/rabbit/mnesia" "$dir/rabbit/log"
+  rm -f "$dir/rabbit/dist_port"
   [ -f "$dir/rabbit/enabled_plugins" ] || echo '[].' >"$dir/rabbit/enabled_plugins"
   # Loopback only; the guest user may log in from localhost, which is all we need.
   cat >"$dir/rabbit/rabbitmq.conf" <<CONF
@@ -95,10 +102,19 @@ jb_rabbitmqctl() {
 }
 
 jb_rabbit_stop() {
-  local dir=$1
+  local dir=$1 pid=""
   [ -f "$dir/rabbit/port" ] || return 0
-  # With the pid file, `stop` returns only once the Erlang VM has exited.
-  jb_rabbitmqctl "$dir" stop "$dir/rabbit/rabbit.pid" >/dev/null 2>&1 || true
+  [ -f "$dir/rabbit/rabbit.pid" ] && pid=$(cat "$dir/rabbit/rabbit.pid")
+  # rabbitmqctl can wait forever on a node that is half gone: bound it, then make sure the VM
+  # is dead, so no script ever hangs or leaves a broker behind.
+  timeout 60 bash -c "$(declare -f jb_rabbit_env jb_rabbitmqctl); JB_RABBIT_BIN=$JB_RABBIT_BIN; \
+    jb_rabbitmqctl '$dir' stop" >/dev/null 2>&1 || true
+  if [ -n "$pid" ]; then
+    local i
+    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/rabbit/rabbit.pid"
 }
 
 jb_rabbit_logs() {
