@@ -1,0 +1,318 @@
+/* Event parsing (plain JSON, CloudEvents structured and binary), topic matching, JSON pointers,
+ * and the mapping of events to job requests. */
+#include "jobbridge/event.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void jb_event_clear(jb_event *ev) {
+  if (ev == NULL) return;
+  json_decref(ev->body);
+  json_decref(ev->data);
+  free(ev->event_type);
+  free(ev->event_id);
+  free(ev->source);
+  free(ev->dedupe_base);
+  memset(ev, 0, sizeof *ev);
+}
+
+/* Offset of the first byte that is not valid UTF-8, or -1 when the text is valid (RFC 3629:
+ * no overlongs, no surrogates, nothing above U+10FFFF). */
+static long utf8_invalid_at(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return (long)i;
+    }
+    if (i + len > n) return (long)i;
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return (long)i;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return (long)i;
+    i += len;
+  }
+  return -1;
+}
+
+static const char *header(const jb_delivery_facts *f, const char *const *names) {
+  for (; *names != NULL; names++)
+    for (size_t i = 0; i < f->n_headers; i++)
+      if (f->headers[i].key && f->headers[i].value && strcasecmp(f->headers[i].key, *names) == 0)
+        return f->headers[i].value;
+  return NULL;
+}
+
+/* A string or integer member as a new string; NULL when absent or of another kind. */
+static char *member_text(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (json_is_string(v)) return json_string_length(v) ? strdup(json_string_value(v)) : NULL;
+  if (json_is_integer(v)) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return strdup(buf);
+  }
+  return NULL;
+}
+
+static char *dup_nonempty(const char *s) { return s && *s ? strdup(s) : NULL; }
+
+static const char *const ce_type_headers[] = {"ce-type", "ce_type", "cloudEvents:type",
+                                              "cloudEvents_type", "type", NULL};
+static const char *const ce_id_headers[] = {"ce-id", "ce_id", "cloudEvents:id", "cloudEvents_id",
+                                            "id", NULL};
+static const char *const ce_source_headers[] = {"ce-source", "ce_source", "cloudEvents:source",
+                                                "cloudEvents_source", "source", NULL};
+
+jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_id, jb_event *out,
+                      jb_error *e) {
+  memset(out, 0, sizeof *out);
+  if (f->body_len > max_body)
+    return jb_fail(e, JB_ERR_INVALID, "body of %zu bytes exceeds ingest.max_body_bytes (%zu)",
+                   f->body_len, max_body);
+  long bad = utf8_invalid_at((const unsigned char *)f->body, f->body_len);
+  if (bad >= 0)
+    return jb_fail(e, JB_ERR_INVALID, "body is not valid UTF-8 (byte %ld)", bad);
+  json_error_t jerr;
+  json_t *body = json_loadb(f->body, f->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+  if (body == NULL)
+    return jb_fail(e, JB_ERR_INVALID, "malformed JSON at byte %d: %s", jerr.position, jerr.text);
+  out->body = body;
+
+  const char *bin_type = header(f, ce_type_headers);
+  bool structured = f->content_type &&
+                    strncasecmp(f->content_type, "application/cloudevents+json", 28) == 0;
+  if (structured || (json_is_object(body) && json_object_get(body, "specversion") && !bin_type)) {
+    out->format = JB_EVENT_CE_STRUCTURED;
+    if (!json_is_object(body)) goto not_object;
+    out->event_type = member_text(body, "type");
+    out->event_id = member_text(body, "id");
+    out->source = member_text(body, "source");
+    out->data = json_incref(json_object_get(body, "data"));
+  } else if (bin_type != NULL) {
+    out->format = JB_EVENT_CE_BINARY;
+    out->event_type = dup_nonempty(bin_type);
+    out->event_id = dup_nonempty(header(f, ce_id_headers));
+    out->source = dup_nonempty(header(f, ce_source_headers));
+    out->data = json_incref(body);
+  } else {
+    out->format = JB_EVENT_PLAIN;
+    if (!json_is_object(body)) goto not_object;
+    out->event_type = member_text(body, "event_type");
+    out->event_id = member_text(body, "id");
+    if (out->event_id == NULL) out->event_id = member_text(body, "event_id");
+    json_t *data = json_object_get(body, "payload");
+    if (data == NULL) data = json_object_get(body, "data");
+    out->data = json_incref(data);
+  }
+  if (out->event_type == NULL) out->event_type = dup_nonempty(f->type_property);
+  if (out->event_type == NULL) {
+    jb_event_clear(out);
+    return jb_fail(e, JB_ERR_INVALID,
+                   "no event type (looked for body event_type or type, a ce-type header, and the "
+                   "AMQP type property)");
+  }
+
+  /* Like an AMQP routing key, at most 255 bytes; this also bounds the work of matching. */
+  if (strlen(out->event_type) > 255) {
+    jb_event_clear(out);
+    return jb_fail(e, JB_ERR_INVALID, "event type is longer than 255 bytes");
+  }
+
+  /* The id that makes a redelivery recognisable: the broker's message_id first. */
+  if (f->message_id && *f->message_id) {
+    out->dedupe_base = strdup(f->message_id);
+  } else if (out->event_id && out->source) {
+    size_t len = strlen(out->source) + strlen(out->event_id) + 2;
+    out->dedupe_base = malloc(len);
+    if (out->dedupe_base) snprintf(out->dedupe_base, len, "%s/%s", out->source, out->event_id);
+  } else if (out->event_id) {
+    out->dedupe_base = strdup(out->event_id);
+  }
+  if (out->dedupe_base == NULL && require_id) {
+    jb_event_clear(out);
+    return jb_fail(e, JB_ERR_INVALID,
+                   "event has no id (message_id, CloudEvents id or body id/event_id) and "
+                   "ingest.require_event_id is true");
+  }
+  return JB_OK;
+
+not_object:
+  jb_event_clear(out);
+  return jb_fail(e, JB_ERR_INVALID, "body is JSON but not an object");
+}
+
+/* The word after the one at s, or NULL when s holds the last word. */
+static const char *next_word(const char *s) {
+  const char *dot = strchr(s, '.');
+  return dot ? dot + 1 : NULL;
+}
+
+static bool word_is(const char *s, const char *w) {
+  size_t len = strcspn(s, ".");
+  return strlen(w) == len && strncmp(s, w, len) == 0;
+}
+
+static bool same_word(const char *a, const char *b) {
+  size_t la = strcspn(a, "."), lb = strcspn(b, ".");
+  return la == lb && strncmp(a, b, la) == 0;
+}
+
+/* p and t point at the start of a word, or are NULL when no words are left. */
+static bool match_words(const char *p, const char *t) {
+  if (p == NULL) return t == NULL;
+  if (word_is(p, "#")) {
+    if (match_words(next_word(p), t)) return true; /* # takes no word */
+    return t != NULL && match_words(p, next_word(t)); /* # takes one word, and may take more */
+  }
+  if (t == NULL) return false;
+  if (!word_is(p, "*") && !same_word(p, t)) return false;
+  return match_words(next_word(p), next_word(t));
+}
+
+bool jb_topic_match(const char *pattern, const char *topic) {
+  if (pattern == NULL || topic == NULL) return false;
+  return match_words(pattern, topic);
+}
+
+json_t *jb_json_pointer(json_t *root, const char *pointer) {
+  if (pointer == NULL || *pointer == '\0') return root;
+  if (*pointer != '/') return NULL;
+  json_t *node = root;
+  const char *p = pointer;
+  char token[256];
+  while (*p == '/' && node != NULL) {
+    p++;
+    size_t n = 0;
+    while (*p && *p != '/') {
+      char c = *p++;
+      if (c == '~') {
+        if (*p == '0') c = '~';
+        else if (*p == '1') c = '/';
+        else return NULL;
+        p++;
+      }
+      if (n + 1 >= sizeof token) return NULL;
+      token[n++] = c;
+    }
+    token[n] = '\0';
+    if (json_is_object(node)) {
+      node = json_object_get(node, token);
+    } else if (json_is_array(node)) {
+      char *end;
+      if (n == 0 || (token[0] == '0' && n > 1)) return NULL;
+      unsigned long idx = strtoul(token, &end, 10);
+      if (*end != '\0') return NULL;
+      node = json_array_get(node, idx);
+    } else {
+      return NULL;
+    }
+  }
+  return node;
+}
+
+void jb_mapped_clear(jb_mapped *m) {
+  if (m == NULL) return;
+  for (size_t i = 0; i < m->n; i++) {
+    json_decref(m->reqs[i].payload);
+    json_decref(m->reqs[i].opts.metadata);
+    free((char *)m->reqs[i].opts.dedupe_key);
+  }
+  free(m->reqs);
+  memset(m, 0, sizeof *m);
+}
+
+static void set_str(json_t *o, const char *key, const char *value) {
+  if (value != NULL) json_object_set_new(o, key, json_string(value));
+}
+
+static json_t *job_metadata(const jb_mapping *m, const jb_event *ev, const jb_delivery_facts *f) {
+  json_t *meta = m->metadata ? json_deep_copy(m->metadata) : json_object();
+  if (meta == NULL) return NULL;
+  char ts[40];
+  /* The facts of the source event win over static metadata of the same name. */
+  set_str(meta, "event_id", ev->event_id ? ev->event_id : f->message_id);
+  set_str(meta, "event_type", ev->event_type);
+  set_str(meta, "exchange", f->exchange);
+  set_str(meta, "routing_key", f->routing_key);
+  set_str(meta, "correlation_id", f->correlation_id ? f->correlation_id : ev->event_id);
+  set_str(meta, "received_at", jb_time_format(f->received_at ? f->received_at : jb_time_now(), ts,
+                                             sizeof ts));
+  if (ev->source) set_str(meta, "source", ev->source);
+  if (f->message_id) set_str(meta, "message_id", f->message_id);
+  return meta;
+}
+
+jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_facts *f,
+                    jb_mapped *out, jb_error *e) {
+  memset(out, 0, sizeof *out);
+  size_t matches = 0;
+  for (size_t i = 0; i < cfg->mappings_len; i++)
+    if (jb_topic_match(cfg->mappings[i].event_type, ev->event_type)) matches++;
+  if (matches == 0)
+    return jb_fail(e, JB_ERR_INVALID, "no mapping matches event type \"%s\"", ev->event_type);
+  out->reqs = calloc(matches, sizeof *out->reqs);
+  if (out->reqs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < cfg->mappings_len; i++) {
+    const jb_mapping *m = &cfg->mappings[i];
+    if (!jb_topic_match(m->event_type, ev->event_type)) continue;
+    json_t *payload;
+    if (m->payload != NULL) {
+      payload = jb_json_pointer(ev->format == JB_EVENT_CE_BINARY ? ev->data : ev->body, m->payload);
+      if (payload == NULL) {
+        jb_mapped_clear(out);
+        return jb_fail(e, JB_ERR_INVALID, "mappings[%zu] (job type %s): payload pointer \"%s\" "
+                       "finds nothing in the event", i, m->job_type, m->payload);
+      }
+    } else {
+      payload = ev->data ? ev->data : ev->body;
+    }
+    if (!json_is_object(payload)) {
+      jb_mapped_clear(out);
+      return jb_fail(e, JB_ERR_INVALID,
+                     "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
+                     m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
+    }
+    jb_job_request *r = &out->reqs[out->n++];
+    r->job_type = m->job_type;
+    r->queue_name = m->queue;
+    r->priority = m->priority;
+    r->payload = json_incref(payload);
+    r->opts.max_retries = m->max_retries;
+    r->opts.metadata = job_metadata(m, ev, f);
+    if (m->delay_s > 0)
+      r->opts.scheduled_at =
+          (f->received_at ? f->received_at : jb_time_now()) + (jb_time)(m->delay_s * 1e6);
+    if (ev->dedupe_base) {
+      size_t len = strlen(ev->dedupe_base) + strlen(m->job_type) + 2;
+      char *key = malloc(len);
+      if (key) snprintf(key, len, "%s|%s", ev->dedupe_base, m->job_type);
+      r->opts.dedupe_key = key;
+    }
+    if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL)) {
+      jb_mapped_clear(out);
+      return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+    }
+  }
+  return JB_OK;
+}
