@@ -1,0 +1,106 @@
+/* rabbitmq-c connection helpers shared by the AMQP adapters. */
+#include "amqp/amqp_conn.h"
+
+#include <amqp_tcp_socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "jobbridge/log.h"
+
+char *jb_amqp_str(amqp_bytes_t b, char *buf, size_t len) {
+  size_t n = b.len < len - 1 ? b.len : len - 1;
+  if (n) memcpy(buf, b.bytes, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) {
+  char text[256];
+  switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+      return JB_OK;
+    case AMQP_RESPONSE_NONE:
+      return jb_fail(e, JB_ERR_AMQP_CONN, "%s: no reply from the broker", what);
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      return jb_fail(e, JB_ERR_AMQP_CONN, "%s: %s", what, amqp_error_string2(r.library_error));
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *m = r.reply.decoded;
+        return jb_fail(e, JB_ERR_AMQP_CONN, "%s: broker closed the connection: %u %s", what,
+                       m->reply_code, jb_amqp_str(m->reply_text, text, sizeof text));
+      }
+      if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *m = r.reply.decoded;
+        /* We drop the whole connection on any channel error: simpler, and nothing is lost. */
+        return jb_fail(e, JB_ERR_AMQP, "%s: broker closed the channel: %u %s", what,
+                       m->reply_code, jb_amqp_str(m->reply_text, text, sizeof text));
+      }
+      return jb_fail(e, JB_ERR_AMQP, "%s: unexpected broker method 0x%08x", what, r.reply.id);
+  }
+  return jb_fail(e, JB_ERR_AMQP, "%s: unknown reply", what);
+}
+
+jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,
+                       jb_error *e) {
+  *out = NULL;
+  char safe[512];
+  jb_redact_url(url, safe, sizeof safe);
+  char *copy = strdup(url);
+  if (copy == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  struct amqp_connection_info info;
+  jb_err rc = JB_OK;
+  amqp_connection_state_t conn = NULL;
+  if (amqp_parse_url(copy, &info) != AMQP_STATUS_OK) {
+    rc = jb_fail(e, JB_ERR_CONFIG, "%s is not a valid AMQP URL", safe);
+    goto out;
+  }
+  conn = amqp_new_connection();
+  amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
+  if (sock == NULL) {
+    rc = jb_fail(e, JB_ERR_NOMEM, "cannot create an AMQP connection");
+    goto out;
+  }
+  struct timeval connect_tv = {5, 0};
+  int st = amqp_socket_open_noblock(sock, info.host, info.port, &connect_tv);
+  if (st != AMQP_STATUS_OK) {
+    rc = jb_fail(e, JB_ERR_AMQP_CONN, "cannot connect to RabbitMQ at %s: %s", safe,
+                 amqp_error_string2(st));
+    goto out;
+  }
+  /* A send that cannot complete in 30 s means a dead or blocked broker: fail rather than hang. */
+  struct timeval send_tv = {30, 0};
+  setsockopt(amqp_socket_get_sockfd(sock), SOL_SOCKET, SO_SNDTIMEO, &send_tv, sizeof send_tv);
+  struct timeval rpc_tv = {30, 0};
+  amqp_set_rpc_timeout(conn, &rpc_tv);
+  amqp_set_handshake_timeout(conn, &rpc_tv);
+  amqp_rpc_reply_t r = amqp_login(conn, info.vhost, 0, 131072, heartbeat_s,
+                                  AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+  if (jb_amqp_check(r, "login", e) != JB_OK) {
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    rc = jb_fail(e, JB_ERR_AMQP_CONN, "cannot log in to RabbitMQ at %s: %s", safe, msg);
+    goto out;
+  }
+  amqp_channel_open(conn, 1);
+  rc = jb_amqp_check(amqp_get_rpc_reply(conn), "open channel", e);
+out:
+  free(copy);
+  if (rc != JB_OK) {
+    jb_amqp_drop(conn);
+    return rc;
+  }
+  *out = conn;
+  return JB_OK;
+}
+
+void jb_amqp_drop(amqp_connection_state_t conn) {
+  if (conn != NULL) amqp_destroy_connection(conn);
+}
+
+void jb_amqp_close(amqp_connection_state_t conn) {
+  if (conn == NULL) return;
+  amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+  amqp_destroy_connection(conn);
+}

@@ -1,0 +1,699 @@
+/* The MessageQueueTrigger. Each consumer thread owns two AMQP connections (one consumes, one
+ * publishes dead letters with confirms) and one JobCreator. Deliveries are gathered, turned into
+ * job requests, created in one transaction per chunk, and acknowledged only after the commit. */
+#include "amqp/mq_trigger.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "amqp/amqp_conn.h"
+#include "jobbridge/event.h"
+#include "jobbridge/log.h"
+
+#define CH 1 /* the channel of every connection here */
+#define MAX_HEADERS 64
+
+/* The mapping table, shared by the consumers and replaced on reload. */
+typedef struct map_ref {
+  jb_config *cfg;
+  bool owned; /* the first one is the app's; reloaded ones are ours */
+  atomic_int refs;
+} map_ref;
+
+/* One delivery waiting to be settled. The envelope is kept whole (it owns its memory) so a bad
+ * event can be republished with its original properties. */
+typedef struct pending {
+  amqp_envelope_t env;
+  jb_time received_at;
+  bool bad;
+  char reason[640];
+  jb_event ev;
+  jb_mapped mapped;
+} pending;
+
+typedef struct consumer {
+  struct jb_mq_trigger *t;
+  int index;
+  pthread_t thread;
+  jb_job_creator *creator;
+  amqp_connection_state_t conn; /* consume + ack */
+  amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
+  uint64_t pub_seq;       /* publishes on the pub channel since it opened */
+  uint64_t pub_confirmed; /* of those, confirmed by the broker */
+  pending *pend;
+  size_t n, cap;
+  jb_time first_at; /* when the oldest pending delivery arrived */
+  jb_time db_retry_at;
+  long db_backoff_ms;
+  long amqp_backoff_ms;
+} consumer;
+
+struct jb_mq_trigger {
+  const jb_config *cfg;
+  pthread_mutex_t lock;
+  map_ref *maps;
+  consumer *consumers;
+  size_t n;
+  atomic_bool stop;
+  atomic_bool running;
+  atomic_uint_fast64_t received, created, duplicates, dead_lettered, rejected, acked;
+};
+
+/* ---- the shared mapping table ---- */
+
+static map_ref *maps_get(jb_mq_trigger *t) {
+  pthread_mutex_lock(&t->lock);
+  map_ref *m = t->maps;
+  atomic_fetch_add(&m->refs, 1);
+  pthread_mutex_unlock(&t->lock);
+  return m;
+}
+
+static void maps_put(map_ref *m) {
+  if (atomic_fetch_sub(&m->refs, 1) != 1) return;
+  if (m->owned) jb_config_free(m->cfg);
+  free(m);
+}
+
+void jb_mq_trigger_reload(jb_mq_trigger *t, jb_config *next) {
+  map_ref *m = calloc(1, sizeof *m);
+  if (m == NULL) {
+    jb_log(JB_LOG_ERROR, "mapping reload failed: out of memory", NULL);
+    jb_config_free(next);
+    return;
+  }
+  m->cfg = next;
+  m->owned = true;
+  atomic_init(&m->refs, 1);
+  pthread_mutex_lock(&t->lock);
+  map_ref *old = t->maps;
+  t->maps = m;
+  pthread_mutex_unlock(&t->lock);
+  maps_put(old);
+}
+
+/* ---- time ---- */
+
+static void sleep_ms(jb_mq_trigger *t, long ms) {
+  /* In slices, so a stop request is noticed quickly. */
+  while (ms > 0 && !atomic_load(&t->stop)) {
+    long step = ms > 50 ? 50 : ms;
+    struct timespec ts = {0, step * 1000000L};
+    nanosleep(&ts, NULL);
+    ms -= step;
+  }
+}
+
+static long next_backoff(long ms) { return ms * 2 > 30000 ? 30000 : ms * 2; }
+
+/* ---- connections and topology ---- */
+
+static amqp_table_t queue_args(const jb_config *cfg, amqp_table_entry_t *entries) {
+  entries[0].key = amqp_cstring_bytes("x-queue-type");
+  entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
+  entries[0].value.value.bytes = amqp_cstring_bytes(cfg->in_queue_type);
+  entries[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
+  entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
+  entries[1].value.value.bytes = amqp_cstring_bytes(cfg->in_dead_letter_exchange);
+  return (amqp_table_t){2, entries};
+}
+
+/* Declares the topology, sets prefetch and starts consuming. Idempotent: runs after every
+ * reconnect. The dead-letter exchange gets a durable queue of the same name bound to `#`, so a
+ * rejected event is kept even before anyone else binds to the exchange. */
+static jb_err declare_and_consume(consumer *c, jb_error *e) {
+  const jb_config *cfg = c->t->cfg;
+  amqp_connection_state_t conn = c->conn;
+  amqp_exchange_declare(conn, CH, amqp_cstring_bytes(cfg->in_exchange),
+                        amqp_cstring_bytes(cfg->in_exchange_type), 0, 1, 0, 0, amqp_empty_table);
+  jb_err rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare input exchange", e);
+  if (rc != JB_OK) return rc;
+  amqp_exchange_declare(conn, CH, amqp_cstring_bytes(cfg->in_dead_letter_exchange),
+                        amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
+  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter exchange", e)) != JB_OK)
+    return rc;
+  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->in_dead_letter_exchange), 0, 1, 0, 0,
+                     amqp_empty_table);
+  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter queue", e)) != JB_OK)
+    return rc;
+  amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->in_dead_letter_exchange),
+                  amqp_cstring_bytes(cfg->in_dead_letter_exchange), amqp_cstring_bytes("#"),
+                  amqp_empty_table);
+  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "bind dead-letter queue", e)) != JB_OK)
+    return rc;
+  amqp_table_entry_t entries[2];
+  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->in_queue), 0, 1, 0, 0,
+                     queue_args(cfg, entries));
+  char what[300];
+  snprintf(what, sizeof what, "declare queue %s", cfg->in_queue);
+  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), what, e)) != JB_OK) return rc;
+  for (size_t i = 0; i < cfg->in_bindings_len; i++) {
+    amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->in_queue),
+                    amqp_cstring_bytes(cfg->in_exchange), amqp_cstring_bytes(cfg->in_bindings[i]),
+                    amqp_empty_table);
+    if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "bind input queue", e)) != JB_OK) return rc;
+  }
+  amqp_basic_qos(conn, CH, 0, (uint16_t)cfg->amqp_prefetch, 0);
+  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "set prefetch", e)) != JB_OK) return rc;
+  amqp_basic_consume(conn, CH, amqp_cstring_bytes(cfg->in_queue), amqp_empty_bytes, 0, 0, 0,
+                     amqp_empty_table);
+  return jb_amqp_check(amqp_get_rpc_reply(conn), "start consuming", e);
+}
+
+/* Forgets every pending delivery without settling it: they belong to a dead channel, and the
+ * broker delivers them again (redelivered=true) on the next one. */
+static void forget_pending(consumer *c) {
+  for (size_t i = 0; i < c->n; i++) {
+    amqp_destroy_envelope(&c->pend[i].env);
+    jb_event_clear(&c->pend[i].ev);
+    jb_mapped_clear(&c->pend[i].mapped);
+  }
+  c->n = 0;
+}
+
+static void drop_consumer_conn(consumer *c, const char *why) {
+  char idx[16];
+  snprintf(idx, sizeof idx, "%d", c->index);
+  jb_log(JB_LOG_WARN, "broker connection lost; unacked deliveries will be redelivered", "consumer",
+         idx, "error", why, NULL);
+  forget_pending(c);
+  jb_amqp_drop(c->conn);
+  c->conn = NULL;
+  jb_amqp_drop(c->pub);
+  c->pub = NULL;
+}
+
+static jb_err connect_consumer(consumer *c, jb_error *e) {
+  const jb_config *cfg = c->t->cfg;
+  jb_err rc = jb_amqp_connect(cfg->amqp_url, cfg->amqp_heartbeat_s, &c->conn, e);
+  if (rc == JB_OK) rc = declare_and_consume(c, e);
+  if (rc != JB_OK) {
+    jb_amqp_drop(c->conn);
+    c->conn = NULL;
+  }
+  return rc;
+}
+
+static jb_err connect_publisher(consumer *c, jb_error *e) {
+  if (c->pub != NULL) return JB_OK;
+  jb_err rc = jb_amqp_connect(c->t->cfg->amqp_url, c->t->cfg->amqp_heartbeat_s, &c->pub, e);
+  if (rc != JB_OK) return rc;
+  amqp_confirm_select(c->pub, CH);
+  rc = jb_amqp_check(amqp_get_rpc_reply(c->pub), "enable publisher confirms", e);
+  if (rc != JB_OK) {
+    jb_amqp_drop(c->pub);
+    c->pub = NULL;
+  }
+  c->pub_seq = c->pub_confirmed = 0;
+  return rc;
+}
+
+/* ---- turning deliveries into job requests ---- */
+
+static char *dup_bytes(amqp_bytes_t b) {
+  char *s = malloc(b.len + 1);
+  if (s) {
+    if (b.len) memcpy(s, b.bytes, b.len);
+    s[b.len] = '\0';
+  }
+  return s;
+}
+
+/* The facts of one delivery. String copies land in `strs` (freed by the caller, NULL-safe);
+ * header values are copied into `hdrs`/`hstr`. */
+typedef struct facts_buf {
+  jb_delivery_facts f;
+  char *strs[6];
+  jb_header hdrs[MAX_HEADERS];
+  char *hstr[2 * MAX_HEADERS];
+} facts_buf;
+
+static void facts_free(facts_buf *fb) {
+  for (int i = 0; i < 6; i++) free(fb->strs[i]);
+  for (size_t i = 0; i < 2 * fb->f.n_headers; i++) free(fb->hstr[i]);
+}
+
+static void facts_of(const pending *p, facts_buf *fb) {
+  memset(fb, 0, sizeof *fb);
+  const amqp_basic_properties_t *pr = &p->env.message.properties;
+  jb_delivery_facts *f = &fb->f;
+  f->body = p->env.message.body.bytes;
+  f->body_len = p->env.message.body.len;
+  f->received_at = p->received_at;
+  if (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) f->content_type = fb->strs[0] = dup_bytes(pr->content_type);
+  if (pr->_flags & AMQP_BASIC_TYPE_FLAG) f->type_property = fb->strs[1] = dup_bytes(pr->type);
+  if (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) f->message_id = fb->strs[2] = dup_bytes(pr->message_id);
+  if (pr->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
+    f->correlation_id = fb->strs[3] = dup_bytes(pr->correlation_id);
+  f->exchange = fb->strs[4] = dup_bytes(p->env.exchange);
+  f->routing_key = fb->strs[5] = dup_bytes(p->env.routing_key);
+  if (pr->_flags & AMQP_BASIC_HEADERS_FLAG) {
+    for (int i = 0; i < pr->headers.num_entries && f->n_headers < MAX_HEADERS; i++) {
+      const amqp_table_entry_t *h = &pr->headers.entries[i];
+      if (h->value.kind != AMQP_FIELD_KIND_UTF8 && h->value.kind != AMQP_FIELD_KIND_BYTES) continue;
+      size_t k = f->n_headers++;
+      fb->hstr[2 * k] = dup_bytes(h->key);
+      fb->hstr[2 * k + 1] = dup_bytes(h->value.value.bytes);
+      fb->hdrs[k] = (jb_header){fb->hstr[2 * k], fb->hstr[2 * k + 1]};
+    }
+  }
+  f->headers = fb->hdrs;
+}
+
+/* Parses and maps delivery p with the given table; marks it bad with a reason on failure. */
+static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
+  jb_event_clear(&p->ev);
+  jb_mapped_clear(&p->mapped);
+  p->bad = false;
+  facts_buf fb;
+  facts_of(p, &fb);
+  jb_error e;
+  jb_error_clear(&e);
+  if (jb_event_parse(&fb.f, (size_t)cfg->ingest_max_body_bytes, cfg->ingest_require_event_id,
+                     &p->ev, &e) != JB_OK ||
+      jb_event_map(maps, &p->ev, &fb.f, &p->mapped, &e) != JB_OK) {
+    p->bad = true;
+    snprintf(p->reason, sizeof p->reason, "%s", e.msg);
+  }
+  facts_free(&fb);
+}
+
+/* ---- dead letters ---- */
+
+/* Republishes p to the dead-letter exchange with its routing key, properties and headers plus
+ * x-jobbridge-error. */
+static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
+  const amqp_basic_properties_t *orig = &p->env.message.properties;
+  amqp_basic_properties_t props = *orig;
+  amqp_table_entry_t entries[MAX_HEADERS + 1];
+  int n = 0;
+  if (orig->_flags & AMQP_BASIC_HEADERS_FLAG)
+    for (int i = 0; i < orig->headers.num_entries && n < MAX_HEADERS; i++)
+      if (strncmp("x-jobbridge-error", orig->headers.entries[i].key.bytes,
+                  orig->headers.entries[i].key.len) != 0 ||
+          orig->headers.entries[i].key.len != 17)
+        entries[n++] = orig->headers.entries[i];
+  entries[n].key = amqp_cstring_bytes("x-jobbridge-error");
+  entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
+  entries[n].value.value.bytes = amqp_cstring_bytes(p->reason);
+  n++;
+  props.headers = (amqp_table_t){n, entries};
+  props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  int st = amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->cfg->in_dead_letter_exchange),
+                              p->env.routing_key, 1, 0, &props, p->env.message.body);
+  if (st != AMQP_STATUS_OK)
+    return jb_fail(e, JB_ERR_AMQP_CONN, "dead-letter publish: %s", amqp_error_string2(st));
+  c->pub_seq++;
+  return JB_OK;
+}
+
+/* Waits until every publish up to c->pub_seq is confirmed. A nack, a return (unroutable) or a
+ * timeout is a failure: the caller falls back to rejecting. */
+static jb_err wait_confirms(consumer *c, jb_error *e) {
+  bool returned = false;
+  while (c->pub_confirmed < c->pub_seq) {
+    amqp_frame_t frame;
+    struct timeval tv = {10, 0};
+    int st = amqp_simple_wait_frame_noblock(c->pub, &frame, &tv);
+    if (st != AMQP_STATUS_OK)
+      return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for dead-letter confirms: %s",
+                     amqp_error_string2(st));
+    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    switch (frame.payload.method.id) {
+      case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *ack = frame.payload.method.decoded;
+        /* With `multiple` the ack covers every tag up to this one; without, tags still arrive in
+         * order for a single channel, so the highest seen is the confirmed prefix. */
+        if (ack->delivery_tag > c->pub_confirmed) c->pub_confirmed = ack->delivery_tag;
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD:
+        return jb_fail(e, JB_ERR_AMQP, "the broker refused a dead-letter publish (nack)");
+      case AMQP_BASIC_RETURN_METHOD: {
+        amqp_message_t msg;
+        amqp_read_message(c->pub, frame.channel, &msg, 0);
+        amqp_destroy_message(&msg);
+        returned = true; /* its ack follows: keep reading */
+        break;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD:
+        return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the dead-letter channel");
+      default:
+        break;
+    }
+  }
+  if (returned)
+    return jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
+                   c->t->cfg->in_dead_letter_exchange);
+  return JB_OK;
+}
+
+/* Settles the bad deliveries of a chunk: republished with a confirm, or, when that is
+ * impossible, rejected with requeue=false (the queue's dead-letter exchange gets them then,
+ * without our header). Returns an AMQP error only if the consumer channel itself failed. */
+static jb_err settle_bad(consumer *c, pending *chunk, size_t n, jb_error *e) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) bad += chunk[i].bad;
+  if (bad == 0) return JB_OK;
+  jb_error pe;
+  jb_error_clear(&pe);
+  jb_err rc = connect_publisher(c, &pe);
+  for (size_t i = 0; rc == JB_OK && i < n; i++)
+    if (chunk[i].bad) rc = publish_dead_letter(c, &chunk[i], &pe);
+  if (rc == JB_OK) rc = wait_confirms(c, &pe);
+  if (rc == JB_OK) {
+    atomic_fetch_add(&c->t->dead_lettered, bad);
+  } else {
+    jb_log(JB_LOG_WARN, "dead-letter republish failed; rejecting instead", "error", pe.msg, NULL);
+    jb_amqp_drop(c->pub);
+    c->pub = NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (!chunk[i].bad) continue;
+    char tag[24];
+    snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
+    jb_log(JB_LOG_WARN, rc == JB_OK ? "event dead-lettered" : "event rejected", "reason",
+           chunk[i].reason, "event_id", chunk[i].ev.event_id, "delivery_tag", tag, NULL);
+    if (rc != JB_OK) {
+      if (amqp_basic_reject(c->conn, CH, chunk[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
+        return jb_fail(e, JB_ERR_AMQP_CONN, "reject failed");
+      atomic_fetch_add(&c->t->rejected, 1);
+    }
+  }
+  return JB_OK;
+}
+
+/* ---- flushing a chunk: one transaction, then acks ---- */
+
+typedef enum { FLUSH_DONE, FLUSH_DB_DOWN, FLUSH_AMQP_LOST } flush_result;
+
+/* Creates the jobs of the good deliveries in chunk[0..n) in one call (one transaction). On a
+ * database error that is not a lost connection (a row the database refuses), falls back to one
+ * call per delivery so a poison event is dead-lettered and the rest still become jobs. */
+static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!chunk[i].bad) total += chunk[i].mapped.n;
+  if (total == 0) return JB_OK;
+  jb_job_request *reqs = malloc(total * sizeof *reqs);
+  jb_create_outcome *out = malloc(total * sizeof *out);
+  jb_err rc = JB_OK;
+  if (reqs == NULL || out == NULL) {
+    rc = jb_fail(e, JB_ERR_NOMEM, "out of memory for %zu job requests", total);
+    goto out;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!chunk[i].bad)
+      for (size_t j = 0; j < chunk[i].mapped.n; j++) reqs[k++] = chunk[i].mapped.reqs[j];
+  rc = c->creator->ops->create_jobs(c->creator->self, reqs, total, out, e);
+  if (rc == JB_OK) {
+    for (size_t i = 0; i < total; i++)
+      atomic_fetch_add(out[i].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates, 1);
+    goto out;
+  }
+  if (rc == JB_ERR_DB_CONN || rc == JB_ERR_NOMEM) goto out;
+  /* Refused (validation or a database error about the data): find the culprits one by one. */
+  for (size_t i = 0; i < n; i++) {
+    if (chunk[i].bad || chunk[i].mapped.n == 0) continue;
+    jb_error one;
+    jb_error_clear(&one);
+    jb_err r1 = c->creator->ops->create_jobs(c->creator->self, chunk[i].mapped.reqs,
+                                             chunk[i].mapped.n, out, &one);
+    if (r1 == JB_OK) {
+      for (size_t j = 0; j < chunk[i].mapped.n; j++)
+        atomic_fetch_add(out[j].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates,
+                         1);
+    } else if (r1 == JB_ERR_DB_CONN || r1 == JB_ERR_NOMEM) {
+      rc = jb_fail(e, r1, "%s", one.msg);
+      goto out;
+    } else {
+      chunk[i].bad = true;
+      snprintf(chunk[i].reason, sizeof chunk[i].reason, "job creation refused: %s", one.msg);
+    }
+  }
+  rc = JB_OK;
+out:
+  free(reqs);
+  free(out);
+  return rc;
+}
+
+static flush_result flush_chunk(consumer *c, size_t n) {
+  pending *chunk = c->pend;
+  map_ref *maps = maps_get(c->t);
+  for (size_t i = 0; i < n; i++) prepare(maps->cfg, c->t->cfg, &chunk[i]);
+  jb_error e;
+  jb_error_clear(&e);
+  jb_err rc = create_all(c, chunk, n, &e);
+  flush_result res = FLUSH_DONE;
+  if (rc != JB_OK) {
+    /* Nothing is acked: the broker keeps every message until the database is back. */
+    char delay[24];
+    snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
+    jb_log(JB_LOG_WARN, "cannot store jobs; holding deliveries unacked and retrying", "error",
+           e.msg, "retry_in_ms", delay, NULL);
+    c->db_retry_at = jb_time_now() + c->db_backoff_ms * 1000;
+    c->db_backoff_ms = next_backoff(c->db_backoff_ms);
+    res = FLUSH_DB_DOWN;
+    goto out;
+  }
+  c->db_backoff_ms = 100;
+  if (settle_bad(c, chunk, n, &e) != JB_OK) {
+    res = FLUSH_AMQP_LOST;
+    goto out;
+  }
+  /* Everything up to the last tag of the chunk is now durable or dead-lettered: one ack. */
+  if (amqp_basic_ack(c->conn, CH, chunk[n - 1].env.delivery_tag, 1) != AMQP_STATUS_OK) {
+    res = FLUSH_AMQP_LOST;
+    goto out;
+  }
+  atomic_fetch_add(&c->t->acked, n);
+  for (size_t i = 0; i < n; i++) {
+    amqp_destroy_envelope(&chunk[i].env);
+    jb_event_clear(&chunk[i].ev);
+    jb_mapped_clear(&chunk[i].mapped);
+  }
+  memmove(c->pend, c->pend + n, (c->n - n) * sizeof *c->pend);
+  c->n -= n;
+  c->first_at = c->n ? jb_time_now() : 0;
+out:
+  if (res != FLUSH_DONE)
+    for (size_t i = 0; i < n; i++) {
+      jb_event_clear(&chunk[i].ev);
+      jb_mapped_clear(&chunk[i].mapped);
+    }
+  maps_put(maps);
+  return res;
+}
+
+/* Flushes pending deliveries in chunks of ingest.batch_max. */
+static flush_result flush(consumer *c) {
+  while (c->n > 0) {
+    size_t n = c->n < (size_t)c->t->cfg->ingest_batch_max ? c->n : (size_t)c->t->cfg->ingest_batch_max;
+    flush_result r = flush_chunk(c, n);
+    if (r != FLUSH_DONE) return r;
+  }
+  return FLUSH_DONE;
+}
+
+/* ---- receiving ---- */
+
+/* Handles a frame that is not a delivery. Returns false when the connection must be dropped. */
+static bool other_frame(consumer *c, const char **why) {
+  amqp_frame_t frame;
+  struct timeval tv = {0, 0};
+  if (amqp_simple_wait_frame_noblock(c->conn, &frame, &tv) != AMQP_STATUS_OK) return true;
+  if (frame.frame_type != AMQP_FRAME_METHOD) return true;
+  switch (frame.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD:
+      *why = "the broker closed the channel";
+      return false;
+    case AMQP_CONNECTION_CLOSE_METHOD:
+      *why = "the broker closed the connection";
+      return false;
+    case AMQP_BASIC_CANCEL_METHOD:
+      *why = "the broker cancelled the consumer (queue deleted?)";
+      return false;
+    default:
+      return true;
+  }
+}
+
+static bool add_pending(consumer *c, amqp_envelope_t *env) {
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 256;
+    pending *p = realloc(c->pend, cap * sizeof *p);
+    if (p == NULL) return false;
+    c->pend = p;
+    c->cap = cap;
+  }
+  pending *p = &c->pend[c->n++];
+  memset(p, 0, sizeof *p);
+  p->env = *env;
+  p->received_at = jb_time_now();
+  if (c->n == 1) c->first_at = p->received_at;
+  atomic_fetch_add(&c->t->received, 1);
+  return true;
+}
+
+static void *consumer_main(void *arg) {
+  consumer *c = arg;
+  jb_mq_trigger *t = c->t;
+  const jb_config *cfg = t->cfg;
+  char idx[16];
+  snprintf(idx, sizeof idx, "%d", c->index);
+  c->db_backoff_ms = 100;
+  c->amqp_backoff_ms = 250;
+  while (!atomic_load(&t->stop)) {
+    if (c->conn == NULL) {
+      jb_error e;
+      if (connect_consumer(c, &e) != JB_OK) {
+        char delay[24];
+        snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
+        jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
+               "retry_in_ms", delay, NULL);
+        sleep_ms(t, c->amqp_backoff_ms);
+        c->amqp_backoff_ms = next_backoff(c->amqp_backoff_ms);
+        continue;
+      }
+      c->amqp_backoff_ms = 250;
+      jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", cfg->in_queue, NULL);
+    }
+    jb_time now = jb_time_now();
+    bool due = c->n >= (size_t)cfg->ingest_batch_max ||
+               (c->n > 0 && now - c->first_at >= (jb_time)cfg->ingest_batch_wait_ms * 1000);
+    if (due && now >= c->db_retry_at) {
+      flush_result r = flush(c);
+      if (r == FLUSH_AMQP_LOST) {
+        drop_consumer_conn(c, "ack or reject failed");
+        continue;
+      }
+    }
+    /* Wait for the next delivery no longer than the batch window allows. The call also services
+     * heartbeats, so it runs even while the database is down. */
+    long wait_us = 100000;
+    if (c->n > 0 && c->db_retry_at <= now) {
+      jb_time left = c->first_at + (jb_time)cfg->ingest_batch_wait_ms * 1000 - now;
+      wait_us = left < 1000 ? 1000 : (left < wait_us ? (long)left : wait_us);
+    }
+    struct timeval tv = {wait_us / 1000000, wait_us % 1000000};
+    amqp_envelope_t env;
+    amqp_maybe_release_buffers(c->conn);
+    amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+      if (!add_pending(c, &env)) {
+        amqp_destroy_envelope(&env);
+        drop_consumer_conn(c, "out of memory");
+      }
+      continue;
+    }
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+      continue;
+    const char *why = "connection error";
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE && other_frame(c, &why))
+      continue;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error != AMQP_STATUS_UNEXPECTED_STATE)
+      why = amqp_error_string2(r.library_error);
+    drop_consumer_conn(c, why);
+  }
+  /* Stopping: commit and ack what is in hand if the database allows; otherwise leave it unacked
+   * for the broker to deliver again. */
+  if (c->conn != NULL && c->n > 0 && flush(c) != FLUSH_DONE)
+    jb_log(JB_LOG_WARN, "stopping with deliveries unacked; the broker will redeliver them",
+           "consumer", idx, NULL);
+  forget_pending(c);
+  jb_amqp_close(c->pub);
+  c->pub = NULL;
+  jb_amqp_close(c->conn);
+  c->conn = NULL;
+  return NULL;
+}
+
+/* ---- the JobTrigger port ---- */
+
+static jb_err trigger_start(void *self, jb_error *e) {
+  jb_mq_trigger *t = self;
+  if (atomic_load(&t->running)) return JB_OK;
+  atomic_store(&t->stop, false);
+  for (size_t i = 0; i < t->n; i++) {
+    if (pthread_create(&t->consumers[i].thread, NULL, consumer_main, &t->consumers[i]) != 0) {
+      atomic_store(&t->stop, true);
+      for (size_t j = 0; j < i; j++) pthread_join(t->consumers[j].thread, NULL);
+      return jb_fail(e, JB_ERR_IO, "cannot start consumer thread %zu", i);
+    }
+  }
+  atomic_store(&t->running, true);
+  return JB_OK;
+}
+
+static void trigger_stop(void *self) {
+  jb_mq_trigger *t = self;
+  if (!atomic_load(&t->running)) return;
+  atomic_store(&t->stop, true);
+  for (size_t i = 0; i < t->n; i++) pthread_join(t->consumers[i].thread, NULL);
+  atomic_store(&t->running, false);
+}
+
+static bool trigger_is_running(void *self) {
+  jb_mq_trigger *t = self;
+  return atomic_load(&t->running);
+}
+
+static const jb_job_trigger_ops trigger_ops = {
+    .start = trigger_start, .stop = trigger_stop, .is_running = trigger_is_running};
+
+jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t) { return (jb_job_trigger){&trigger_ops, t}; }
+
+jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t n,
+                         jb_mq_trigger **out, jb_error *e) {
+  jb_mq_trigger *t = calloc(1, sizeof *t);
+  map_ref *m = calloc(1, sizeof *m);
+  consumer *cs = calloc(n ? n : 1, sizeof *cs);
+  if (t == NULL || m == NULL || cs == NULL) {
+    free(t);
+    free(m);
+    free(cs);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  t->cfg = cfg;
+  pthread_mutex_init(&t->lock, NULL);
+  m->cfg = (jb_config *)cfg;
+  m->owned = false;
+  atomic_init(&m->refs, 1);
+  t->maps = m;
+  t->consumers = cs;
+  t->n = n;
+  for (size_t i = 0; i < n; i++) {
+    cs[i].t = t;
+    cs[i].index = (int)i;
+    cs[i].creator = &creators[i];
+  }
+  *out = t;
+  return JB_OK;
+}
+
+jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t) {
+  return (jb_mq_stats){atomic_load(&t->received), atomic_load(&t->created),
+                       atomic_load(&t->duplicates), atomic_load(&t->dead_lettered),
+                       atomic_load(&t->rejected), atomic_load(&t->acked)};
+}
+
+void jb_mq_trigger_free(jb_mq_trigger *t) {
+  if (t == NULL) return;
+  trigger_stop(t);
+  for (size_t i = 0; i < t->n; i++) free(t->consumers[i].pend);
+  free(t->consumers);
+  maps_put(t->maps);
+  pthread_mutex_destroy(&t->lock);
+  free(t);
+}

@@ -1,0 +1,41 @@
+/* The MessageQueueTrigger: consumes events from RabbitMQ and creates jobs through JobCreators. */
+#ifndef JB_MQ_TRIGGER_H
+#define JB_MQ_TRIGGER_H
+
+#include <stdint.h>
+
+#include "jobbridge/config.h"
+#include "jobbridge/job_creator.h"
+#include "jobbridge/job_trigger.h"
+
+typedef struct jb_mq_trigger jb_mq_trigger;
+
+/* Counters since start (read at any time from any thread). */
+typedef struct jb_mq_stats {
+  uint64_t received;      /* deliveries taken from the queue */
+  uint64_t jobs_created;  /* new job rows */
+  uint64_t duplicates;    /* job requests that matched an existing dedupe key */
+  uint64_t dead_lettered; /* events republished to the dead-letter exchange */
+  uint64_t rejected;      /* events rejected (requeue=false) when republishing was impossible */
+  uint64_t acked;         /* deliveries acknowledged */
+} jb_mq_stats;
+
+/* A trigger with one consumer thread per creator (each creator must own its own database
+ * connection: it is used by that thread only). cfg is borrowed and must outlive the trigger;
+ * creators are borrowed too. */
+jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t n,
+                         jb_mq_trigger **out, jb_error *e) JB_MUST_CHECK;
+
+/* The JobTrigger port (start, stop, is_running) of this trigger. */
+jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t);
+
+/* Replaces the mapping table with next's (the trigger takes ownership of next). Batches in
+ * flight finish with the table they started with; nothing is lost. */
+void jb_mq_trigger_reload(jb_mq_trigger *t, jb_config *next);
+
+jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t);
+
+/* Stops (if running) and frees. */
+void jb_mq_trigger_free(jb_mq_trigger *t);
+
+#endif
