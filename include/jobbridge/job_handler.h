@@ -2,12 +2,27 @@
 #ifndef JOBBRIDGE_JOB_HANDLER_H
 #define JOBBRIDGE_JOB_HANDLER_H
 
+#include <stdatomic.h>
+
 #include "jobbridge/job.h"
+
+/* Why a handler is asked to stop early. */
+typedef enum {
+  JB_STOP_NONE = 0,
+  JB_STOP_CANCEL,   /* the job was cancelled: it ends FAILED "Job cancelled" */
+  JB_STOP_SHUTDOWN, /* jobbridge is shutting down: the job returns to RETRYING, no retry burnt */
+} jb_stop_reason;
+
+/* Shared between the worker running a handler and the pool. A handler that runs for more than
+ * a moment checks `stop` (an atomic jb_stop_reason) and returns soon after it is set. */
+typedef struct jb_handler_ctx {
+  atomic_int stop;
+} jb_handler_ctx;
 
 typedef struct jb_job_handler_ops {
   /* Runs the job (borrowed) and fills *result (zeroed by the caller; the caller then owns what
-   * it holds). Called from a worker thread; must be safe to call from several at once. */
-  void (*handle)(void *self, const jb_job *job, jb_job_result *result);
+   * it holds). Called from worker threads, several at once. */
+  void (*handle)(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *result);
   /* Releases self. May be NULL. */
   void (*destroy)(void *self);
 } jb_job_handler_ops;
@@ -16,5 +31,19 @@ typedef struct jb_job_handler {
   const jb_job_handler_ops *ops;
   void *self;
 } jb_job_handler;
+
+/* The built-in handlers. `noop` completes at once. `exec` runs argv (NULL-terminated, copied)
+ * without a shell, the job as JSON on stdin, JOBBRIDGE_JOB_ID and JOBBRIDGE_JOB_TYPE in its
+ * environment: exit 0 = success (stdout, if a JSON object, is the result), exit 65 =
+ * non-retriable failure, any other exit, a signal, or timeout_s passed (SIGTERM, then SIGKILL
+ * after a grace period) = retriable failure; the last lines of stderr become the error. */
+jb_job_handler jb_noop_handler(void);
+jb_err jb_exec_handler_new(char *const *argv, double timeout_s, jb_job_handler *out,
+                           jb_error *e) JB_MUST_CHECK;
+
+/* A handler from a C function, for embedders. `fn` must be thread-safe; `self` is passed on. */
+typedef void (*jb_handler_fn)(void *self, const jb_job *job, jb_handler_ctx *ctx,
+                              jb_job_result *result);
+jb_job_handler jb_callback_handler(jb_handler_fn fn, void *self);
 
 #endif

@@ -30,6 +30,16 @@ typedef struct jb_job_filter {
   long limit; /* 0: 100 */
 } jb_job_filter;
 
+/* The outcome of one run, recorded by finish. */
+typedef struct jb_finish {
+  char id[37];
+  jb_job_status status;  /* COMPLETED, FAILED, RETRYING or DEAD_LETTER */
+  json_t *result;        /* borrowed; NULL keeps the old result */
+  const char *error;     /* borrowed; the error_message for failures */
+  int64_t delay_ms;      /* RETRYING: run again after this long */
+  bool burn_retry;       /* RETRYING: count this attempt (false when shutdown interrupted it) */
+} jb_finish;
+
 typedef struct jb_job_queue_ops {
   /* Stores n jobs in one transaction; a dedupe_key already present (or repeated in the batch)
    * is not an error: out[i] says JB_CREATE_DUPLICATE with the existing job's id. */
@@ -45,6 +55,29 @@ typedef struct jb_job_queue_ops {
   jb_err (*retry)(void *self, const char *id, jb_job *out, jb_error *e);
   /* One entry per queue that has jobs, sorted by name. *out is a new array (free()). */
   jb_err (*stats)(void *self, jb_queue_stats **out, size_t *n, jb_error *e);
+
+  /* ---- for workers ---- */
+
+  /* Claims up to max due jobs (PENDING, SCHEDULED or RETRYING with scheduled_at <= now) of the
+   * given queues (NULL/0: all), highest priority first, then oldest: they become RUNNING with
+   * locked_by = owner and a lease of lease_s. *out is a new array (jb_jobs_free). */
+  jb_err (*claim)(void *self, const char *owner, char *const *queues, size_t nqueues, int max,
+                  int lease_s, jb_job **out, size_t *n, jb_error *e);
+  /* Records outcomes in one transaction, each with its outbox event. Only jobs still RUNNING
+   * under `owner` change (a reaped or cancelled job is left alone); *applied counts them. */
+  jb_err (*finish)(void *self, const char *owner, const jb_finish *items, size_t n,
+                   size_t *applied, jb_error *e);
+  /* Extends the lease of every job RUNNING under an owner starting with owner_prefix. *cancel
+   * (a new array of ids, free()) lists those whose cancellation was requested. */
+  jb_err (*renew)(void *self, const char *owner_prefix, int lease_s, char (**cancel)[37],
+                  size_t *ncancel, jb_error *e);
+  /* Jobs RUNNING with an expired lease (their worker died) fail retriably: RETRYING with backoff
+   * or DEAD_LETTER when exhausted (FAILED "Job cancelled" if cancellation was requested). */
+  jb_err (*reap)(void *self, double base_s, double max_s, size_t *reaped, jb_error *e);
+  /* Blocks until jobs may be waiting (a notification) or timeout_ms passes. */
+  jb_err (*wait)(void *self, int timeout_ms, jb_error *e);
+  /* Asks for a RUNNING job to be cancelled (its worker stops the handler). */
+  jb_err (*request_cancel)(void *self, const char *id, jb_error *e);
 } jb_job_queue_ops;
 
 typedef struct jb_job_queue {

@@ -189,9 +189,9 @@ static json_t *string_or_null(const char *s) {
   return s != NULL && *s != '\0' ? json_string(s) : json_null();
 }
 
-static json_t *copy_or(json_t *v, json_t *fallback) {
-  return v != NULL ? json_incref(v) : fallback;
-}
+/* A new reference to v, or to an empty object / null when v is unset. */
+static json_t *ref_or_object(json_t *v) { return v != NULL ? json_incref(v) : json_object(); }
+static json_t *ref_or_null(json_t *v) { return v != NULL ? json_incref(v) : json_null(); }
 
 json_t *jb_job_to_json(const jb_job *job) {
   json_t *o = json_object();
@@ -200,7 +200,7 @@ json_t *jb_job_to_json(const jb_job *job) {
   rc |= json_object_set_new(o, "id", json_string(job->id));
   rc |= json_object_set_new(o, "queue_name", string_or_null(job->queue_name));
   rc |= json_object_set_new(o, "job_type", string_or_null(job->job_type));
-  rc |= json_object_set_new(o, "payload", copy_or(job->payload, json_object()));
+  rc |= json_object_set_new(o, "payload", ref_or_object(job->payload));
   rc |= json_object_set_new(o, "priority", json_integer(job->priority));
   rc |= json_object_set_new(o, "max_retries", json_integer(job->max_retries));
   rc |= json_object_set_new(o, "retry_count", json_integer(job->retry_count));
@@ -213,8 +213,8 @@ json_t *jb_job_to_json(const jb_job *job) {
   rc |= json_object_set_new(o, "status", json_string(jb_status_name(job->status)));
   rc |= json_object_set_new(o, "error_message", string_or_null(job->error_message));
   rc |= json_object_set_new(o, "created_by", string_or_null(job->created_by));
-  rc |= json_object_set_new(o, "metadata", copy_or(job->metadata, json_object()));
-  rc |= json_object_set_new(o, "result", copy_or(job->result, json_null()));
+  rc |= json_object_set_new(o, "metadata", ref_or_object(job->metadata));
+  rc |= json_object_set_new(o, "result", ref_or_null(job->result));
   rc |= json_object_set_new(o, "progress", json_integer(job->progress));
   rc |= json_object_set_new(o, "dedupe_key", string_or_null(job->dedupe_key));
   rc |= json_object_set_new(o, "locked_by", string_or_null(job->locked_by));

@@ -30,11 +30,34 @@ const jb_migration jb_migrations[] = {
      "  locked_until timestamptz\n"
      ");\n"
      /* The hot index: only waiting jobs, in claim order. Finished jobs never touch it. */
-     "CREATE INDEX jobs_waiting_idx ON jobs (queue_name, priority DESC, scheduled_at, id)\n"
+     "CREATE INDEX jobs_waiting_idx ON jobs (priority DESC, scheduled_at, id)\n"
      "  WHERE status IN ('PENDING','SCHEDULED','RETRYING');\n"
      /* Leases to reap: running jobs only. */
      "CREATE INDEX jobs_running_idx ON jobs (locked_until) WHERE status = 'RUNNING';\n"
      "CREATE INDEX jobs_created_idx ON jobs (created_at DESC, id);\n"},
+    {2, "outbox, cancellation, notifications",
+     "ALTER TABLE jobs ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false;\n"
+     /* One row per job event to publish; deleted only after the broker confirmed it. */
+     "CREATE TABLE outbox (\n"
+     "  id bigserial PRIMARY KEY,\n"
+     "  job_id uuid NOT NULL,\n"
+     "  message_id uuid NOT NULL DEFAULT gen_random_uuid(),\n"
+     "  event_type text NOT NULL,\n"
+     "  routing_key text NOT NULL,\n"
+     "  correlation_id text,\n"
+     "  data jsonb NOT NULL,\n"
+     "  created_at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"
+     /* Wake idle workers when jobs arrive, and the relay when events do. Channels carry the
+      * schema so two jobbridge deployments on one database do not wake each other. */
+     "CREATE FUNCTION notify_jobs() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+     "BEGIN PERFORM pg_notify('jobbridge_jobs_' || TG_TABLE_SCHEMA, ''); RETURN NULL; END $$;\n"
+     "CREATE TRIGGER jobs_notify AFTER INSERT ON jobs\n"
+     "  FOR EACH STATEMENT EXECUTE FUNCTION notify_jobs();\n"
+     "CREATE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+     "BEGIN PERFORM pg_notify('jobbridge_outbox_' || TG_TABLE_SCHEMA, ''); RETURN NULL; END $$;\n"
+     "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox\n"
+     "  FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

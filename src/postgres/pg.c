@@ -7,37 +7,13 @@
 
 #include "jobbridge/log.h"
 #include "postgres/migrations.h"
+#include "postgres/pg_internal.h"
 
-/* Every statement the adapter runs, prepared once per connection on first use. */
-typedef enum {
-  ST_ENQUEUE,
-  ST_DEDUPE_LOOKUP,
-  ST_GET,
-  ST_LIST,
-  ST_LOCK_STATUS,
-  ST_CANCEL,
-  ST_RETRY,
-  ST_STATS,
-  ST_COUNT
-} stmt_id;
-
-/* The columns of a job, in the order row_to_job reads them; timestamps as microseconds. */
-#define US(col) "(extract(epoch FROM " col ") * 1000000)::int8"
-#define JOB_COLUMNS                                                                             \
-  "id::text, queue_name, job_type, payload::text, priority, max_retries, retry_count, "         \
-  US("scheduled_at") ", " US("started_at") ", " US("completed_at") ", " US("failed_at") ", "     \
-  US("created_at") ", " US("updated_at") ", status, error_message, created_by::text, "          \
-  "metadata::text, result::text, progress, dedupe_key, locked_by, " US("locked_until")
-
-static const struct {
-  const char *name;
-  const char *sql;
-  int nparams;
-} stmts[ST_COUNT] = {
+static const jb_pg_stmt stmts[] = {
     /* $1: a JSON array of jobs. One statement, so one transaction; duplicates of a dedupe key
      * (already stored, or earlier in the same batch) are skipped and reported. The outer SELECT
      * cannot see rows inserted by the CTE, hence the join on `ins` for in-batch duplicates. */
-    [ST_ENQUEUE] = {"jb_enqueue",
+    [ST_ENQUEUE] = {ST_ENQUEUE, "jb_enqueue",
                     "WITH input AS (\n"
                     "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord int, id uuid,\n"
                     "    queue_name text, job_type text, payload jsonb, priority int,\n"
@@ -62,29 +38,29 @@ static const struct {
                     "  AND j.dedupe_key = i.dedupe_key\n"
                     "ORDER BY i.ord",
                     1},
-    [ST_DEDUPE_LOOKUP] = {"jb_dedupe_lookup", "SELECT id::text FROM jobs WHERE dedupe_key = $1",
+    [ST_DEDUPE_LOOKUP] = {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup", "SELECT id::text FROM jobs WHERE dedupe_key = $1",
                           1},
-    [ST_GET] = {"jb_get", "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1::uuid", 1},
-    [ST_LIST] = {"jb_list",
-                 "SELECT " JOB_COLUMNS " FROM jobs\n"
+    [ST_GET] = {ST_GET, "jb_get", "SELECT " JB_JOB_COLUMNS " FROM jobs WHERE id = $1::uuid", 1},
+    [ST_LIST] = {ST_LIST, "jb_list",
+                 "SELECT " JB_JOB_COLUMNS " FROM jobs\n"
                  "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)\n"
                  "  AND ($3::text IS NULL OR queue_name = $3)\n"
                  "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
                  5},
-    [ST_LOCK_STATUS] = {"jb_lock_status", "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE",
+    [ST_LOCK_STATUS] = {ST_LOCK_STATUS, "jb_lock_status", "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE",
                         1},
-    [ST_CANCEL] = {"jb_cancel",
+    [ST_CANCEL] = {ST_CANCEL, "jb_cancel",
                    "UPDATE jobs SET status = 'FAILED', error_message = 'Job cancelled',\n"
                    "  failed_at = now(), updated_at = now(), locked_by = NULL, locked_until = NULL\n"
-                   "WHERE id = $1::uuid RETURNING " JOB_COLUMNS,
+                   "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
                    1},
-    [ST_RETRY] = {"jb_retry",
+    [ST_RETRY] = {ST_RETRY, "jb_retry",
                   "UPDATE jobs SET status = 'PENDING', retry_count = 0, scheduled_at = now(),\n"
                   "  failed_at = NULL, completed_at = NULL, started_at = NULL, updated_at = now(),\n"
                   "  locked_by = NULL, locked_until = NULL\n"
-                  "WHERE id = $1::uuid RETURNING " JOB_COLUMNS,
+                  "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
                   1},
-    [ST_STATS] = {"jb_stats",
+    [ST_STATS] = {ST_STATS, "jb_stats",
                   "SELECT queue_name,\n"
                   "  count(*) FILTER (WHERE status = 'PENDING'),\n"
                   "  count(*) FILTER (WHERE status = 'SCHEDULED'),\n"
@@ -98,17 +74,10 @@ static const struct {
                   0},
 };
 
-struct jb_pg {
-  PGconn *conn;
-  char *url;
-  char *schema;
-  bool prepared[ST_COUNT];
-};
-
 PGconn *jb_pg_conn(jb_pg *pg) { return pg->conn; }
 
 /* Maps a failed result (or a dead connection) to a jb_err with the server's message. */
-static jb_err result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e) {
+jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e) {
   if (PQstatus(pg->conn) == CONNECTION_BAD)
     return jb_fail(e, JB_ERR_DB_CONN, "database connection lost during %s: %s", what,
                    PQerrorMessage(pg->conn));
@@ -122,13 +91,18 @@ static jb_err result_error(jb_pg *pg, PGresult *res, const char *what, jb_error 
 }
 
 /* Runs a plain SQL command expecting no rows. */
-static jb_err exec_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) {
+jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) {
   PGresult *res = PQexec(pg->conn, sql);
   jb_err rc = JB_OK;
   if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-    rc = result_error(pg, res, what, e);
+    rc = jb_pg_result_error(pg, res, what, e);
   PQclear(res);
   return rc;
+}
+
+void jb_pg_rollback(jb_pg *pg) {
+  if (PQstatus(pg->conn) != CONNECTION_OK) return;
+  PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
 
 /* Per-session settings; run after every new session (connect, reset) and after migrate. */
@@ -141,7 +115,7 @@ static jb_err session_setup(jb_pg *pg, jb_error *e) {
   snprintf(sql, sizeof sql, "SET search_path TO %s, public; SET TimeZone TO 'UTC'; "
            "SET client_min_messages TO warning", ident);
   PQfreemem(ident);
-  return exec_simple(pg, sql, "session setup", e);
+  return jb_pg_simple(pg, sql, "session setup", e);
 }
 
 jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error *e) {
@@ -196,24 +170,24 @@ jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
 }
 
 /* Runs statement `id` with text parameters; *out gets the result on success (caller clears). */
-static jb_err run(jb_pg *pg, stmt_id id, const char *const *params, PGresult **out,
+jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PGresult **out,
                   jb_error *e) {
   jb_err rc = jb_pg_ensure(pg, e);
   if (rc != JB_OK) return rc;
-  if (!pg->prepared[id]) {
-    PGresult *res = PQprepare(pg->conn, stmts[id].name, stmts[id].sql, stmts[id].nparams, NULL);
+  if (!pg->prepared[st->slot]) {
+    PGresult *res = PQprepare(pg->conn, st->name, st->sql, st->nparams, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      rc = result_error(pg, res, stmts[id].name, e);
+      rc = jb_pg_result_error(pg, res, st->name, e);
       PQclear(res);
       return rc;
     }
     PQclear(res);
-    pg->prepared[id] = true;
+    pg->prepared[st->slot] = true;
   }
-  PGresult *res = PQexecPrepared(pg->conn, stmts[id].name, stmts[id].nparams, params, NULL, NULL, 0);
-  ExecStatusType st = PQresultStatus(res);
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-    rc = result_error(pg, res, stmts[id].name, e);
+  PGresult *res = PQexecPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0);
+  ExecStatusType status = PQresultStatus(res);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    rc = jb_pg_result_error(pg, res, st->name, e);
     PQclear(res);
     return rc;
   }
@@ -229,7 +203,7 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
   if (ident == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot quote schema name");
   char sql[1024];
   PGresult *res = NULL;
-  rc = exec_simple(pg, "BEGIN", "migrate", e);
+  rc = jb_pg_simple(pg, "BEGIN", "migrate", e);
   if (rc != JB_OK) goto out;
   /* Two instances starting together must not both run a migration. */
   snprintf(sql, sizeof sql,
@@ -238,18 +212,18 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
            "CREATE TABLE IF NOT EXISTS %s.schema_migrations (version int PRIMARY KEY,\n"
            "  name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
            ident, ident);
-  rc = exec_simple(pg, sql, "migrate", e);
+  rc = jb_pg_simple(pg, sql, "migrate", e);
   if (rc != JB_OK) goto rollback;
   res = PQexec(pg->conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    rc = result_error(pg, res, "migrate", e);
+    rc = jb_pg_result_error(pg, res, "migrate", e);
     goto rollback;
   }
   int current = atoi(PQgetvalue(res, 0, 0));
   for (int i = 0; i < jb_migrations_len; i++) {
     const jb_migration *m = &jb_migrations[i];
     if (m->version <= current) continue;
-    rc = exec_simple(pg, m->sql, m->name, e);
+    rc = jb_pg_simple(pg, m->sql, m->name, e);
     if (rc != JB_OK) goto rollback;
     char ver[16];
     snprintf(ver, sizeof ver, "%d", m->version);
@@ -258,7 +232,7 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
                                  "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
                                  NULL, params, NULL, NULL, 0);
     if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
-      rc = result_error(pg, ins, "migrate", e);
+      rc = jb_pg_result_error(pg, ins, "migrate", e);
       PQclear(ins);
       goto rollback;
     }
@@ -267,14 +241,11 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
            NULL);
     count++;
   }
-  rc = exec_simple(pg, "COMMIT", "migrate", e);
+  rc = jb_pg_simple(pg, "COMMIT", "migrate", e);
   if (rc == JB_OK && applied) *applied = count;
   goto out;
 rollback:
-  if (PQstatus(pg->conn) == CONNECTION_OK) {
-    jb_error ignored;
-    (void)exec_simple(pg, "ROLLBACK", "migrate", &ignored);
-  }
+  jb_pg_rollback(pg);
 out:
   PQclear(res);
   PQfreemem(ident);
@@ -298,7 +269,7 @@ static json_t *json_col(const PGresult *res, int row, int col) {
   return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
 }
 
-static jb_err row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) {
+jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) {
   memset(job, 0, sizeof *job);
   snprintf(job->id, sizeof job->id, "%s", PQgetvalue(res, row, 0));
   job->queue_name = dup_or_null(res, row, 1);
@@ -359,7 +330,7 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
   if (text == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
   const char *params[1] = {text};
   PGresult *res = NULL;
-  jb_err rc = run(pg, ST_ENQUEUE, params, &res, e);
+  jb_err rc = jb_pg_exec(pg, &stmts[ST_ENQUEUE], params, &res, e);
   free(text);
   if (rc != JB_OK) return rc;
   if ((size_t)PQntuples(res) != n) {
@@ -375,7 +346,7 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
        * a fresh statement sees it. */
       PGresult *r2 = NULL;
       const char *p2[1] = {jobs[i].dedupe_key};
-      if (run(pg, ST_DEDUPE_LOOKUP, p2, &r2, e) == JB_OK && PQntuples(r2) == 1)
+      if (jb_pg_exec(pg, &stmts[ST_DEDUPE_LOOKUP], p2, &r2, e) == JB_OK && PQntuples(r2) == 1)
         snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(r2, 0, 0));
       PQclear(r2);
     }
@@ -389,12 +360,12 @@ static jb_err pg_get(void *self, const char *id, jb_job *out, jb_error *e) {
   jb_pg *pg = self;
   PGresult *res = NULL;
   const char *params[1] = {id};
-  jb_err rc = run(pg, ST_GET, params, &res, e);
+  jb_err rc = jb_pg_exec(pg, &stmts[ST_GET], params, &res, e);
   if (rc != JB_OK) return rc;
   if (PQntuples(res) == 0)
     rc = jb_fail(e, JB_ERR_NOT_FOUND, "job %s not found", id);
   else
-    rc = row_to_job(res, 0, out, e);
+    rc = jb_pg_row_to_job(res, 0, out, e);
   PQclear(res);
   return rc;
 }
@@ -407,7 +378,7 @@ static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *
   const char *params[5] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
                            f->job_type, f->queue_name, limit, offset};
   PGresult *res = NULL;
-  jb_err rc = run(pg, ST_LIST, params, &res, e);
+  jb_err rc = jb_pg_exec(pg, &stmts[ST_LIST], params, &res, e);
   if (rc != JB_OK) return rc;
   int rows = PQntuples(res);
   jb_job *jobs = calloc(rows ? (size_t)rows : 1, sizeof *jobs);
@@ -416,7 +387,7 @@ static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *
     goto out;
   }
   for (int i = 0; i < rows; i++) {
-    rc = row_to_job(res, i, &jobs[i], e);
+    rc = jb_pg_row_to_job(res, i, &jobs[i], e);
     if (rc != JB_OK) {
       jb_jobs_free(jobs, (size_t)i);
       goto out;
@@ -431,16 +402,16 @@ out:
 
 /* Changes one job's status under a row lock, checked by the state machine first.
  * `allowed_from` (may be NULL) narrows the legal sources further (cancel: waiting only). */
-static jb_err transition(jb_pg *pg, const char *id, jb_job_status to, stmt_id st,
+static jb_err transition(jb_pg *pg, const char *id, jb_job_status to, jb_pg_slot st,
                          bool (*allowed_from)(jb_job_status), const char *verb, jb_job *out,
                          jb_error *e) {
   jb_err rc = jb_pg_ensure(pg, e);
   if (rc != JB_OK) return rc;
-  rc = exec_simple(pg, "BEGIN", verb, e);
+  rc = jb_pg_simple(pg, "BEGIN", verb, e);
   if (rc != JB_OK) return rc;
   PGresult *res = NULL;
   const char *params[1] = {id};
-  rc = run(pg, ST_LOCK_STATUS, params, &res, e);
+  rc = jb_pg_exec(pg, &stmts[ST_LOCK_STATUS], params, &res, e);
   if (rc != JB_OK) goto rollback;
   if (PQntuples(res) == 0) {
     rc = jb_fail(e, JB_ERR_NOT_FOUND, "job %s not found", id);
@@ -464,21 +435,18 @@ static jb_err transition(jb_pg *pg, const char *id, jb_job_status to, stmt_id st
             msg);
     goto rollback;
   }
-  rc = run(pg, st, params, &res, e);
+  rc = jb_pg_exec(pg, &stmts[st], params, &res, e);
   if (rc != JB_OK) goto rollback;
-  rc = row_to_job(res, 0, out, e);
+  rc = jb_pg_row_to_job(res, 0, out, e);
   PQclear(res);
   res = NULL;
   if (rc != JB_OK) goto rollback;
-  rc = exec_simple(pg, "COMMIT", verb, e);
+  rc = jb_pg_simple(pg, "COMMIT", verb, e);
   if (rc != JB_OK) jb_job_clear(out);
   return rc;
 rollback:
   PQclear(res);
-  if (PQstatus(pg->conn) == CONNECTION_OK) {
-    jb_error ignored;
-    (void)exec_simple(pg, "ROLLBACK", verb, &ignored);
-  }
+  jb_pg_rollback(pg);
   return rc;
 }
 
@@ -493,7 +461,7 @@ static jb_err pg_retry(void *self, const char *id, jb_job *out, jb_error *e) {
 static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e) {
   jb_pg *pg = self;
   PGresult *res = NULL;
-  jb_err rc = run(pg, ST_STATS, NULL, &res, e);
+  jb_err rc = jb_pg_exec(pg, &stmts[ST_STATS], NULL, &res, e);
   if (rc != JB_OK) return rc;
   int rows = PQntuples(res);
   jb_queue_stats *s = calloc(rows ? (size_t)rows : 1, sizeof *s);

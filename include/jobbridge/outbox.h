@@ -1,0 +1,42 @@
+/* The Outbox port: job events written in the same transaction as the status change, waiting to
+ * be published. Implemented by the PostgreSQL adapter, drained by the outbox relay. */
+#ifndef JOBBRIDGE_OUTBOX_H
+#define JOBBRIDGE_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobbridge/job.h"
+
+/* One event to publish. Strings and data are owned by the row (jb_outbox_rows_free). */
+typedef struct jb_outbox_row {
+  int64_t id;
+  char job_id[37];
+  char message_id[37];
+  char *event_type;  /* job.completed, job.failed, job.dead_letter, job.retrying */
+  char *routing_key; /* job.<status>.<job_type> */
+  char *correlation_id; /* the source event's id, or NULL */
+  json_t *data;      /* the job snapshot */
+  jb_time created_at;
+} jb_outbox_row;
+
+void jb_outbox_rows_free(jb_outbox_row *rows, size_t n);
+
+typedef struct jb_outbox_ops {
+  /* Becomes the one relay of this schema (a session lock), so events leave in order. False
+   * when another instance holds it. */
+  jb_err (*try_lead)(void *self, bool *leader, jb_error *e);
+  /* The oldest rows, at most max, in id order. */
+  jb_err (*fetch)(void *self, int max, jb_outbox_row **rows, size_t *n, jb_error *e);
+  /* Deletes rows whose publish was confirmed. */
+  jb_err (*remove)(void *self, const int64_t *ids, size_t n, jb_error *e);
+  /* Blocks until rows may be waiting (a notification) or timeout_ms passes. */
+  jb_err (*wait)(void *self, int timeout_ms, jb_error *e);
+} jb_outbox_ops;
+
+typedef struct jb_outbox {
+  const jb_outbox_ops *ops;
+  void *self;
+} jb_outbox;
+
+#endif

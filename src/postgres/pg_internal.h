@@ -1,0 +1,65 @@
+/* What the PostgreSQL adapter's files share: the connection struct and statement helpers.
+ * Private to src/postgres. */
+#ifndef JB_PG_INTERNAL_H
+#define JB_PG_INTERNAL_H
+
+#include "postgres/pg.h"
+
+/* Every prepared statement has a slot; a connection prepares each on first use. */
+typedef enum {
+  ST_ENQUEUE,
+  ST_DEDUPE_LOOKUP,
+  ST_GET,
+  ST_LIST,
+  ST_LOCK_STATUS,
+  ST_CANCEL,
+  ST_RETRY,
+  ST_STATS,
+  ST_CLAIM,
+  ST_FINISH,
+  ST_RENEW,
+  ST_REAP,
+  ST_REQUEST_CANCEL,
+  ST_OUTBOX_FETCH,
+  ST_OUTBOX_DELETE,
+  ST_COUNT
+} jb_pg_slot;
+
+typedef struct jb_pg_stmt {
+  jb_pg_slot slot;
+  const char *name;
+  const char *sql;
+  int nparams;
+} jb_pg_stmt;
+
+struct jb_pg {
+  PGconn *conn;
+  char *url;
+  char *schema;
+  bool prepared[ST_COUNT];
+  bool listening; /* LISTEN channels are set up on this session */
+  char listen_sql[256];
+};
+
+/* The columns of a job, in the order jb_pg_row_to_job reads them; timestamps as microseconds. */
+#define JB_US(col) "(extract(epoch FROM " col ") * 1000000)::int8"
+#define JB_JOB_COLUMNS                                                                          \
+  "id::text, queue_name, job_type, payload::text, priority, max_retries, retry_count, "          \
+  JB_US("scheduled_at") ", " JB_US("started_at") ", " JB_US("completed_at") ", "                 \
+  JB_US("failed_at") ", " JB_US("created_at") ", " JB_US("updated_at") ", status, "             \
+  "error_message, created_by::text, metadata::text, result::text, progress, dedupe_key, "        \
+  "locked_by, " JB_US("locked_until")
+
+/* Runs a prepared statement with text parameters; *out gets the result (caller clears). */
+jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PGresult **out,
+                  jb_error *e) JB_MUST_CHECK;
+/* Runs plain SQL expecting no rows of interest. */
+jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) JB_MUST_CHECK;
+/* Best-effort ROLLBACK after a failure (nothing to do on a dead connection). */
+void jb_pg_rollback(jb_pg *pg);
+jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e);
+jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) JB_MUST_CHECK;
+/* Rows of jobs into a new array. */
+jb_err jb_pg_rows_to_jobs(const PGresult *res, jb_job **out, size_t *n, jb_error *e) JB_MUST_CHECK;
+
+#endif
