@@ -11,6 +11,7 @@
 typedef struct jb_job_service {
   jb_job_queue queue;          /* borrowed */
   const jb_config *cfg;        /* borrowed: the registered job types */
+  int cancel_wait_ms;          /* cancel of a RUNNING job: how long to wait for it to stop */
 } jb_job_service;
 
 /* Binds a service to a queue and a config; both must outlive it. */
@@ -27,6 +28,9 @@ jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out,
                           jb_error *e) JB_MUST_CHECK;
 jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,
                            jb_error *e) JB_MUST_CHECK;
+/* A waiting job becomes FAILED "Job cancelled" at once. For a RUNNING job, cancellation is
+ * requested (its worker stops the handler) and the call waits up to cancel_wait_ms for it to
+ * end: JB_ERR_TIMEOUT if it is still running then (the request stays). */
 jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out,
                              jb_error *e) JB_MUST_CHECK;
 jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out,

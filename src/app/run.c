@@ -12,6 +12,8 @@
 #include "jobbridge/job_service.h"
 #include "jobbridge/log.h"
 #include "amqp/mq_trigger.h"
+#include "amqp/outbox_relay.h"
+#include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
 /* Shutdown stages, advanced only by the signal handler (which does nothing else). */
@@ -89,52 +91,27 @@ static jb_config *reload_mappings(const jb_config *running, const char *path) {
   return next;
 }
 
-/* Runs the triggers until a stop signal: one consumer per ingest.consumers, each with its own
- * database connection and JobService (one connection per thread). */
-static int serve(const jb_config *cfg, const char *path) {
-  size_t n = (size_t)cfg->ingest_consumers;
-  jb_pg **pgs = calloc(n, sizeof *pgs);
-  jb_job_service *svcs = calloc(n, sizeof *svcs);
-  jb_job_creator *creators = calloc(n, sizeof *creators);
-  jb_mq_trigger *trigger = NULL;
-  int code = JB_EXIT_OK;
-  jb_error e;
-  if (pgs == NULL || svcs == NULL || creators == NULL) {
-    code = jb_report(&(jb_error){JB_ERR_NOMEM, "out of memory"});
-    goto out;
-  }
+/* Opens n connections into pgs[] (all or none). */
+static jb_err open_conns(const jb_config *cfg, jb_pg **pgs, size_t n, jb_error *e) {
   for (size_t i = 0; i < n; i++) {
-    /* The database was reachable a moment ago; if it went away, the consumers retry anyway. */
-    if (jb_pg_connect(cfg->db_url, cfg->db_schema, &pgs[i], &e) != JB_OK) {
-      code = jb_report(&e);
-      goto out;
-    }
-    jb_job_service_init(&svcs[i], jb_pg_queue(pgs[i]), cfg);
-    creators[i] = jb_job_service_creator(&svcs[i]);
-  }
-  if (jb_mq_trigger_new(cfg, creators, n, &trigger, &e) != JB_OK) {
-    code = jb_report(&e);
-    goto out;
-  }
-  jb_job_trigger port = jb_mq_trigger_port(trigger);
-  if (port.ops->start(port.self, &e) != JB_OK) {
-    code = jb_report(&e);
-    goto out;
-  }
-  char safe[512];
-  jb_log(JB_LOG_INFO, "running", "amqp", jb_redact_url(cfg->amqp_url, safe, sizeof safe),
-         "exchange", cfg->in_exchange, "queue", cfg->in_queue, NULL);
-  jb_log(JB_LOG_WARN, "the worker pool is not built yet: jobs are created but not run", NULL);
-  while (stage == RUN_RUNNING) {
-    sleep_ms(200);
-    if (reload_requested) {
-      reload_requested = 0;
-      jb_config *next = reload_mappings(cfg, path);
-      if (next != NULL) jb_mq_trigger_reload(trigger, next);
+    jb_err rc = jb_pg_connect(cfg->db_url, cfg->db_schema, &pgs[i], e);
+    if (rc != JB_OK) {
+      for (size_t j = 0; j < i; j++) jb_pg_close(pgs[j]);
+      return rc;
     }
   }
-  jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", NULL);
-  port.ops->stop(port.self);
+  return JB_OK;
+}
+
+/* This process's name in locked_by and in the events' source: host:pid:random. */
+static void instance_name(char *buf, size_t len) {
+  char host[64] = "host";
+  gethostname(host, sizeof host - 1);
+  srand((unsigned)(time(NULL) ^ getpid()));
+  snprintf(buf, len, "%s:%d:%04x", host, (int)getpid(), rand() & 0xffff);
+}
+
+static void log_totals(jb_mq_trigger *trigger) {
   jb_mq_stats st = jb_mq_trigger_stats(trigger);
   char v[6][24];
   snprintf(v[0], 24, "%llu", (unsigned long long)st.received);
@@ -145,12 +122,83 @@ static int serve(const jb_config *cfg, const char *path) {
   snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
   jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
          "dead_lettered", v[3], "rejected", v[4], "acked", v[5], NULL);
+}
+
+/* Runs everything until a stop signal. Every thread gets its own database connection: one per
+ * consumer, one per worker plus the maintenance thread, one for the outbox relay. */
+static int serve(const jb_config *cfg, const char *path) {
+  size_t nc = (size_t)cfg->ingest_consumers, nw = jb_worker_pool_connections(cfg);
+  size_t total = nc + nw + 1;
+  jb_pg **pgs = calloc(total, sizeof *pgs);
+  jb_job_service *svcs = calloc(nc, sizeof *svcs);
+  jb_job_creator *creators = calloc(nc, sizeof *creators);
+  jb_job_queue *wq = calloc(nw, sizeof *wq);
+  jb_mq_trigger *trigger = NULL;
+  jb_worker_pool *pool = NULL;
+  jb_outbox_relay *relay = NULL;
+  bool opened = false;
+  int code = JB_EXIT_OK;
+  jb_error e;
+  char instance[128];
+  instance_name(instance, sizeof instance);
+  if (pgs == NULL || svcs == NULL || creators == NULL || wq == NULL) {
+    code = jb_report(&(jb_error){JB_ERR_NOMEM, "out of memory"});
+    goto out;
+  }
+  /* The database was reachable a moment ago; if it goes away later, every thread retries. */
+  if (open_conns(cfg, pgs, total, &e) != JB_OK) {
+    code = jb_report(&e);
+    goto out;
+  }
+  opened = true;
+  for (size_t i = 0; i < nc; i++) {
+    jb_job_service_init(&svcs[i], jb_pg_queue(pgs[i]), cfg);
+    creators[i] = jb_job_service_creator(&svcs[i]);
+  }
+  for (size_t i = 0; i < nw; i++) wq[i] = jb_pg_queue(pgs[nc + i]);
+  if (jb_outbox_relay_new(cfg, jb_pg_outbox(pgs[nc + nw]), instance, &relay, &e) != JB_OK ||
+      jb_worker_pool_new(cfg, instance, wq, nw, &pool, &e) != JB_OK ||
+      jb_mq_trigger_new(cfg, creators, nc, &trigger, &e) != JB_OK) {
+    code = jb_report(&e);
+    goto out;
+  }
+  jb_job_trigger port = jb_mq_trigger_port(trigger);
+  if (jb_outbox_relay_start(relay, &e) != JB_OK || jb_worker_pool_start(pool, &e) != JB_OK ||
+      port.ops->start(port.self, &e) != JB_OK) {
+    code = jb_report(&e);
+    goto out;
+  }
+  char safe[512];
+  jb_log(JB_LOG_INFO, "running", "instance", instance, "amqp",
+         jb_redact_url(cfg->amqp_url, safe, sizeof safe), "exchange", cfg->in_exchange, "queue",
+         cfg->in_queue, "output_exchange", cfg->out_exchange, NULL);
+  while (stage == RUN_RUNNING) {
+    sleep_ms(200);
+    if (reload_requested) {
+      reload_requested = 0;
+      jb_config *next = reload_mappings(cfg, path);
+      if (next != NULL) jb_mq_trigger_reload(trigger, next);
+    }
+  }
+  /* Shutdown, in the order that loses nothing: no new events in (the batch in hand is
+   * committed and acked), no new claims (running handlers get the grace period, then return
+   * their jobs to RETRYING), then the outbox is flushed. */
+  jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", NULL);
+  port.ops->stop(port.self);
+  log_totals(trigger);
+  jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", NULL);
+  jb_worker_pool_stop(pool, cfg->workers_shutdown_grace_s);
+  jb_log(JB_LOG_INFO, "stopping: flushing job events", NULL);
+  jb_outbox_relay_stop(relay, 10);
 out:
   jb_mq_trigger_free(trigger);
-  for (size_t i = 0; pgs && i < n; i++) jb_pg_close(pgs[i]);
+  jb_worker_pool_free(pool);
+  jb_outbox_relay_free(relay);
+  for (size_t i = 0; opened && i < total; i++) jb_pg_close(pgs[i]);
   free(pgs);
   free(svcs);
   free(creators);
+  free(wq);
   return code;
 }
 

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #define JB_MAX_QUEUE_NAME 127
@@ -12,6 +13,7 @@
 void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_config *cfg) {
   svc->queue = queue;
   svc->cfg = cfg;
+  svc->cancel_wait_ms = 15000;
 }
 
 bool jb_is_uuid(const char *s) {
@@ -140,7 +142,27 @@ jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job *
 
 jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
   jb_err rc = check_id(id, e);
-  return rc != JB_OK ? rc : svc->queue.ops->cancel(svc->queue.self, id, out, e);
+  if (rc != JB_OK) return rc;
+  rc = svc->queue.ops->get(svc->queue.self, id, out, e);
+  if (rc != JB_OK) return rc;
+  bool running = out->status == JB_STATUS_RUNNING;
+  jb_job_clear(out);
+  if (!running) return svc->queue.ops->cancel(svc->queue.self, id, out, e);
+  rc = svc->queue.ops->request_cancel(svc->queue.self, id, e);
+  if (rc == JB_ERR_STATE) return svc->queue.ops->cancel(svc->queue.self, id, out, e); /* ended */
+  if (rc != JB_OK) return rc;
+  for (int waited = 0;; waited += 100) {
+    rc = svc->queue.ops->get(svc->queue.self, id, out, e);
+    if (rc != JB_OK || out->status != JB_STATUS_RUNNING) return rc;
+    jb_job_clear(out);
+    if (waited >= svc->cancel_wait_ms) break;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return jb_fail(e, JB_ERR_TIMEOUT,
+                 "cancellation of job %s requested, but it is still RUNNING after %d ms (its "
+                 "worker stops it, or the reaper does when its lease expires)",
+                 id, svc->cancel_wait_ms);
 }
 
 jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {

@@ -1,6 +1,7 @@
 /* The PostgreSQL adapter: connection, prepared statements, migrations, and the JobQueue port. */
 #include "postgres/pg.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,7 @@ jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
   if (PQstatus(pg->conn) == CONNECTION_OK) return JB_OK;
   /* Prepared statements die with the old session: forget we had them. */
   memset(pg->prepared, 0, sizeof pg->prepared);
+  pg->listening = false; /* LISTENs die with the session too */
   PQreset(pg->conn);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
     char safe[512];
@@ -380,24 +382,25 @@ static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &stmts[ST_LIST], params, &res, e);
   if (rc != JB_OK) return rc;
+  rc = jb_pg_rows_to_jobs(res, out, n, e);
+  PQclear(res);
+  return rc;
+}
+
+jb_err jb_pg_rows_to_jobs(const PGresult *res, jb_job **out, size_t *n, jb_error *e) {
   int rows = PQntuples(res);
   jb_job *jobs = calloc(rows ? (size_t)rows : 1, sizeof *jobs);
-  if (jobs == NULL) {
-    rc = jb_fail(e, JB_ERR_NOMEM, "out of memory for %d jobs", rows);
-    goto out;
-  }
+  if (jobs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for %d jobs", rows);
   for (int i = 0; i < rows; i++) {
-    rc = jb_pg_row_to_job(res, i, &jobs[i], e);
+    jb_err rc = jb_pg_row_to_job(res, i, &jobs[i], e);
     if (rc != JB_OK) {
       jb_jobs_free(jobs, (size_t)i);
-      goto out;
+      return rc;
     }
   }
   *out = jobs;
   *n = (size_t)rows;
-out:
-  PQclear(res);
-  return rc;
+  return JB_OK;
 }
 
 /* Changes one job's status under a row lock, checked by the state machine first.
@@ -482,13 +485,24 @@ static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e)
   return JB_OK;
 }
 
-static const jb_job_queue_ops pg_queue_ops = {
-    .enqueue = pg_enqueue,
-    .get = pg_get,
-    .list = pg_list,
-    .cancel = pg_cancel,
-    .retry = pg_retry,
-    .stats = pg_stats,
-};
+void jb_pg_work_ops(jb_job_queue_ops *ops); /* pg_work.c */
 
-jb_job_queue jb_pg_queue(jb_pg *pg) { return (jb_job_queue){&pg_queue_ops, pg}; }
+static jb_job_queue_ops pg_queue_ops;
+static pthread_once_t pg_queue_ops_once = PTHREAD_ONCE_INIT;
+
+static void pg_queue_ops_init(void) {
+  pg_queue_ops = (jb_job_queue_ops){
+      .enqueue = pg_enqueue,
+      .get = pg_get,
+      .list = pg_list,
+      .cancel = pg_cancel,
+      .retry = pg_retry,
+      .stats = pg_stats,
+  };
+  jb_pg_work_ops(&pg_queue_ops);
+}
+
+jb_job_queue jb_pg_queue(jb_pg *pg) {
+  pthread_once(&pg_queue_ops_once, pg_queue_ops_init);
+  return (jb_job_queue){&pg_queue_ops, pg};
+}

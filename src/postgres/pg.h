@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include "jobbridge/job_queue.h"
+#include "jobbridge/outbox.h"
 
 typedef struct jb_pg jb_pg;
 
@@ -21,6 +22,10 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) JB_MUST_CHECK;
 
 /* The JobQueue port over this connection (borrows pg). */
 jb_job_queue jb_pg_queue(jb_pg *pg);
+
+/* The Outbox port over this connection (borrows pg). Use a connection of its own: waiting on
+ * it LISTENs for outbox notifications. */
+jb_outbox jb_pg_outbox(jb_pg *pg);
 
 /* The raw connection, for LISTEN/NOTIFY and tests; borrowed. */
 PGconn *jb_pg_conn(jb_pg *pg);

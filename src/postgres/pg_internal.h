@@ -22,6 +22,8 @@ typedef enum {
   ST_REQUEST_CANCEL,
   ST_OUTBOX_FETCH,
   ST_OUTBOX_DELETE,
+  ST_CANCEL_CHECK,
+  ST_TRY_LEAD,
   ST_COUNT
 } jb_pg_slot;
 

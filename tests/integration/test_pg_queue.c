@@ -252,15 +252,16 @@ Test(pg_queue, cancel) {
   jb_job_clear(&job);
   cr_expect_eq(jb_job_service_cancel(&svc, id, &job, &e), JB_ERR_STATE, "already FAILED");
   cr_expect(strstr(e.msg, "it is FAILED") != NULL, "%s", e.msg);
-  /* A running job is not a waiting job. */
+  /* A running job with no worker to stop it: the request is recorded, the call times out. */
+  svc.cancel_wait_ms = 300;
   char run_id[37];
   create("email", NULL, 0, NULL, run_id);
   char sql[160];
   snprintf(sql, sizeof sql, "UPDATE jobs SET status = 'RUNNING' WHERE id = '%s'", run_id);
   exec_sql(sql);
-  cr_expect_eq(jb_job_service_cancel(&svc, run_id, &job, &e), JB_ERR_STATE);
-  cr_expect(strstr(e.msg, "it is RUNNING") != NULL, "%s", e.msg);
-  cr_expect_eq(count("status = 'RUNNING'"), 1, "left untouched");
+  cr_expect_eq(jb_job_service_cancel(&svc, run_id, &job, &e), JB_ERR_TIMEOUT);
+  cr_expect(strstr(e.msg, "still RUNNING") != NULL, "%s", e.msg);
+  cr_expect_eq(count("status = 'RUNNING' AND cancel_requested"), 1, "requested, still running");
   cr_expect_eq(jb_job_service_cancel(&svc, "00000000-0000-0000-0000-000000000000", &job, &e),
                JB_ERR_NOT_FOUND);
   /* SCHEDULED and RETRYING are waiting states too. */

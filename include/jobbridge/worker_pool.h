@@ -1,0 +1,39 @@
+/* The worker pool: threads that claim jobs through the JobQueue port, run the JobHandler of each
+ * job's type, and record outcomes (with retries, backoff and dead letters). */
+#ifndef JOBBRIDGE_WORKER_POOL_H
+#define JOBBRIDGE_WORKER_POOL_H
+
+#include "jobbridge/config.h"
+#include "jobbridge/job_handler.h"
+#include "jobbridge/job_queue.h"
+
+typedef struct jb_worker_pool jb_worker_pool;
+
+/* A pool of cfg->workers_threads workers (0: one per core). queues[i] serves worker i and
+ * queues[nthreads] the maintenance thread (lease renewal, cancellation, the reaper): each must
+ * be its own connection, used by that thread only. Handlers for cfg's job types are built
+ * here; `instance` names this process in locked_by. cfg and queues are borrowed. */
+jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_queue *queues,
+                          size_t nqueues, jb_worker_pool **out, jb_error *e) JB_MUST_CHECK;
+
+/* How many queue connections the pool needs for this config (threads + 1). */
+size_t jb_worker_pool_connections(const jb_config *cfg);
+
+/* Registers (or replaces) the handler of a job type, before start. The pool owns it then. */
+jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_handler h,
+                               jb_error *e) JB_MUST_CHECK;
+
+jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) JB_MUST_CHECK;
+
+/* Stops claiming, lets running handlers finish for up to grace_s, then stops them (their jobs
+ * return to RETRYING without burning a retry), records every outcome, and joins the threads. */
+void jb_worker_pool_stop(jb_worker_pool *p, double grace_s);
+
+/* Stops if running, then frees (handlers included). */
+void jb_worker_pool_free(jb_worker_pool *p);
+
+/* What one run of a job leads to (exposed for tests). rnd in [0, 1) draws the jitter. */
+jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_job_result *r,
+                            jb_stop_reason stop, double rnd);
+
+#endif

@@ -1,0 +1,247 @@
+/* The outbox relay. Only one instance relays at a time (a database session lock), so events
+ * leave in the order they were written; a relay that stops is replaced by another instance's.
+ * A crash after a publish but before the delete publishes that event again: consumers dedupe
+ * on the message id, which is fixed when the row is written. */
+#include "amqp/outbox_relay.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "amqp/amqp_conn.h"
+#include "jobbridge/log.h"
+
+#define CH 1
+#define BATCH 500
+
+struct jb_outbox_relay {
+  const jb_config *cfg;
+  jb_outbox ob;
+  char source[160];
+  pthread_t thread;
+  atomic_bool stop;
+  atomic_int_fast64_t flush_until_ms; /* when stopping: keep draining until then */
+  bool running;
+  amqp_connection_state_t conn;
+  uint64_t seq, confirmed;
+};
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
+  jb_err rc = jb_amqp_connect(r->cfg->amqp_url, r->cfg->amqp_heartbeat_s, &r->conn, e);
+  if (rc != JB_OK) return rc;
+  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
+                        amqp_cstring_bytes(r->cfg->out_exchange_type), 0, 1, 0, 0,
+                        amqp_empty_table);
+  rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare output exchange", e);
+  if (rc == JB_OK) {
+    amqp_confirm_select(r->conn, CH);
+    rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "enable publisher confirms", e);
+  }
+  if (rc != JB_OK) {
+    jb_amqp_drop(r->conn);
+    r->conn = NULL;
+  }
+  r->seq = r->confirmed = 0;
+  return rc;
+}
+
+/* The CloudEvents structured body of one row. Caller frees. */
+static char *event_body(jb_outbox_relay *r, const jb_outbox_row *row) {
+  char ts[40];
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0", "type",
+                        row->event_type, "source", r->source, "id", row->message_id, "time",
+                        jb_time_format(row->created_at, ts, sizeof ts), "subject", row->job_id,
+                        "datacontenttype", "application/json", "data",
+                        row->data ? row->data : json_null());
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return text;
+}
+
+static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e) {
+  char *body = event_body(r, row);
+  if (body == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot encode event %s", row->message_id);
+  amqp_basic_properties_t props;
+  memset(&props, 0, sizeof props);
+  props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
+                 AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG | AMQP_BASIC_TIMESTAMP_FLAG;
+  props.content_type = amqp_cstring_bytes("application/cloudevents+json");
+  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+  props.message_id = amqp_cstring_bytes(row->message_id);
+  props.type = amqp_cstring_bytes(row->event_type);
+  props.timestamp = (uint64_t)(row->created_at / 1000000);
+  if (row->correlation_id) {
+    props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
+    props.correlation_id = amqp_cstring_bytes(row->correlation_id);
+  }
+  int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
+                              amqp_cstring_bytes(row->routing_key), 1, 0, &props,
+                              amqp_cstring_bytes(body));
+  free(body);
+  if (st != AMQP_STATUS_OK)
+    return jb_fail(e, JB_ERR_AMQP_CONN, "publish: %s", amqp_error_string2(st));
+  r->seq++;
+  return JB_OK;
+}
+
+/* Waits for every outstanding confirm. An unroutable event (nothing bound to the output
+ * exchange) is returned and then acked by the broker: it counts as published, since no one
+ * listens; a nack is a failure and the rows stay for the next round. */
+static jb_err wait_confirms(jb_outbox_relay *r, jb_error *e) {
+  while (r->confirmed < r->seq) {
+    amqp_frame_t frame;
+    struct timeval tv = {10, 0};
+    int st = amqp_simple_wait_frame_noblock(r->conn, &frame, &tv);
+    if (st != AMQP_STATUS_OK)
+      return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for confirms: %s", amqp_error_string2(st));
+    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    switch (frame.payload.method.id) {
+      case AMQP_BASIC_ACK_METHOD: {
+        amqp_basic_ack_t *ack = frame.payload.method.decoded;
+        if (ack->delivery_tag > r->confirmed) r->confirmed = ack->delivery_tag;
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD:
+        return jb_fail(e, JB_ERR_AMQP, "the broker refused an event (nack)");
+      case AMQP_BASIC_RETURN_METHOD: {
+        amqp_message_t msg;
+        amqp_read_message(r->conn, frame.channel, &msg, 0);
+        amqp_destroy_message(&msg);
+        break;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD:
+        return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the channel");
+      default:
+        break;
+    }
+  }
+  return JB_OK;
+}
+
+/* One round: fetch, publish, confirm, delete. *moved gets how many rows left the outbox. */
+static jb_err relay_round(jb_outbox_relay *r, size_t *moved, jb_error *e) {
+  jb_outbox_row *rows = NULL;
+  size_t n = 0;
+  *moved = 0;
+  jb_err rc = r->ob.ops->fetch(r->ob.self, BATCH, &rows, &n, e);
+  if (rc != JB_OK) return rc;
+  for (size_t i = 0; rc == JB_OK && i < n; i++) rc = publish(r, &rows[i], e);
+  if (rc == JB_OK && n > 0) rc = wait_confirms(r, e);
+  if (rc == JB_OK && n > 0) {
+    int64_t *ids = malloc(n * sizeof *ids);
+    if (ids == NULL) {
+      rc = jb_fail(e, JB_ERR_NOMEM, "out of memory");
+    } else {
+      for (size_t i = 0; i < n; i++) ids[i] = rows[i].id;
+      rc = r->ob.ops->remove(r->ob.self, ids, n, e);
+      free(ids);
+    }
+    if (rc == JB_OK) *moved = n;
+  }
+  jb_outbox_rows_free(rows, n);
+  return rc;
+}
+
+static void *relay_main(void *arg) {
+  jb_outbox_relay *r = arg;
+  long backoff = 250;
+  bool leader = false;
+  for (;;) {
+    bool stopping = atomic_load(&r->stop);
+    if (stopping && mono_ms() >= atomic_load(&r->flush_until_ms)) break;
+    jb_error e;
+    jb_error_clear(&e);
+    if (!leader) {
+      if (r->ob.ops->try_lead(r->ob.self, &leader, &e) != JB_OK || !leader) {
+        if (stopping) break;
+        sleep_ms(leader ? 100 : 1000);
+        continue;
+      }
+      jb_log(JB_LOG_INFO, "outbox relay leading", "source", r->source, NULL);
+    }
+    if (r->conn == NULL && relay_connect(r, &e) != JB_OK) {
+      char delay[24];
+      snprintf(delay, sizeof delay, "%ld", backoff);
+      jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
+             e.msg, "retry_in_ms", delay, NULL);
+      sleep_ms(backoff);
+      backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+      continue;
+    }
+    size_t moved = 0;
+    jb_err rc = relay_round(r, &moved, &e);
+    if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
+      jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
+             NULL);
+      jb_amqp_drop(r->conn);
+      r->conn = NULL;
+      continue;
+    }
+    if (rc != JB_OK) {
+      /* The database: the session lock may be gone with the connection, so lead again. */
+      jb_log(JB_LOG_WARN, "reading the outbox failed; retrying", "error", e.msg, NULL);
+      leader = false;
+      sleep_ms(backoff);
+      backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+      continue;
+    }
+    backoff = 250;
+    if (moved == 0) {
+      if (stopping) break; /* drained */
+      if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) sleep_ms(200);
+      amqp_maybe_release_buffers(r->conn);
+    }
+  }
+  jb_amqp_close(r->conn);
+  r->conn = NULL;
+  return NULL;
+}
+
+jb_err jb_outbox_relay_new(const jb_config *cfg, jb_outbox outbox, const char *instance,
+                           jb_outbox_relay **out, jb_error *e) {
+  jb_outbox_relay *r = calloc(1, sizeof *r);
+  if (r == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  r->cfg = cfg;
+  r->ob = outbox;
+  snprintf(r->source, sizeof r->source, "jobbridge/%s", instance);
+  *out = r;
+  return JB_OK;
+}
+
+jb_err jb_outbox_relay_start(jb_outbox_relay *r, jb_error *e) {
+  if (r->running) return JB_OK;
+  atomic_store(&r->stop, false);
+  if (pthread_create(&r->thread, NULL, relay_main, r) != 0)
+    return jb_fail(e, JB_ERR_IO, "cannot start the outbox relay thread");
+  r->running = true;
+  return JB_OK;
+}
+
+void jb_outbox_relay_stop(jb_outbox_relay *r, double flush_s) {
+  if (!r->running) return;
+  atomic_store(&r->flush_until_ms, mono_ms() + (int64_t)(flush_s * 1000));
+  atomic_store(&r->stop, true);
+  pthread_join(r->thread, NULL);
+  r->running = false;
+}
+
+void jb_outbox_relay_free(jb_outbox_relay *r) {
+  if (r == NULL) return;
+  jb_outbox_relay_stop(r, 0);
+  free(r);
+}

@@ -1,0 +1,426 @@
+/* The worker pool. Worker threads claim, run and record; one maintenance thread renews leases,
+ * passes cancellations to running handlers and reaps jobs whose worker died. Every connection
+ * (a JobQueue) belongs to exactly one of these threads. */
+#include "jobbridge/worker_pool.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobbridge/log.h"
+
+#define CLAIM_BATCH 16
+#define RECORD_EVERY_MS 50 /* outcomes wait at most this long to be recorded together */
+
+typedef struct handler_entry {
+  char *job_type;
+  jb_job_handler h;
+} handler_entry;
+
+/* What the maintenance thread sees of a worker: the job it runs and its stop switch. */
+typedef struct slot {
+  pthread_mutex_t lock;
+  char job_id[37];
+  jb_handler_ctx ctx;
+} slot;
+
+typedef struct worker {
+  struct jb_worker_pool *pool;
+  int index;
+  pthread_t thread;
+  jb_job_queue q;
+  char owner[160];
+  slot slot;
+  unsigned seed;
+} worker;
+
+struct jb_worker_pool {
+  const jb_config *cfg;
+  char instance[128];
+  worker *workers;
+  size_t n;
+  jb_job_queue maint_q;
+  pthread_t maint;
+  handler_entry *handlers;
+  size_t nhandlers;
+  atomic_bool stopping;      /* no more claims */
+  atomic_bool maint_stop;
+  atomic_int stop_handlers;  /* a jb_stop_reason for every running handler, after the grace */
+  bool running;
+};
+
+size_t jb_worker_pool_connections(const jb_config *cfg) {
+  long n = cfg->workers_threads > 0 ? cfg->workers_threads : sysconf(_SC_NPROCESSORS_ONLN);
+  return (size_t)(n > 0 ? n : 1) + 1;
+}
+
+static const jb_job_handler *find_handler(const jb_worker_pool *p, const char *job_type) {
+  for (size_t i = 0; i < p->nhandlers; i++)
+    if (strcmp(p->handlers[i].job_type, job_type) == 0) return &p->handlers[i].h;
+  return NULL;
+}
+
+jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_handler h,
+                               jb_error *e) {
+  if (h.ops == NULL) return jb_fail(e, JB_ERR_INVALID, "handler for %s has no operations", job_type);
+  for (size_t i = 0; i < p->nhandlers; i++) {
+    if (strcmp(p->handlers[i].job_type, job_type) == 0) {
+      if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
+      p->handlers[i].h = h;
+      return JB_OK;
+    }
+  }
+  handler_entry *hs = realloc(p->handlers, (p->nhandlers + 1) * sizeof *hs);
+  if (hs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  p->handlers = hs;
+  hs[p->nhandlers].job_type = strdup(job_type);
+  hs[p->nhandlers].h = h;
+  if (hs[p->nhandlers].job_type == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  p->nhandlers++;
+  return JB_OK;
+}
+
+/* ---- outcomes ---- */
+
+jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_job_result *r,
+                            jb_stop_reason stop, double rnd) {
+  jb_finish f;
+  memset(&f, 0, sizeof f);
+  memcpy(f.id, job->id, sizeof f.id);
+  if (stop == JB_STOP_CANCEL) {
+    f.status = JB_STATUS_FAILED;
+    f.error = "Job cancelled";
+  } else if (r->success) {
+    f.status = JB_STATUS_COMPLETED;
+    f.result = r->result_data;
+  } else if (stop == JB_STOP_SHUTDOWN) {
+    /* Interrupted by our own shutdown: not the job's fault, so no retry is burnt. */
+    f.status = JB_STATUS_RETRYING;
+    f.burn_retry = false;
+    f.error = "interrupted by shutdown";
+  } else if (!r->retriable) {
+    f.status = JB_STATUS_FAILED;
+    f.error = r->error_message;
+  } else if (job->retry_count < job->max_retries) {
+    f.status = JB_STATUS_RETRYING;
+    f.burn_retry = true;
+    f.error = r->error_message;
+    double delay = cfg->retry_base_s * pow(2.0, job->retry_count);
+    if (delay > cfg->retry_max_s) delay = cfg->retry_max_s;
+    delay *= 1.0 + cfg->retry_jitter * (2.0 * rnd - 1.0);
+    f.delay_ms = (int64_t)(delay * 1000.0);
+  } else {
+    f.status = JB_STATUS_DEAD_LETTER;
+    f.error = r->error_message;
+  }
+  if (f.error == NULL && f.status != JB_STATUS_COMPLETED) f.error = "failed";
+  return f;
+}
+
+/* ---- workers ---- */
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Records outcomes, retrying while the database is away (the leases cover the jobs meanwhile;
+ * if we die first, the reaper retries them). */
+static void record(worker *w, jb_finish *items, size_t n) {
+  long backoff = 100;
+  while (n > 0) {
+    jb_error e;
+    size_t applied = 0;
+    if (w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e) == JB_OK) {
+      if (applied < n) {
+        char lost[24];
+        snprintf(lost, sizeof lost, "%zu", n - applied);
+        jb_log(JB_LOG_WARN, "outcomes not recorded: the jobs were reaped or taken meanwhile",
+               "jobs", lost, "worker", w->owner, NULL);
+      }
+      return;
+    }
+    jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
+           NULL);
+    sleep_ms(backoff);
+    backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+  }
+}
+
+static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result *res) {
+  jb_worker_pool *p = w->pool;
+  memset(res, 0, sizeof *res);
+  pthread_mutex_lock(&w->slot.lock);
+  memcpy(w->slot.job_id, job->id, sizeof w->slot.job_id);
+  atomic_store(&w->slot.ctx.stop, atomic_load(&p->stop_handlers));
+  pthread_mutex_unlock(&w->slot.lock);
+  const jb_job_handler *h = find_handler(p, job->job_type);
+  if (h == NULL) {
+    res->success = false;
+    res->retriable = false;
+    char msg[256];
+    snprintf(msg, sizeof msg, "no handler registered for job type %s", job->job_type);
+    res->error_message = strdup(msg);
+  } else if (atomic_load(&w->slot.ctx.stop) == JB_STOP_NONE) {
+    h->ops->handle(h->self, job, &w->slot.ctx, res);
+  }
+  pthread_mutex_lock(&w->slot.lock);
+  int stop = atomic_load(&w->slot.ctx.stop);
+  w->slot.job_id[0] = '\0';
+  atomic_store(&w->slot.ctx.stop, JB_STOP_NONE);
+  pthread_mutex_unlock(&w->slot.lock);
+  double rnd = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
+  *out = jb_decide_outcome(p->cfg, job, res, (jb_stop_reason)stop, rnd);
+  jb_error e;
+  if (jb_status_transition(JB_STATUS_RUNNING, out->status, &e) != JB_OK)
+    jb_log(JB_LOG_ERROR, "bug: illegal outcome", "error", e.msg, "job_id", job->id, NULL);
+  if (jb_log_enabled(JB_LOG_DEBUG))
+    jb_log(JB_LOG_DEBUG, "job ran", "job_id", job->id, "job_type", job->job_type, "status",
+           jb_status_name(out->status), "error", out->error, NULL);
+}
+
+static void *worker_main(void *arg) {
+  worker *w = arg;
+  jb_worker_pool *p = w->pool;
+  const jb_config *cfg = p->cfg;
+  long backoff = 100;
+  while (!atomic_load(&p->stopping)) {
+    jb_job *jobs = NULL;
+    size_t n = 0;
+    jb_error e;
+    if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len,
+                        CLAIM_BATCH, cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
+      jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner, NULL);
+      sleep_ms(backoff);
+      backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+      continue;
+    }
+    backoff = 100;
+    if (n == 0) {
+      free(jobs);
+      /* Idle: a NOTIFY on insert wakes us; poll_ms is the fallback (and finds due retries). */
+      if (w->q.ops->wait(w->q.self, cfg->workers_poll_ms > 200 ? 200 : cfg->workers_poll_ms,
+                         &e) != JB_OK)
+        sleep_ms(100);
+      continue;
+    }
+    /* Claimed rows come back in no particular order: run the highest priority first. */
+    for (size_t i = 1; i < n; i++)
+      for (size_t j = i; j > 0 && (jobs[j].priority > jobs[j - 1].priority ||
+                                   (jobs[j].priority == jobs[j - 1].priority &&
+                                    jobs[j].scheduled_at < jobs[j - 1].scheduled_at));
+           j--) {
+        jb_job t = jobs[j];
+        jobs[j] = jobs[j - 1];
+        jobs[j - 1] = t;
+      }
+    jb_finish *fin = calloc(n, sizeof *fin);
+    jb_job_result *res = calloc(n, sizeof *res);
+    size_t done = 0, recorded = 0;
+    int64_t last = mono_ms();
+    for (size_t i = 0; i < n; i++) {
+      if (atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE) {
+        /* Stopping: jobs claimed but not started go back at once, no retry burnt. */
+        res[i] = (jb_job_result){0};
+        fin[i] = jb_decide_outcome(cfg, &jobs[i], &res[i], JB_STOP_SHUTDOWN, 0);
+        fin[i].error = "not started before shutdown";
+      } else {
+        run_job(w, &jobs[i], &fin[i], &res[i]);
+      }
+      done++;
+      if (mono_ms() - last >= RECORD_EVERY_MS) {
+        record(w, fin + recorded, done - recorded);
+        recorded = done;
+        last = mono_ms();
+      }
+    }
+    record(w, fin + recorded, done - recorded);
+    for (size_t i = 0; i < n; i++) jb_job_result_clear(&res[i]);
+    free(fin);
+    free(res);
+    jb_jobs_free(jobs, n);
+  }
+  return NULL;
+}
+
+/* ---- maintenance: leases, cancellation, the reaper ---- */
+
+static void cancel_running(jb_worker_pool *p, char (*ids)[37], size_t n) {
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < p->n; k++) {
+      slot *s = &p->workers[k].slot;
+      pthread_mutex_lock(&s->lock);
+      if (strcmp(s->job_id, ids[i]) == 0) {
+        atomic_store(&s->ctx.stop, JB_STOP_CANCEL);
+        jb_log(JB_LOG_INFO, "cancelling running job", "job_id", ids[i], NULL);
+      }
+      pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static void *maint_main(void *arg) {
+  jb_worker_pool *p = arg;
+  const jb_config *cfg = p->cfg;
+  jb_job_queue q = p->maint_q;
+  int64_t renew_every = cfg->workers_lease_s * 1000 / 3, reap_every = 5000;
+  if (renew_every < 500) renew_every = 500;
+  int64_t next_renew = 0, next_reap = 0;
+  char prefix[140];
+  snprintf(prefix, sizeof prefix, "%s/", p->instance);
+  while (!atomic_load(&p->maint_stop)) {
+    int64_t now = mono_ms();
+    char (*ids)[37] = NULL;
+    size_t nids = 0;
+    jb_error e;
+    bool renew = now >= next_renew;
+    /* Every half second: who of ours was cancelled? On the renew beat, extend leases too. */
+    if (q.ops->renew(q.self, prefix, renew ? cfg->workers_lease_s : 0, &ids, &nids, &e) == JB_OK) {
+      if (renew) next_renew = now + renew_every;
+      cancel_running(p, ids, nids);
+    } else {
+      jb_log(JB_LOG_WARN, "lease renewal failed; retrying", "error", e.msg, NULL);
+    }
+    free(ids);
+    if (now >= next_reap) {
+      size_t reaped = 0;
+      if (q.ops->reap(q.self, cfg->retry_base_s, cfg->retry_max_s, &reaped, &e) == JB_OK) {
+        if (reaped > 0) {
+          char count[24];
+          snprintf(count, sizeof count, "%zu", reaped);
+          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count,
+                 NULL);
+        }
+      } else {
+        jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, NULL);
+      }
+      next_reap = now + reap_every;
+    }
+    sleep_ms(500);
+  }
+  return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_queue *queues,
+                          size_t nqueues, jb_worker_pool **out, jb_error *e) {
+  size_t need = jb_worker_pool_connections(cfg);
+  if (nqueues != need)
+    return jb_fail(e, JB_ERR_INVALID, "the worker pool needs %zu queue connections, got %zu",
+                   need, nqueues);
+  jb_worker_pool *p = calloc(1, sizeof *p);
+  if (p == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  p->cfg = cfg;
+  snprintf(p->instance, sizeof p->instance, "%s", instance);
+  p->n = need - 1;
+  p->workers = calloc(p->n, sizeof *p->workers);
+  if (p->workers == NULL) {
+    free(p);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < p->n; i++) {
+    worker *w = &p->workers[i];
+    w->pool = p;
+    w->index = (int)i;
+    w->q = queues[i];
+    w->seed = (unsigned)(time(NULL) ^ (long)i * 2654435761u ^ getpid());
+    snprintf(w->owner, sizeof w->owner, "%s/w%zu", instance, i);
+    pthread_mutex_init(&w->slot.lock, NULL);
+  }
+  p->maint_q = queues[p->n];
+  jb_err rc = JB_OK;
+  for (size_t i = 0; rc == JB_OK && i < cfg->job_types_len; i++) {
+    const jb_job_type_cfg *jt = &cfg->job_types[i];
+    jb_job_handler h;
+    if (strcmp(jt->handler, "exec") == 0)
+      rc = jb_exec_handler_new(jt->command, jt->timeout_s, &h, e);
+    else
+      h = jb_noop_handler();
+    if (rc == JB_OK) rc = jb_worker_pool_register(p, jt->name, h, e);
+  }
+  if (rc != JB_OK) {
+    jb_worker_pool_free(p);
+    return rc;
+  }
+  *out = p;
+  return JB_OK;
+}
+
+jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) {
+  if (p->running) return JB_OK;
+  atomic_store(&p->stopping, false);
+  atomic_store(&p->maint_stop, false);
+  atomic_store(&p->stop_handlers, JB_STOP_NONE);
+  if (pthread_create(&p->maint, NULL, maint_main, p) != 0)
+    return jb_fail(e, JB_ERR_IO, "cannot start the maintenance thread");
+  for (size_t i = 0; i < p->n; i++) {
+    if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {
+      atomic_store(&p->stopping, true);
+      atomic_store(&p->maint_stop, true);
+      for (size_t j = 0; j < i; j++) pthread_join(p->workers[j].thread, NULL);
+      pthread_join(p->maint, NULL);
+      return jb_fail(e, JB_ERR_IO, "cannot start worker thread %zu", i);
+    }
+  }
+  p->running = true;
+  char n[16];
+  snprintf(n, sizeof n, "%zu", p->n);
+  jb_log(JB_LOG_INFO, "workers started", "threads", n, "instance", p->instance, NULL);
+  return JB_OK;
+}
+
+static bool any_busy(jb_worker_pool *p) {
+  for (size_t i = 0; i < p->n; i++) {
+    pthread_mutex_lock(&p->workers[i].slot.lock);
+    bool busy = p->workers[i].slot.job_id[0] != '\0';
+    pthread_mutex_unlock(&p->workers[i].slot.lock);
+    if (busy) return true;
+  }
+  return false;
+}
+
+void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
+  if (!p->running) return;
+  atomic_store(&p->stopping, true);
+  int64_t deadline = mono_ms() + (int64_t)(grace_s * 1000);
+  while (any_busy(p) && mono_ms() < deadline) sleep_ms(50);
+  if (any_busy(p)) {
+    jb_log(JB_LOG_WARN, "grace period over: stopping running handlers", NULL);
+    atomic_store(&p->stop_handlers, JB_STOP_SHUTDOWN);
+    for (size_t i = 0; i < p->n; i++) {
+      slot *s = &p->workers[i].slot;
+      pthread_mutex_lock(&s->lock);
+      if (s->job_id[0] != '\0') atomic_store(&s->ctx.stop, JB_STOP_SHUTDOWN);
+      pthread_mutex_unlock(&s->lock);
+    }
+  }
+  for (size_t i = 0; i < p->n; i++) pthread_join(p->workers[i].thread, NULL);
+  atomic_store(&p->maint_stop, true);
+  pthread_join(p->maint, NULL);
+  p->running = false;
+  jb_log(JB_LOG_INFO, "workers stopped", NULL);
+}
+
+void jb_worker_pool_free(jb_worker_pool *p) {
+  if (p == NULL) return;
+  jb_worker_pool_stop(p, 0);
+  for (size_t i = 0; i < p->nhandlers; i++) {
+    if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
+    free(p->handlers[i].job_type);
+  }
+  free(p->handlers);
+  for (size_t i = 0; i < p->n; i++) pthread_mutex_destroy(&p->workers[i].slot.lock);
+  free(p->workers);
+  free(p);
+}

@@ -1,0 +1,371 @@
+/* The PostgreSQL adapter's worker side: claim, finish, lease renewal, the reaper, cancellation
+ * requests, LISTEN/NOTIFY waits, and the Outbox port. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobbridge/outbox.h"
+#include "postgres/pg_internal.h"
+
+/* The job snapshot every outbox event carries (from the updated row). */
+#define SNAPSHOT                                                                              \
+  "jsonb_build_object('id', id, 'job_type', job_type, 'queue_name', queue_name, 'status', "   \
+  "status, 'priority', priority, 'retry_count', retry_count, 'max_retries', max_retries, "    \
+  "'result', result, 'error_message', error_message, 'scheduled_at', scheduled_at, "          \
+  "'started_at', started_at, 'completed_at', completed_at, 'failed_at', failed_at, "          \
+  "'created_at', created_at, 'updated_at', updated_at, 'metadata', metadata)"
+
+/* Every status change a worker or the reaper makes writes its outbox event in the same
+ * statement, so the event exists if and only if the change committed. */
+#define OUTBOX_FROM_UPD                                                                        \
+  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"         \
+  "  SELECT id, 'job.' || lower(status), 'job.' || lower(status) || '.' || job_type,\n"        \
+  "    coalesce(metadata->>'event_id', metadata->>'correlation_id'), " SNAPSHOT "\n"           \
+  "  FROM upd ORDER BY id)\n"
+
+static const jb_pg_stmt st_claim = {
+    ST_CLAIM, "jb_claim",
+    /* River/Oban shape: pick due waiting rows in claim order, skipping rows other workers hold,
+     * then mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition). */
+    "WITH next AS (\n"
+    "  SELECT id AS claim_id FROM jobs\n"
+    "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n"
+    "    AND ($2::text[] IS NULL OR queue_name = ANY($2::text[]))\n"
+    "  ORDER BY priority DESC, scheduled_at, id\n"
+    "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"
+    "UPDATE jobs SET status = 'RUNNING', started_at = now(), updated_at = now(), locked_by = $1,\n"
+    "  locked_until = now() + $4::int * interval '1 second'\n"
+    "FROM next WHERE id = next.claim_id\n"
+    "RETURNING " JB_JOB_COLUMNS,
+    4};
+
+static const jb_pg_stmt st_finish = {
+    ST_FINISH, "jb_finish",
+    "WITH input AS (\n"
+    "  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, status text, result jsonb,\n"
+    "    error text, delay_ms int8, burn bool)\n"
+    "), upd AS (\n"
+    "  UPDATE jobs j SET status = i.status,\n"
+    "    result = coalesce(i.result, j.result),\n"
+    "    error_message = CASE WHEN i.status = 'COMPLETED' THEN j.error_message ELSE i.error END,\n"
+    "    completed_at = CASE WHEN i.status = 'COMPLETED' THEN now() END,\n"
+    "    failed_at = CASE WHEN i.status IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
+    "    retry_count = j.retry_count + CASE WHEN i.status = 'RETRYING' AND i.burn THEN 1 ELSE 0 END,\n"
+    "    scheduled_at = CASE WHEN i.status = 'RETRYING'\n"
+    "      THEN now() + i.delay_ms * interval '1 millisecond' ELSE j.scheduled_at END,\n"
+    "    progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,\n"
+    "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
+    "  FROM input i\n"
+    "  WHERE j.id = i.id AND j.status = 'RUNNING' AND j.locked_by = $1\n"
+    "  RETURNING j.*\n"
+    "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
+    2};
+
+static const jb_pg_stmt st_renew = {
+    ST_RENEW, "jb_renew",
+    "UPDATE jobs SET locked_until = now() + $2::int * interval '1 second'\n"
+    "WHERE status = 'RUNNING' AND left(locked_by, length($1)) = $1\n"
+    "RETURNING id::text, cancel_requested",
+    2};
+
+static const jb_pg_stmt st_cancel_check = {
+    ST_CANCEL_CHECK, "jb_cancel_check",
+    "SELECT id::text, true FROM jobs\n"
+    "WHERE status = 'RUNNING' AND cancel_requested AND left(locked_by, length($1)) = $1",
+    1};
+
+static const jb_pg_stmt st_reap = {
+    ST_REAP, "jb_reap",
+    /* A RUNNING job whose lease expired lost its worker: a retriable failure. The status guard
+     * (RUNNING, lease expired, row locked) means a job that just finished is never touched. */
+    "WITH dead AS (\n"
+    "  SELECT id AS dead_id FROM jobs WHERE status = 'RUNNING' AND locked_until < now()\n"
+    "  FOR UPDATE SKIP LOCKED\n"
+    "), upd AS (\n"
+    "  UPDATE jobs j SET\n"
+    "    status = CASE WHEN j.cancel_requested THEN 'FAILED'\n"
+    "      WHEN j.retry_count < j.max_retries THEN 'RETRYING' ELSE 'DEAD_LETTER' END,\n"
+    "    error_message = CASE WHEN j.cancel_requested THEN 'Job cancelled'\n"
+    "      ELSE 'lease expired: the worker running the job was lost' END,\n"
+    "    retry_count = j.retry_count +\n"
+    "      CASE WHEN NOT j.cancel_requested AND j.retry_count < j.max_retries THEN 1 ELSE 0 END,\n"
+    "    scheduled_at = CASE WHEN NOT j.cancel_requested AND j.retry_count < j.max_retries\n"
+    "      THEN now() + least($2::float8, $1::float8 * 2 ^ j.retry_count) * interval '1 second'\n"
+    "      ELSE j.scheduled_at END,\n"
+    "    failed_at = CASE WHEN j.cancel_requested OR j.retry_count >= j.max_retries\n"
+    "      THEN now() END,\n"
+    "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
+    "  FROM dead WHERE j.id = dead.dead_id\n"
+    "  RETURNING j.*\n"
+    "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
+    2};
+
+static const jb_pg_stmt st_request_cancel = {
+    ST_REQUEST_CANCEL, "jb_request_cancel",
+    "UPDATE jobs SET cancel_requested = true, updated_at = now()\n"
+    "WHERE id = $1::uuid AND status = 'RUNNING' RETURNING id",
+    1};
+
+static const jb_pg_stmt st_outbox_fetch = {
+    ST_OUTBOX_FETCH, "jb_outbox_fetch",
+    "SELECT id, job_id::text, message_id::text, event_type, routing_key, correlation_id,\n"
+    "  data::text, " JB_US("created_at") " FROM outbox ORDER BY id LIMIT $1::int",
+    1};
+
+static const jb_pg_stmt st_outbox_delete = {
+    ST_OUTBOX_DELETE, "jb_outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::int8[])", 1};
+
+static const jb_pg_stmt st_try_lead = {
+    ST_TRY_LEAD, "jb_try_lead",
+    "SELECT pg_try_advisory_lock(hashtext('jobbridge.relay.' || current_schema()))", 0};
+
+/* A PostgreSQL array literal of strings: {"a","b\\"c"}. Caller frees. */
+static char *text_array(char *const *items, size_t n) {
+  size_t len = 3;
+  for (size_t i = 0; i < n; i++) len += 2 * strlen(items[i]) + 3;
+  char *out = malloc(len), *p = out;
+  if (out == NULL) return NULL;
+  *p++ = '{';
+  for (size_t i = 0; i < n; i++) {
+    if (i) *p++ = ',';
+    *p++ = '"';
+    for (const char *c = items[i]; *c; c++) {
+      if (*c == '"' || *c == '\\') *p++ = '\\';
+      *p++ = *c;
+    }
+    *p++ = '"';
+  }
+  *p++ = '}';
+  *p = '\0';
+  return out;
+}
+
+static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_t nqueues, int max,
+                       int lease_s, jb_job **out, size_t *n, jb_error *e) {
+  jb_pg *pg = self;
+  char *arr = nqueues ? text_array(queues, nqueues) : NULL;
+  char maxs[16], lease[16];
+  snprintf(maxs, sizeof maxs, "%d", max);
+  snprintf(lease, sizeof lease, "%d", lease_s);
+  const char *params[4] = {owner, arr, maxs, lease};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &st_claim, params, &res, e);
+  free(arr);
+  if (rc != JB_OK) return rc;
+  rc = jb_pg_rows_to_jobs(res, out, n, e);
+  PQclear(res);
+  return rc;
+}
+
+static const char *status_sql(jb_job_status s) { return jb_status_name(s); }
+
+static jb_err pg_finish(void *self, const char *owner, const jb_finish *items, size_t n,
+                        size_t *applied, jb_error *e) {
+  jb_pg *pg = self;
+  if (n == 0) {
+    if (applied) *applied = 0;
+    return JB_OK;
+  }
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    const jb_finish *f = &items[i];
+    json_t *o = json_pack("{s:s, s:s, s:I, s:b}", "id", f->id, "status", status_sql(f->status),
+                          "delay_ms", (json_int_t)f->delay_ms, "burn", f->burn_retry);
+    if (o == NULL) {
+      json_decref(arr);
+      return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+    }
+    if (f->result) json_object_set(o, "result", f->result);
+    if (f->error) json_object_set_new(o, "error", json_string(f->error));
+    json_array_append_new(arr, o);
+  }
+  char *text = json_dumps(arr, JSON_COMPACT);
+  json_decref(arr);
+  if (text == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  const char *params[2] = {owner, text};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &st_finish, params, &res, e);
+  free(text);
+  if (rc != JB_OK) return rc;
+  if (applied) *applied = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return JB_OK;
+}
+
+/* Ids from column 0 of rows whose column 1 is true. */
+static jb_err flagged_ids(PGresult *res, char (**out)[37], size_t *n, jb_error *e) {
+  int rows = PQntuples(res);
+  *out = calloc(rows ? (size_t)rows : 1, sizeof **out);
+  *n = 0;
+  if (*out == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  for (int i = 0; i < rows; i++)
+    if (PQgetvalue(res, i, 1)[0] == 't') snprintf((*out)[(*n)++], 37, "%s", PQgetvalue(res, i, 0));
+  return JB_OK;
+}
+
+static jb_err pg_renew(void *self, const char *owner_prefix, int lease_s, char (**cancel)[37],
+                       size_t *ncancel, jb_error *e) {
+  jb_pg *pg = self;
+  char lease[16];
+  snprintf(lease, sizeof lease, "%d", lease_s);
+  const char *params[2] = {owner_prefix, lease};
+  PGresult *res = NULL;
+  /* lease_s 0 only checks for cancellations (cheap, often); otherwise the leases are renewed. */
+  jb_err rc = lease_s > 0 ? jb_pg_exec(pg, &st_renew, params, &res, e)
+                          : jb_pg_exec(pg, &st_cancel_check, params, &res, e);
+  if (rc != JB_OK) return rc;
+  rc = flagged_ids(res, cancel, ncancel, e);
+  PQclear(res);
+  return rc;
+}
+
+static jb_err pg_reap(void *self, double base_s, double max_s, size_t *reaped, jb_error *e) {
+  jb_pg *pg = self;
+  char base[32], max[32];
+  snprintf(base, sizeof base, "%g", base_s);
+  snprintf(max, sizeof max, "%g", max_s);
+  const char *params[2] = {base, max};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &st_reap, params, &res, e);
+  if (rc != JB_OK) return rc;
+  if (reaped) *reaped = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return JB_OK;
+}
+
+static jb_err pg_request_cancel(void *self, const char *id, jb_error *e) {
+  jb_pg *pg = self;
+  const char *params[1] = {id};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &st_request_cancel, params, &res, e);
+  if (rc != JB_OK) return rc;
+  if (PQntuples(res) == 0) rc = jb_fail(e, JB_ERR_STATE, "job %s is not RUNNING", id);
+  PQclear(res);
+  return rc;
+}
+
+/* LISTENs (once per session) on jobbridge_<what>_<schema> and waits for a notification. */
+static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, jb_error *e) {
+  jb_err rc = jb_pg_ensure(pg, e);
+  if (rc != JB_OK) return rc;
+  if (!pg->listening) {
+    char channel[128];
+    snprintf(channel, sizeof channel, "jobbridge_%s_%s", what, pg->schema);
+    char *ident = PQescapeIdentifier(pg->conn, channel, strlen(channel));
+    if (ident == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot quote channel");
+    char sql[200];
+    snprintf(sql, sizeof sql, "LISTEN %s", ident);
+    PQfreemem(ident);
+    rc = jb_pg_simple(pg, sql, "listen", e);
+    if (rc != JB_OK) return rc;
+    pg->listening = true;
+  }
+  PGnotify *n;
+  bool woken = false;
+  while ((n = PQnotifies(pg->conn)) != NULL) {
+    PQfreemem(n);
+    woken = true;
+  }
+  if (woken) return JB_OK;
+  struct pollfd pfd = {PQsocket(pg->conn), POLLIN, 0};
+  int r = poll(&pfd, 1, timeout_ms);
+  if (r < 0 && errno != EINTR) return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
+  if (r > 0) {
+    if (!PQconsumeInput(pg->conn))
+      return jb_fail(e, JB_ERR_DB_CONN, "database connection lost while waiting: %s",
+                     PQerrorMessage(pg->conn));
+    while ((n = PQnotifies(pg->conn)) != NULL) PQfreemem(n);
+  }
+  return JB_OK;
+}
+
+static jb_err pg_wait_jobs(void *self, int timeout_ms, jb_error *e) {
+  return wait_for(self, "jobs", timeout_ms, e);
+}
+
+void jb_pg_work_ops(jb_job_queue_ops *ops) {
+  ops->claim = pg_claim;
+  ops->finish = pg_finish;
+  ops->renew = pg_renew;
+  ops->reap = pg_reap;
+  ops->wait = pg_wait_jobs;
+  ops->request_cancel = pg_request_cancel;
+}
+
+/* ---- the Outbox port ---- */
+
+void jb_outbox_rows_free(jb_outbox_row *rows, size_t n) {
+  if (rows == NULL) return;
+  for (size_t i = 0; i < n; i++) {
+    free(rows[i].event_type);
+    free(rows[i].routing_key);
+    free(rows[i].correlation_id);
+    json_decref(rows[i].data);
+  }
+  free(rows);
+}
+
+static jb_err ob_try_lead(void *self, bool *leader, jb_error *e) {
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &st_try_lead, NULL, &res, e);
+  if (rc != JB_OK) return rc;
+  *leader = PQgetvalue(res, 0, 0)[0] == 't';
+  PQclear(res);
+  return JB_OK;
+}
+
+static jb_err ob_fetch(void *self, int max, jb_outbox_row **out, size_t *n, jb_error *e) {
+  char maxs[16];
+  snprintf(maxs, sizeof maxs, "%d", max);
+  const char *params[1] = {maxs};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &st_outbox_fetch, params, &res, e);
+  if (rc != JB_OK) return rc;
+  int rows = PQntuples(res);
+  jb_outbox_row *r = calloc(rows ? (size_t)rows : 1, sizeof *r);
+  if (r == NULL) {
+    PQclear(res);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  for (int i = 0; i < rows; i++) {
+    r[i].id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+    snprintf(r[i].job_id, 37, "%s", PQgetvalue(res, i, 1));
+    snprintf(r[i].message_id, 37, "%s", PQgetvalue(res, i, 2));
+    r[i].event_type = strdup(PQgetvalue(res, i, 3));
+    r[i].routing_key = strdup(PQgetvalue(res, i, 4));
+    r[i].correlation_id = PQgetisnull(res, i, 5) ? NULL : strdup(PQgetvalue(res, i, 5));
+    r[i].data = json_loads(PQgetvalue(res, i, 6), 0, NULL);
+    r[i].created_at = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+  }
+  PQclear(res);
+  *out = r;
+  *n = (size_t)rows;
+  return JB_OK;
+}
+
+static jb_err ob_remove(void *self, const int64_t *ids, size_t n, jb_error *e) {
+  if (n == 0) return JB_OK;
+  char *arr = malloc(n * 21 + 3), *p = arr;
+  if (arr == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  *p++ = '{';
+  for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%lld", i ? "," : "", (long long)ids[i]);
+  *p++ = '}';
+  *p = '\0';
+  const char *params[1] = {arr};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &st_outbox_delete, params, &res, e);
+  free(arr);
+  PQclear(res);
+  return rc;
+}
+
+static jb_err ob_wait(void *self, int timeout_ms, jb_error *e) {
+  return wait_for(self, "outbox", timeout_ms, e);
+}
+
+static const jb_outbox_ops outbox_ops = {
+    .try_lead = ob_try_lead, .fetch = ob_fetch, .remove = ob_remove, .wait = ob_wait};
+
+jb_outbox jb_pg_outbox(jb_pg *pg) { return (jb_outbox){&outbox_ops, pg}; }
