@@ -53,8 +53,9 @@ class Bridge:
         self.exchange = "ev." + tag
         self.queue = "q." + tag
         self.dlx = "dl." + tag
+        self.out = "out." + tag
         cfg = {
-            "amqp": {"heartbeat_s": 10, "prefetch": 500,
+            "amqp": {"heartbeat_s": 10, "prefetch": 500, "output": {"exchange": self.out},
                      "input": {"exchange": self.exchange, "queue": self.queue, "bindings": ["#"],
                                "dead_letter_exchange": self.dlx}},
             "database": {"schema": self.schema},
@@ -92,12 +93,16 @@ class Bridge:
         ch.queue_bind(self.queue, self.exchange, "#")
         ch.queue_declare(self.dlx + ".watch", durable=True)
         ch.queue_bind(self.dlx + ".watch", self.dlx, "#")
+        ch.exchange_declare(self.out, "topic", durable=True)
+        ch.queue_declare(self.out + ".watch", durable=True)
+        ch.queue_bind(self.out + ".watch", self.out, "#")
         conn.close()
 
-    def start(self, wait_consuming=True):
+    def start(self, wait_consuming=True, env=None):
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([self.binary, "run", "--config", self.config],
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
+                                     stdout=subprocess.DEVNULL, stderr=self.log,
+                                     env=dict(os.environ, **(env or {})))
         if wait_consuming:
             self.wait_log("consuming", 60)
 
@@ -122,7 +127,15 @@ class Bridge:
         code = self.proc.wait(timeout=timeout)
         self.proc = None
         self.log.close()
+        self.check_sanitizers()
         return code
+
+    def check_sanitizers(self):
+        """A sanitizer build (tests/run.sh's TSan pass) reports on stderr: any report fails."""
+        logs = self.logs()
+        for marker in ("WARNING: ThreadSanitizer", "ERROR: AddressSanitizer", "runtime error:"):
+            if marker in logs:
+                raise AssertionError(f"sanitizer report in jobbridge's log:\n{logs[-8000:]}")
 
     def kill9(self):
         self.proc.kill()
@@ -137,7 +150,7 @@ class Bridge:
             psql(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
             conn = pika.BlockingConnection(pika_params())
             ch = conn.channel()
-            for q in (self.queue, self.dlx + ".watch", self.dlx):
+            for q in (self.queue, self.dlx + ".watch", self.dlx, self.out + ".watch"):
                 ch.queue_delete(q)
             conn.close()
         except Exception:
@@ -203,3 +216,39 @@ class Bridge:
             got.append((method.routing_key, props, body))
         conn.close()
         return got
+
+    def events(self, n, timeout=60):
+        """Reads up to n job events from the output watch queue: (routing_key, props, body)."""
+        conn = pika.BlockingConnection(pika_params())
+        ch = conn.channel()
+        got = []
+        deadline = time.time() + timeout
+        while len(got) < n and time.time() < deadline:
+            method, props, body = ch.basic_get(self.out + ".watch", auto_ack=True)
+            if method is None:
+                time.sleep(0.05)
+                continue
+            got.append((method.routing_key, props, json.loads(body)))
+        conn.close()
+        return got
+
+    def insert_jobs(self, n, job_type, queue="default", priority=0, tag="ev"):
+        """Inserts n PENDING jobs straight into the table, each with a source event id
+        (<tag>-<n>) in its metadata, so the correlation id of its events is known."""
+        psql(f"INSERT INTO {self.schema}.jobs (id, job_type, queue_name, priority, payload, "
+             f"status, metadata) SELECT gen_random_uuid(), '{job_type}', '{queue}', {priority}, "
+             f"jsonb_build_object('n', g), 'PENDING', jsonb_build_object('event_id', "
+             f"'{tag}-' || g) FROM generate_series(1, {n}) g")
+
+    def create_job(self, job_type, *args):
+        """Creates a job through the real CLI (job type defaults apply)."""
+        out = subprocess.run([self.binary, "jobs", "create", job_type, "--payload", "{}",
+                              "--metadata", '{"event_id": "ev-1"}', *args, "--config",
+                              self.config], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def migrate(self):
+        out = subprocess.run([self.binary, "migrate", "--config", self.config],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
