@@ -61,6 +61,12 @@ if [ "${JB_SKIP_TSAN:-0}" != 1 ]; then
   fi
 fi
 
+# The benchmark in --quick mode proves it works (small N, one run); no speed is asserted.
+if [ "${JB_SKIP_BENCH:-0}" != 1 ]; then
+  echo "--- benchmark, quick ---"
+  bash tests/bench/run.sh --quick || status=1
+fi
+
 if [ $status != 0 ]; then
   echo "=== some tests failed: server logs follow ==="
   jb_servers_logs "$state"
