@@ -42,6 +42,43 @@ jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) {
   return jb_fail(e, JB_ERR_AMQP, "%s: unknown reply", what);
 }
 
+jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
+                             uint64_t *confirmed, bool *returned, jb_error *e) {
+  while (*confirmed < published) {
+    amqp_frame_t frame;
+    struct timeval tv = {10, 0};
+    int st = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
+    if (st != AMQP_STATUS_OK)
+      return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for publisher confirms: %s",
+                     amqp_error_string2(st));
+    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
+    switch (frame.payload.method.id) {
+      case AMQP_BASIC_ACK_METHOD: {
+        /* With `multiple` an ack covers every tag up to its own; RabbitMQ confirms a channel's
+         * publishes to one queue in order, so the highest tag seen is the confirmed prefix. */
+        amqp_basic_ack_t *ack = frame.payload.method.decoded;
+        if (ack->delivery_tag > *confirmed) *confirmed = ack->delivery_tag;
+        break;
+      }
+      case AMQP_BASIC_NACK_METHOD:
+        return jb_fail(e, JB_ERR_AMQP, "the broker refused a publish (nack)");
+      case AMQP_BASIC_RETURN_METHOD: {
+        amqp_message_t msg;
+        amqp_read_message(conn, frame.channel, &msg, 0);
+        amqp_destroy_message(&msg);
+        *returned = true;
+        break;
+      }
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD:
+        return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the channel");
+      default:
+        break;
+    }
+  }
+  return JB_OK;
+}
+
 jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,
                        jb_error *e) {
   *out = NULL;

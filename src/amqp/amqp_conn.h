@@ -26,6 +26,13 @@ void jb_amqp_close(amqp_connection_state_t conn);
  * reply code and text (for example "declare queue q: 406 PRECONDITION_FAILED - ..."). */
 jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) JB_MUST_CHECK;
 
+/* Reads frames on a confirm-mode channel until *confirmed reaches `published` (both count
+ * publishes since the channel opened). *returned is set when the broker returned an unroutable
+ * `mandatory` message (its ack still follows). A nack, a closed channel or no frame within
+ * 10 s is an error. */
+jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
+                             uint64_t *confirmed, bool *returned, jb_error *e) JB_MUST_CHECK;
+
 /* A string copy of an amqp_bytes_t into buf (truncated, NUL-terminated). Returns buf. */
 char *jb_amqp_str(amqp_bytes_t b, char *buf, size_t len);
 

@@ -313,46 +313,15 @@ static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   return JB_OK;
 }
 
-/* Waits until every publish up to c->pub_seq is confirmed. A nack, a return (unroutable) or a
- * timeout is a failure: the caller falls back to rejecting. */
+/* Waits until every dead letter is confirmed. A return (unroutable) is a failure here: the
+ * caller falls back to rejecting, so the queue's own dead-lettering still keeps the event. */
 static jb_err wait_confirms(consumer *c, jb_error *e) {
   bool returned = false;
-  while (c->pub_confirmed < c->pub_seq) {
-    amqp_frame_t frame;
-    struct timeval tv = {10, 0};
-    int st = amqp_simple_wait_frame_noblock(c->pub, &frame, &tv);
-    if (st != AMQP_STATUS_OK)
-      return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for dead-letter confirms: %s",
-                     amqp_error_string2(st));
-    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
-    switch (frame.payload.method.id) {
-      case AMQP_BASIC_ACK_METHOD: {
-        amqp_basic_ack_t *ack = frame.payload.method.decoded;
-        /* With `multiple` the ack covers every tag up to this one; without, tags still arrive in
-         * order for a single channel, so the highest seen is the confirmed prefix. */
-        if (ack->delivery_tag > c->pub_confirmed) c->pub_confirmed = ack->delivery_tag;
-        break;
-      }
-      case AMQP_BASIC_NACK_METHOD:
-        return jb_fail(e, JB_ERR_AMQP, "the broker refused a dead-letter publish (nack)");
-      case AMQP_BASIC_RETURN_METHOD: {
-        amqp_message_t msg;
-        amqp_read_message(c->pub, frame.channel, &msg, 0);
-        amqp_destroy_message(&msg);
-        returned = true; /* its ack follows: keep reading */
-        break;
-      }
-      case AMQP_CHANNEL_CLOSE_METHOD:
-      case AMQP_CONNECTION_CLOSE_METHOD:
-        return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the dead-letter channel");
-      default:
-        break;
-    }
-  }
-  if (returned)
-    return jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
-                   c->t->cfg->in_dead_letter_exchange);
-  return JB_OK;
+  jb_err rc = jb_amqp_wait_confirms(c->pub, c->pub_seq, &c->pub_confirmed, &returned, e);
+  if (rc == JB_OK && returned)
+    rc = jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
+                 c->t->cfg->in_dead_letter_exchange);
+  return rc;
 }
 
 /* Settles the bad deliveries of a chunk: republished with a confirm, or, when that is
@@ -592,7 +561,14 @@ static void *consumer_main(void *arg) {
       if (!add_pending(c, &env)) {
         amqp_destroy_envelope(&env);
         drop_consumer_conn(c, "out of memory");
+        continue;
       }
+      /* Group commit: when nothing more is waiting on the socket, commit what we have now
+       * instead of waiting out batch_wait_ms. Under load, deliveries pile up while a commit
+       * runs, so batches grow by themselves; when idle, an event is stored at once. */
+      if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) &&
+          jb_time_now() >= c->db_retry_at && flush(c) == FLUSH_AMQP_LOST)
+        drop_consumer_conn(c, "ack or reject failed");
       continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)

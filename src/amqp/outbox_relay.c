@@ -99,38 +99,10 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e)
 }
 
 /* Waits for every outstanding confirm. An unroutable event (nothing bound to the output
- * exchange) is returned and then acked by the broker: it counts as published, since no one
- * listens; a nack is a failure and the rows stay for the next round. */
+ * exchange) is returned and then acked: it counts as published, since no one listens. */
 static jb_err wait_confirms(jb_outbox_relay *r, jb_error *e) {
-  while (r->confirmed < r->seq) {
-    amqp_frame_t frame;
-    struct timeval tv = {10, 0};
-    int st = amqp_simple_wait_frame_noblock(r->conn, &frame, &tv);
-    if (st != AMQP_STATUS_OK)
-      return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for confirms: %s", amqp_error_string2(st));
-    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
-    switch (frame.payload.method.id) {
-      case AMQP_BASIC_ACK_METHOD: {
-        amqp_basic_ack_t *ack = frame.payload.method.decoded;
-        if (ack->delivery_tag > r->confirmed) r->confirmed = ack->delivery_tag;
-        break;
-      }
-      case AMQP_BASIC_NACK_METHOD:
-        return jb_fail(e, JB_ERR_AMQP, "the broker refused an event (nack)");
-      case AMQP_BASIC_RETURN_METHOD: {
-        amqp_message_t msg;
-        amqp_read_message(r->conn, frame.channel, &msg, 0);
-        amqp_destroy_message(&msg);
-        break;
-      }
-      case AMQP_CHANNEL_CLOSE_METHOD:
-      case AMQP_CONNECTION_CLOSE_METHOD:
-        return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the channel");
-      default:
-        break;
-    }
-  }
-  return JB_OK;
+  bool returned = false;
+  return jb_amqp_wait_confirms(r->conn, r->seq, &r->confirmed, &returned, e);
 }
 
 /* One round: fetch, publish, confirm, delete. *moved gets how many rows left the outbox. */

@@ -14,7 +14,11 @@
 
 #include "jobbridge/log.h"
 
-#define CLAIM_BATCH 16
+/* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
+ * round trip per job) and falls back to 1 when they are slow (a worker must not sit on many
+ * long jobs that other workers could run). */
+#define CLAIM_MAX 128
+#define FAST_HANDLER_MS 20
 #define RECORD_EVERY_MS 50 /* outcomes wait at most this long to be recorded together */
 
 typedef struct handler_entry {
@@ -195,12 +199,13 @@ static void *worker_main(void *arg) {
   jb_worker_pool *p = w->pool;
   const jb_config *cfg = p->cfg;
   long backoff = 100;
+  int claim = 1;
   while (!atomic_load(&p->stopping)) {
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
     if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len,
-                        CLAIM_BATCH, cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
+                        claim, cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner, NULL);
       sleep_ms(backoff);
       backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
@@ -228,7 +233,7 @@ static void *worker_main(void *arg) {
     jb_finish *fin = calloc(n, sizeof *fin);
     jb_job_result *res = calloc(n, sizeof *res);
     size_t done = 0, recorded = 0;
-    int64_t last = mono_ms();
+    int64_t last = mono_ms(), started = last;
     for (size_t i = 0; i < n; i++) {
       if (atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE) {
         /* Stopping: jobs claimed but not started go back at once, no retry burnt. */
@@ -246,6 +251,11 @@ static void *worker_main(void *arg) {
       }
     }
     record(w, fin + recorded, done - recorded);
+    int64_t per_job = (mono_ms() - started) / (int64_t)n;
+    if (per_job < FAST_HANDLER_MS && n == (size_t)claim)
+      claim = claim * 2 > CLAIM_MAX ? CLAIM_MAX : claim * 2;
+    else if (per_job >= FAST_HANDLER_MS)
+      claim = 1;
     for (size_t i = 0; i < n; i++) jb_job_result_clear(&res[i]);
     free(fin);
     free(res);

@@ -202,35 +202,28 @@ class Bridge:
             ch.basic_publish(self.exchange, rk, body, props)
         conn.close()
 
-    def dead_letters(self, n, timeout=30):
-        """Reads n messages from the dead-letter watch queue."""
+    def drain(self, queue, n, timeout, decode=lambda body: body):
+        """Reads up to n messages from a queue: (routing_key, properties, decoded body)."""
         conn = pika.BlockingConnection(pika_params())
         ch = conn.channel()
         got = []
         deadline = time.time() + timeout
         while len(got) < n and time.time() < deadline:
-            method, props, body = ch.basic_get(self.dlx + ".watch", auto_ack=True)
-            if method is None:
-                time.sleep(0.1)
-                continue
-            got.append((method.routing_key, props, body))
-        conn.close()
-        return got
-
-    def events(self, n, timeout=60):
-        """Reads up to n job events from the output watch queue: (routing_key, props, body)."""
-        conn = pika.BlockingConnection(pika_params())
-        ch = conn.channel()
-        got = []
-        deadline = time.time() + timeout
-        while len(got) < n and time.time() < deadline:
-            method, props, body = ch.basic_get(self.out + ".watch", auto_ack=True)
+            method, props, body = ch.basic_get(queue, auto_ack=True)
             if method is None:
                 time.sleep(0.05)
                 continue
-            got.append((method.routing_key, props, json.loads(body)))
+            got.append((method.routing_key, props, decode(body)))
         conn.close()
         return got
+
+    def dead_letters(self, n, timeout=30):
+        """Reads up to n messages from the dead-letter watch queue."""
+        return self.drain(self.dlx + ".watch", n, timeout)
+
+    def events(self, n, timeout=60):
+        """Reads up to n job events from the output watch queue, bodies decoded."""
+        return self.drain(self.out + ".watch", n, timeout, json.loads)
 
     def insert_jobs(self, n, job_type, queue="default", priority=0, tag="ev"):
         """Inserts n PENDING jobs straight into the table, each with a source event id
