@@ -26,8 +26,11 @@ typedef struct jb_outbox_ops {
   /* Becomes the one relay of this schema (a session lock), so events leave in order. False
    * when another instance holds it. */
   jb_err (*try_lead)(void *self, bool *leader, jb_error *e);
-  /* The oldest rows, at most max, in id order. */
-  jb_err (*fetch)(void *self, int max, jb_outbox_row **rows, size_t *n, jb_error *e);
+  /* The oldest rows, at most max, in id order, except those listed in skip (published and
+   * awaiting their confirm). Rows commit in any order, so "id > the last one published" would
+   * miss a row that committed late; excluding exactly what is in flight does not. */
+  jb_err (*fetch)(void *self, const int64_t *skip, size_t nskip, int max, jb_outbox_row **rows,
+                  size_t *n, jb_error *e);
   /* Deletes rows whose publish was confirmed. */
   jb_err (*remove)(void *self, const int64_t *ids, size_t n, jb_error *e);
   /* Blocks until rows may be waiting (a notification) or timeout_ms passes. */

@@ -42,6 +42,35 @@ jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) {
   return jb_fail(e, JB_ERR_AMQP, "%s: unknown reply", what);
 }
 
+/* Handles one frame on a confirm-mode channel. */
+static jb_err confirm_frame(amqp_connection_state_t conn, const amqp_frame_t *frame,
+                            uint64_t *confirmed, bool *returned, jb_error *e) {
+  if (frame->frame_type != AMQP_FRAME_METHOD) return JB_OK;
+  switch (frame->payload.method.id) {
+    case AMQP_BASIC_ACK_METHOD: {
+      /* With `multiple` an ack covers every tag up to its own; RabbitMQ confirms a channel's
+       * publishes to one queue in order, so the highest tag seen is the confirmed prefix. */
+      amqp_basic_ack_t *ack = frame->payload.method.decoded;
+      if (ack->delivery_tag > *confirmed) *confirmed = ack->delivery_tag;
+      return JB_OK;
+    }
+    case AMQP_BASIC_NACK_METHOD:
+      return jb_fail(e, JB_ERR_AMQP, "the broker refused a publish (nack)");
+    case AMQP_BASIC_RETURN_METHOD: {
+      amqp_message_t msg;
+      amqp_read_message(conn, frame->channel, &msg, 0);
+      amqp_destroy_message(&msg);
+      *returned = true;
+      return JB_OK;
+    }
+    case AMQP_CHANNEL_CLOSE_METHOD:
+    case AMQP_CONNECTION_CLOSE_METHOD:
+      return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the channel");
+    default:
+      return JB_OK;
+  }
+}
+
 jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
                              uint64_t *confirmed, bool *returned, jb_error *e) {
   while (*confirmed < published) {
@@ -51,32 +80,26 @@ jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
     if (st != AMQP_STATUS_OK)
       return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for publisher confirms: %s",
                      amqp_error_string2(st));
-    if (frame.frame_type != AMQP_FRAME_METHOD) continue;
-    switch (frame.payload.method.id) {
-      case AMQP_BASIC_ACK_METHOD: {
-        /* With `multiple` an ack covers every tag up to its own; RabbitMQ confirms a channel's
-         * publishes to one queue in order, so the highest tag seen is the confirmed prefix. */
-        amqp_basic_ack_t *ack = frame.payload.method.decoded;
-        if (ack->delivery_tag > *confirmed) *confirmed = ack->delivery_tag;
-        break;
-      }
-      case AMQP_BASIC_NACK_METHOD:
-        return jb_fail(e, JB_ERR_AMQP, "the broker refused a publish (nack)");
-      case AMQP_BASIC_RETURN_METHOD: {
-        amqp_message_t msg;
-        amqp_read_message(conn, frame.channel, &msg, 0);
-        amqp_destroy_message(&msg);
-        *returned = true;
-        break;
-      }
-      case AMQP_CHANNEL_CLOSE_METHOD:
-      case AMQP_CONNECTION_CLOSE_METHOD:
-        return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the channel");
-      default:
-        break;
-    }
+    jb_err rc = confirm_frame(conn, &frame, confirmed, returned, e);
+    if (rc != JB_OK) return rc;
   }
   return JB_OK;
+}
+
+jb_err jb_amqp_read_confirms(amqp_connection_state_t conn, int timeout_ms, uint64_t *confirmed,
+                             bool *returned, jb_error *e) {
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  for (;;) {
+    amqp_frame_t frame;
+    int st = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
+    if (st == AMQP_STATUS_TIMEOUT) return JB_OK;
+    if (st != AMQP_STATUS_OK)
+      return jb_fail(e, JB_ERR_AMQP_CONN, "reading publisher confirms: %s",
+                     amqp_error_string2(st));
+    jb_err rc = confirm_frame(conn, &frame, confirmed, returned, e);
+    if (rc != JB_OK) return rc;
+    tv = (struct timeval){0, 0}; /* then only what is already there */
+  }
 }
 
 jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,

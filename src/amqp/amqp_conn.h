@@ -33,6 +33,11 @@ jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) JB_MUST_
 jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
                              uint64_t *confirmed, bool *returned, jb_error *e) JB_MUST_CHECK;
 
+/* Reads the confirms that arrive within timeout_ms (then whatever else is already buffered),
+ * without waiting for any particular one. Same frame handling as jb_amqp_wait_confirms. */
+jb_err jb_amqp_read_confirms(amqp_connection_state_t conn, int timeout_ms, uint64_t *confirmed,
+                             bool *returned, jb_error *e) JB_MUST_CHECK;
+
 /* A string copy of an amqp_bytes_t into buf (truncated, NUL-terminated). Returns buf. */
 char *jb_amqp_str(amqp_bytes_t b, char *buf, size_t len);
 

@@ -15,7 +15,8 @@
 #include "jobbridge/log.h"
 
 #define CH 1
-#define BATCH 500
+#define BATCH 500   /* rows fetched at once */
+#define WINDOW 4096 /* publishes awaiting their confirm */
 
 struct jb_outbox_relay {
   const jb_config *cfg;
@@ -98,41 +99,66 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e)
   return JB_OK;
 }
 
-/* Waits for every outstanding confirm. An unroutable event (nothing bound to the output
- * exchange) is returned and then acked: it counts as published, since no one listens. */
-static jb_err wait_confirms(jb_outbox_relay *r, jb_error *e) {
-  bool returned = false;
-  return jb_amqp_wait_confirms(r->conn, r->seq, &r->confirmed, &returned, e);
-}
+/* A published row waiting for its confirm: publishes are numbered per channel. */
+typedef struct inflight {
+  uint64_t seq;
+  int64_t id;
+} inflight;
 
-/* One round: fetch, publish, confirm, delete. *moved gets how many rows left the outbox. */
-static jb_err relay_round(jb_outbox_relay *r, size_t *moved, jb_error *e) {
+/* The relay's state on one AMQP connection: what is published and awaiting its confirm. */
+typedef struct pipe_state {
+  inflight *fl;
+  int64_t *ids; /* the same rows' ids, for fetch's skip list */
+  size_t n;
+} pipe_state;
+
+/* Publishes rows not yet in flight, as many as the window allows. *fetched gets how many. */
+static jb_err publish_more(jb_outbox_relay *r, pipe_state *ps, size_t *fetched, jb_error *e) {
+  *fetched = 0;
+  size_t room = WINDOW - ps->n;
+  if (room == 0) return JB_OK;
   jb_outbox_row *rows = NULL;
   size_t n = 0;
-  *moved = 0;
-  jb_err rc = r->ob.ops->fetch(r->ob.self, BATCH, &rows, &n, e);
+  for (size_t i = 0; i < ps->n; i++) ps->ids[i] = ps->fl[i].id;
+  jb_err rc = r->ob.ops->fetch(r->ob.self, ps->ids, ps->n, (int)(room < BATCH ? room : BATCH),
+                               &rows, &n, e);
   if (rc != JB_OK) return rc;
-  for (size_t i = 0; rc == JB_OK && i < n; i++) rc = publish(r, &rows[i], e);
-  if (rc == JB_OK && n > 0) rc = wait_confirms(r, e);
-  if (rc == JB_OK && n > 0) {
-    int64_t *ids = malloc(n * sizeof *ids);
-    if (ids == NULL) {
-      rc = jb_fail(e, JB_ERR_NOMEM, "out of memory");
-    } else {
-      for (size_t i = 0; i < n; i++) ids[i] = rows[i].id;
-      rc = r->ob.ops->remove(r->ob.self, ids, n, e);
-      free(ids);
-    }
-    if (rc == JB_OK) *moved = n;
+  for (size_t i = 0; rc == JB_OK && i < n; i++) {
+    rc = publish(r, &rows[i], e);
+    if (rc == JB_OK) ps->fl[ps->n++] = (inflight){r->seq, rows[i].id};
   }
+  *fetched = n;
   jb_outbox_rows_free(rows, n);
   return rc;
+}
+
+/* Deletes the rows whose publish is confirmed (a prefix of the in-flight list). */
+static jb_err delete_confirmed(jb_outbox_relay *r, pipe_state *ps, jb_error *e) {
+  size_t k = 0;
+  while (k < ps->n && ps->fl[k].seq <= r->confirmed) k++;
+  if (k == 0) return JB_OK;
+  int64_t *ids = malloc(k * sizeof *ids);
+  if (ids == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < k; i++) ids[i] = ps->fl[i].id;
+  jb_err rc = r->ob.ops->remove(r->ob.self, ids, k, e);
+  free(ids);
+  if (rc != JB_OK) return rc;
+  memmove(ps->fl, ps->fl + k, (ps->n - k) * sizeof *ps->fl);
+  ps->n -= k;
+  return JB_OK;
 }
 
 static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
   bool leader = false;
+  pipe_state ps = {malloc(WINDOW * sizeof(inflight)), malloc(WINDOW * sizeof(int64_t)), 0};
+  if (ps.fl == NULL || ps.ids == NULL) {
+    jb_log(JB_LOG_ERROR, "outbox relay: out of memory", NULL);
+    free(ps.fl);
+    free(ps.ids);
+    return NULL;
+  }
   for (;;) {
     bool stopping = atomic_load(&r->stop);
     if (stopping && mono_ms() >= atomic_load(&r->flush_until_ms)) break;
@@ -141,22 +167,34 @@ static void *relay_main(void *arg) {
     if (!leader) {
       if (r->ob.ops->try_lead(r->ob.self, &leader, &e) != JB_OK || !leader) {
         if (stopping) break;
-        sleep_ms(leader ? 100 : 1000);
+        sleep_ms(1000);
         continue;
       }
       jb_log(JB_LOG_INFO, "outbox relay leading", "source", r->source, NULL);
     }
-    if (r->conn == NULL && relay_connect(r, &e) != JB_OK) {
-      char delay[24];
-      snprintf(delay, sizeof delay, "%ld", backoff);
-      jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
-             e.msg, "retry_in_ms", delay, NULL);
-      sleep_ms(backoff);
-      backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
-      continue;
+    if (r->conn == NULL) {
+      /* A new channel: whatever was in flight on the old one is still in the outbox, and is
+       * published again from the oldest row (consumers dedupe on message_id). */
+      ps.n = 0;
+      if (relay_connect(r, &e) != JB_OK) {
+        char delay[24];
+        snprintf(delay, sizeof delay, "%ld", backoff);
+        jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
+               e.msg, "retry_in_ms", delay, NULL);
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+        continue;
+      }
     }
-    size_t moved = 0;
-    jb_err rc = relay_round(r, &moved, &e);
+    /* Publish what is new, take the confirms that have come, delete what they cover: a window
+     * of publishes in flight, never a wait for the broker's disk per batch. */
+    size_t fetched = 0;
+    bool returned = false;
+    jb_err rc = publish_more(r, &ps, &fetched, &e);
+    if (rc == JB_OK)
+      rc = jb_amqp_read_confirms(r->conn, fetched > 0 || ps.n == 0 ? 0 : 5, &r->confirmed,
+                                 &returned, &e);
+    if (rc == JB_OK) rc = delete_confirmed(r, &ps, &e);
     if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
       jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
              NULL);
@@ -168,17 +206,21 @@ static void *relay_main(void *arg) {
       /* The database: the session lock may be gone with the connection, so lead again. */
       jb_log(JB_LOG_WARN, "reading the outbox failed; retrying", "error", e.msg, NULL);
       leader = false;
+      jb_amqp_drop(r->conn); /* in-flight rows are read again on the next channel */
+      r->conn = NULL;
       sleep_ms(backoff);
       backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
       continue;
     }
     backoff = 250;
-    if (moved == 0) {
+    if (fetched == 0 && ps.n == 0) {
       if (stopping) break; /* drained */
       if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) sleep_ms(200);
       amqp_maybe_release_buffers(r->conn);
     }
   }
+  free(ps.fl);
+  free(ps.ids);
   jb_amqp_close(r->conn);
   r->conn = NULL;
   return NULL;

@@ -111,8 +111,9 @@ static const jb_pg_stmt st_request_cancel = {
 static const jb_pg_stmt st_outbox_fetch = {
     ST_OUTBOX_FETCH, "jb_outbox_fetch",
     "SELECT id, job_id::text, message_id::text, event_type, routing_key, correlation_id,\n"
-    "  data::text, " JB_US("created_at") " FROM outbox ORDER BY id LIMIT $1::int",
-    1};
+    "  data::text, " JB_US("created_at") " FROM outbox WHERE id <> ALL($2::int8[])\n"
+    "ORDER BY id LIMIT $1::int",
+    2};
 
 static const jb_pg_stmt st_outbox_delete = {
     ST_OUTBOX_DELETE, "jb_outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::int8[])", 1};
@@ -316,12 +317,27 @@ static jb_err ob_try_lead(void *self, bool *leader, jb_error *e) {
   return JB_OK;
 }
 
-static jb_err ob_fetch(void *self, int max, jb_outbox_row **out, size_t *n, jb_error *e) {
+/* A PostgreSQL array literal of ids: {1,2,3}. Caller frees. */
+static char *id_array(const int64_t *ids, size_t n) {
+  char *arr = malloc(n * 21 + 3), *p = arr;
+  if (arr == NULL) return NULL;
+  *p++ = '{';
+  for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%lld", i ? "," : "", (long long)ids[i]);
+  *p++ = '}';
+  *p = '\0';
+  return arr;
+}
+
+static jb_err ob_fetch(void *self, const int64_t *skip, size_t nskip, int max, jb_outbox_row **out,
+                       size_t *n, jb_error *e) {
   char maxs[16];
   snprintf(maxs, sizeof maxs, "%d", max);
-  const char *params[1] = {maxs};
+  char *arr = id_array(skip, nskip);
+  if (arr == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  const char *params[2] = {maxs, arr};
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(self, &st_outbox_fetch, params, &res, e);
+  free(arr);
   if (rc != JB_OK) return rc;
   int rows = PQntuples(res);
   jb_outbox_row *r = calloc(rows ? (size_t)rows : 1, sizeof *r);
@@ -347,12 +363,8 @@ static jb_err ob_fetch(void *self, int max, jb_outbox_row **out, size_t *n, jb_e
 
 static jb_err ob_remove(void *self, const int64_t *ids, size_t n, jb_error *e) {
   if (n == 0) return JB_OK;
-  char *arr = malloc(n * 21 + 3), *p = arr;
+  char *arr = id_array(ids, n);
   if (arr == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  *p++ = '{';
-  for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%lld", i ? "," : "", (long long)ids[i]);
-  *p++ = '}';
-  *p = '\0';
   const char *params[1] = {arr};
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(self, &st_outbox_delete, params, &res, e);
