@@ -47,6 +47,12 @@ typedef int64_t jb_time;
 
 jb_time jb_time_now(void);
 
+/* Milliseconds of a monotonic clock, for timeouts and intervals (never for timestamps). */
+int64_t jb_mono_ms(void);
+
+/* Sleeps ms milliseconds (a signal may cut it short). */
+void jb_sleep_ms(long ms);
+
 /* Formats t as RFC 3339 UTC with microseconds ("2026-11-22T22:47:30.123456Z") into buf (>= 32
  * bytes). Returns buf. */
 char *jb_time_format(jb_time t, char *buf, size_t len);

@@ -30,17 +30,6 @@ struct jb_outbox_relay {
   uint64_t seq, confirmed;
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   jb_err rc = jb_amqp_connect(r->cfg->amqp_url, r->cfg->amqp_heartbeat_s, &r->conn, e);
   if (rc != JB_OK) return rc;
@@ -161,13 +150,13 @@ static void *relay_main(void *arg) {
   }
   for (;;) {
     bool stopping = atomic_load(&r->stop);
-    if (stopping && mono_ms() >= atomic_load(&r->flush_until_ms)) break;
+    if (stopping && jb_mono_ms() >= atomic_load(&r->flush_until_ms)) break;
     jb_error e;
     jb_error_clear(&e);
     if (!leader) {
       if (r->ob.ops->try_lead(r->ob.self, &leader, &e) != JB_OK || !leader) {
         if (stopping) break;
-        sleep_ms(1000);
+        jb_sleep_ms(1000);
         continue;
       }
       jb_log(JB_LOG_INFO, "outbox relay leading", "source", r->source, NULL);
@@ -181,7 +170,7 @@ static void *relay_main(void *arg) {
         snprintf(delay, sizeof delay, "%ld", backoff);
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
                e.msg, "retry_in_ms", delay, NULL);
-        sleep_ms(backoff);
+        jb_sleep_ms(backoff);
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         continue;
       }
@@ -208,14 +197,14 @@ static void *relay_main(void *arg) {
       leader = false;
       jb_amqp_drop(r->conn); /* in-flight rows are read again on the next channel */
       r->conn = NULL;
-      sleep_ms(backoff);
+      jb_sleep_ms(backoff);
       backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
       continue;
     }
     backoff = 250;
     if (fetched == 0 && ps.n == 0) {
       if (stopping) break; /* drained */
-      if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) sleep_ms(200);
+      if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) jb_sleep_ms(200);
       amqp_maybe_release_buffers(r->conn);
     }
   }
@@ -248,7 +237,7 @@ jb_err jb_outbox_relay_start(jb_outbox_relay *r, jb_error *e) {
 
 void jb_outbox_relay_stop(jb_outbox_relay *r, double flush_s) {
   if (!r->running) return;
-  atomic_store(&r->flush_until_ms, mono_ms() + (int64_t)(flush_s * 1000));
+  atomic_store(&r->flush_until_ms, jb_mono_ms() + (int64_t)(flush_s * 1000));
   atomic_store(&r->stop, true);
   pthread_join(r->thread, NULL);
   r->running = false;

@@ -73,6 +73,17 @@ jb_time jb_time_now(void) {
   return (jb_time)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int64_t jb_mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void jb_sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
 char *jb_time_format(jb_time t, char *buf, size_t len) {
   time_t secs = (time_t)(t / 1000000);
   long usec = (long)(t % 1000000);

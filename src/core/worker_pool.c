@@ -128,17 +128,6 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
 
 /* ---- workers ---- */
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Records outcomes, retrying while the database is away (the leases cover the jobs meanwhile;
  * if we die first, the reaper retries them). */
 static void record(worker *w, jb_finish *items, size_t n) {
@@ -157,7 +146,7 @@ static void record(worker *w, jb_finish *items, size_t n) {
     }
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
            NULL);
-    sleep_ms(backoff);
+    jb_sleep_ms(backoff);
     backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
   }
 }
@@ -207,7 +196,7 @@ static void *worker_main(void *arg) {
     if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len,
                         claim, cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner, NULL);
-      sleep_ms(backoff);
+      jb_sleep_ms(backoff);
       backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
       continue;
     }
@@ -217,7 +206,7 @@ static void *worker_main(void *arg) {
       /* Idle: a NOTIFY on insert wakes us; poll_ms is the fallback (and finds due retries). */
       if (w->q.ops->wait(w->q.self, cfg->workers_poll_ms > 200 ? 200 : cfg->workers_poll_ms,
                          &e) != JB_OK)
-        sleep_ms(100);
+        jb_sleep_ms(100);
       continue;
     }
     /* Claimed rows come back in no particular order: run the highest priority first. */
@@ -233,7 +222,7 @@ static void *worker_main(void *arg) {
     jb_finish *fin = calloc(n, sizeof *fin);
     jb_job_result *res = calloc(n, sizeof *res);
     size_t done = 0, recorded = 0;
-    int64_t last = mono_ms(), started = last;
+    int64_t last = jb_mono_ms(), started = last;
     for (size_t i = 0; i < n; i++) {
       if (atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE) {
         /* Stopping: jobs claimed but not started go back at once, no retry burnt. */
@@ -244,14 +233,14 @@ static void *worker_main(void *arg) {
         run_job(w, &jobs[i], &fin[i], &res[i]);
       }
       done++;
-      if (mono_ms() - last >= RECORD_EVERY_MS) {
+      if (jb_mono_ms() - last >= RECORD_EVERY_MS) {
         record(w, fin + recorded, done - recorded);
         recorded = done;
-        last = mono_ms();
+        last = jb_mono_ms();
       }
     }
     record(w, fin + recorded, done - recorded);
-    int64_t per_job = (mono_ms() - started) / (int64_t)n;
+    int64_t per_job = (jb_mono_ms() - started) / (int64_t)n;
     if (per_job < FAST_HANDLER_MS && n == (size_t)claim)
       claim = claim * 2 > CLAIM_MAX ? CLAIM_MAX : claim * 2;
     else if (per_job >= FAST_HANDLER_MS)
@@ -289,7 +278,7 @@ static void *maint_main(void *arg) {
   char prefix[140];
   snprintf(prefix, sizeof prefix, "%s/", p->instance);
   while (!atomic_load(&p->maint_stop)) {
-    int64_t now = mono_ms();
+    int64_t now = jb_mono_ms();
     char (*ids)[37] = NULL;
     size_t nids = 0;
     jb_error e;
@@ -316,7 +305,7 @@ static void *maint_main(void *arg) {
       }
       next_reap = now + reap_every;
     }
-    sleep_ms(500);
+    jb_sleep_ms(500);
   }
   return NULL;
 }
@@ -403,8 +392,8 @@ static bool any_busy(jb_worker_pool *p) {
 void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
   if (!p->running) return;
   atomic_store(&p->stopping, true);
-  int64_t deadline = mono_ms() + (int64_t)(grace_s * 1000);
-  while (any_busy(p) && mono_ms() < deadline) sleep_ms(50);
+  int64_t deadline = jb_mono_ms() + (int64_t)(grace_s * 1000);
+  while (any_busy(p) && jb_mono_ms() < deadline) jb_sleep_ms(50);
   if (any_busy(p)) {
     jb_log(JB_LOG_WARN, "grace period over: stopping running handlers", NULL);
     atomic_store(&p->stop_handlers, JB_STOP_SHUTDOWN);

@@ -70,12 +70,6 @@ static void exec_destroy(void *self) {
   free(h);
 }
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The job as the program sees it on stdin. */
 static char *job_input(const jb_job *job) {
   json_t *o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:i, s:i}", "id", job->id, "job_type",
@@ -204,12 +198,12 @@ static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
   in[0] = out[1] = err[1] = -1;
   fcntl(in[1], F_SETFL, O_NONBLOCK);
   size_t input_len = strlen(input), written = 0;
-  int64_t start = now_ms(), deadline = start + (int64_t)(h->timeout_s * 1000);
+  int64_t start = jb_mono_ms(), deadline = start + (int64_t)(h->timeout_s * 1000);
   int64_t kill_at = 0;
   bool timed_out = false;
   int stop_reason = JB_STOP_NONE;
   while (out[0] >= 0 || err[0] >= 0) {
-    int64_t now = now_ms();
+    int64_t now = jb_mono_ms();
     int reason = atomic_load(&ctx->stop);
     if (kill_at == 0 && (now >= deadline || reason != JB_STOP_NONE)) {
       timed_out = reason == JB_STOP_NONE;
