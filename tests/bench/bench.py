@@ -34,7 +34,8 @@ def channel():
 
 
 class Bench:
-    def __init__(self, build, n, reps, latency_s):
+    def __init__(self, build, n, reps, latency_s, consumers=1):
+        self.consumers = consumers
         self.build = build
         self.jb = os.path.join(build, "jobbridge")
         self.tool = os.path.join(build, "jb_bench")
@@ -70,7 +71,7 @@ class Bench:
                                "dead_letter_exchange": "dl." + tag},
                      "output": {"exchange": "out." + tag}},
             "database": {"schema": "bench_" + tag},
-            "ingest": {"batch_max": 500, "batch_wait_ms": 5},
+            "ingest": {"batch_max": 500, "batch_wait_ms": 5, "consumers": self.consumers},
             "workers": {"threads": 2, "lease_s": 60},
             "retry": {"base_s": 1, "max_s": 60, "jitter": 0.2},
             "mappings": mappings,
@@ -233,7 +234,7 @@ def report(median, runs, args, out_dir):
             ("latency p99 (ms)", "latency_p99_ms"), ("latency max (ms)", "latency_max_ms"),
             ("peak RSS during ingest (MiB)", "peak_rss_mib")]
     print(f"\njobbridge benchmark: N={args.events}, median of {args.reps} run(s), "
-          f"latency at 1000 events/s for {args.latency_s}s")
+          f"latency at 1000 events/s for {args.latency_s}s, ingest.consumers={args.consumers}")
     print(f"{'figure':42} {'median':>12}  target")
     for label, key in rows:
         target = TARGETS.get(key)
@@ -274,10 +275,11 @@ def main():
     ap.add_argument("--events", type=int, default=100000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--latency-seconds", dest="latency_s", type=float, default=30)
+    ap.add_argument("--consumers", type=int, default=1, help="ingest.consumers for jobbridge")
     args = ap.parse_args()
     if args.quick:
         args.events, args.reps, args.latency_s = 3000, 1, 3
-    median, runs = Bench(args.build, args.events, args.reps, args.latency_s).run()
+    median, runs = Bench(args.build, args.events, args.reps, args.latency_s, args.consumers).run()
     report(median, runs, args, os.path.join(args.build, "bench"))
 
 
