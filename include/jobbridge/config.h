@@ -50,6 +50,7 @@ typedef struct jb_config {
   int ingest_consumers;
   int ingest_max_body_bytes;
   bool ingest_require_event_id;
+  bool workers_enabled;
   int workers_threads; /* 0: number of cores */
   char **workers_queues; /* NULL-terminated; empty: all queues */
   size_t workers_queues_len;

@@ -127,12 +127,13 @@ static void log_totals(jb_mq_trigger *trigger) {
 /* Runs everything until a stop signal. Every thread gets its own database connection: one per
  * consumer, one per worker plus the maintenance thread, one for the outbox relay. */
 static int serve(const jb_config *cfg, const char *path) {
-  size_t nc = (size_t)cfg->ingest_consumers, nw = jb_worker_pool_connections(cfg);
+  size_t nc = (size_t)cfg->ingest_consumers;
+  size_t nw = cfg->workers_enabled ? jb_worker_pool_connections(cfg) : 0;
   size_t total = nc + nw + 1;
   jb_pg **pgs = calloc(total, sizeof *pgs);
   jb_job_service *svcs = calloc(nc, sizeof *svcs);
   jb_job_creator *creators = calloc(nc, sizeof *creators);
-  jb_job_queue *wq = calloc(nw, sizeof *wq);
+  jb_job_queue *wq = calloc(nw ? nw : 1, sizeof *wq);
   jb_mq_trigger *trigger = NULL;
   jb_worker_pool *pool = NULL;
   jb_outbox_relay *relay = NULL;
@@ -157,13 +158,14 @@ static int serve(const jb_config *cfg, const char *path) {
   }
   for (size_t i = 0; i < nw; i++) wq[i] = jb_pg_queue(pgs[nc + i]);
   if (jb_outbox_relay_new(cfg, jb_pg_outbox(pgs[nc + nw]), instance, &relay, &e) != JB_OK ||
-      jb_worker_pool_new(cfg, instance, wq, nw, &pool, &e) != JB_OK ||
+      (nw > 0 && jb_worker_pool_new(cfg, instance, wq, nw, &pool, &e) != JB_OK) ||
       jb_mq_trigger_new(cfg, creators, nc, &trigger, &e) != JB_OK) {
     code = jb_report(&e);
     goto out;
   }
   jb_job_trigger port = jb_mq_trigger_port(trigger);
-  if (jb_outbox_relay_start(relay, &e) != JB_OK || jb_worker_pool_start(pool, &e) != JB_OK ||
+  if (jb_outbox_relay_start(relay, &e) != JB_OK ||
+      (pool != NULL && jb_worker_pool_start(pool, &e) != JB_OK) ||
       port.ops->start(port.self, &e) != JB_OK) {
     code = jb_report(&e);
     goto out;
@@ -186,13 +188,17 @@ static int serve(const jb_config *cfg, const char *path) {
   jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", NULL);
   port.ops->stop(port.self);
   log_totals(trigger);
-  jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", NULL);
-  jb_worker_pool_stop(pool, cfg->workers_shutdown_grace_s);
+  if (pool != NULL) {
+    jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", NULL);
+    jb_worker_pool_stop(pool, cfg->workers_shutdown_grace_s);
+  } else {
+    jb_log(JB_LOG_INFO, "workers are disabled in this instance (workers.enabled: false)", NULL);
+  }
   jb_log(JB_LOG_INFO, "stopping: flushing job events", NULL);
   jb_outbox_relay_stop(relay, 10);
 out:
   jb_mq_trigger_free(trigger);
-  jb_worker_pool_free(pool);
+  if (pool != NULL) jb_worker_pool_free(pool);
   jb_outbox_relay_free(relay);
   for (size_t i = 0; opened && i < total; i++) jb_pg_close(pgs[i]);
   free(pgs);

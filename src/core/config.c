@@ -77,6 +77,8 @@ static const key_decl root_keys[] = {
      "larger event bodies are dead-lettered"},
     {"ingest.require_event_id", K_BOOL, CFG(ingest_require_event_id), 0, "false", 0, 0, false,
      "dead-letter events that carry no id (otherwise they are accepted without deduplication)"},
+    {"workers.enabled", K_BOOL, CFG(workers_enabled), 0, "true", 0, 0, false,
+     "run workers in this instance (false: an ingest-only instance)"},
     {"workers.threads", K_INT, CFG(workers_threads), 0, "0", 0, 256, false,
      "worker threads (0: one per core)"},
     {"workers.queues", K_STRINGS, CFG(workers_queues), CFG(workers_queues_len), "[]", 0, 0, false,

@@ -58,6 +58,11 @@ const jb_migration jb_migrations[] = {
      "BEGIN PERFORM pg_notify('jobbridge_outbox_' || TG_TABLE_SCHEMA, ''); RETURN NULL; END $$;\n"
      "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox\n"
      "  FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();\n"},
+    /* Workers that serve some queues (workers.queues) claim through this one: without it a
+     * claim reads every waiting job of every other queue before it finds none of its own. */
+    {3, "waiting jobs by queue",
+     "CREATE INDEX jobs_waiting_queue_idx ON jobs (queue_name, priority DESC, scheduled_at, id)\n"
+     "  WHERE status IN ('PENDING','SCHEDULED','RETRYING');\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

@@ -152,8 +152,8 @@ class Bench:
                     {"event_type": "invoice.paid", "job_type": "c"},
                     {"event_type": "order.#", "job_type": "audit", "queue": "audit"}]
         job_types = {t: {"handler": "noop"} for t in ("a", "b", "c", "audit")}
-        # Workers serve a queue nothing uses: this measures ingest alone.
-        path = self.config(tag, mappings, job_types, workers={"queues": ["bench-idle"]})
+        # An ingest-only instance: this measures ingest alone.
+        path = self.config(tag, mappings, job_types, workers={"enabled": False})
         self.tool_json("publish", AMQP_URL, "ev." + tag, "-", self.n, "events")
         want = self.n + (self.n + 2) // 3  # order.created fans out to a second job
         t0 = time.time()

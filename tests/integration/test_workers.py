@@ -266,6 +266,27 @@ class Workers(unittest.TestCase):
         self.assertEqual(b.events(1)[0][0], "job.failed.slow")
         self.assertEqual(b.stop(), 0)
 
+    def test_workers_serve_only_their_queues_and_can_be_disabled(self):
+        b = self.bridge({"noop": {"handler": "noop"}}, workers__queues=["a"])
+        b.insert_jobs(20, "noop", queue="a")
+        b.insert_jobs(20, "noop", queue="b", tag="b")
+        b.start(env=self.env)
+        b.wait_count(20, 30, "status = 'COMPLETED'")
+        time.sleep(1)
+        self.assertEqual(b.count("queue_name = 'b' AND status = 'PENDING'"), 20, "b is not ours")
+        self.assertEqual(b.stop(), 0)
+        # An ingest-only instance (workers.enabled false) creates jobs and runs none.
+        cfg = dict(b.cfg, mappings=[{"event_type": "x", "job_type": "noop", "queue": "a"}],
+                   workers={"enabled": False})
+        b.write_config(cfg)
+        b.start(env=self.env)
+        b.publish([(json.dumps({"event_type": "x", "id": "only-ingest"}), "x", None)])
+        b.wait_count(21, 30, "queue_name = 'a'")
+        time.sleep(1)
+        self.assertEqual(b.count("queue_name = 'a' AND status = 'PENDING'"), 1)
+        self.assertEqual(b.stop(), 0)
+        self.assertIn("workers are disabled in this instance", b.logs())
+
     def test_queue_stats_stay_true(self):
         b = self.bridge({"noop": {"handler": "noop"}, "bad": exec_type("bad")})
         b.insert_jobs(50, "noop", queue="a")
