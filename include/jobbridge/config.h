@@ -23,7 +23,7 @@ typedef struct jb_mapping {
 
 typedef struct jb_job_type_cfg {
   char *name;
-  char *handler; /* "noop" | "exec" */
+  char *handler;  /* "noop" | "exec" */
   char **command; /* argv for exec, NULL-terminated; NULL for other handlers */
   size_t command_len;
   double timeout_s;
@@ -51,7 +51,7 @@ typedef struct jb_config {
   int ingest_max_body_bytes;
   bool ingest_require_event_id;
   bool workers_enabled;
-  int workers_threads; /* 0: number of cores */
+  int workers_threads;   /* 0: number of cores */
   char **workers_queues; /* NULL-terminated; empty: all queues */
   size_t workers_queues_len;
   int workers_lease_s;

@@ -5,20 +5,20 @@
 #include <stddef.h>
 
 /* X(name, value, text): every error code jobbridge returns, with its human text. */
-#define JB_ERR_LIST(X)                                                                      \
-  X(JB_OK, 0, "ok")                                                                          \
-  X(JB_ERR_NOMEM, -1, "out of memory")                                                       \
-  X(JB_ERR_INVALID, -2, "invalid argument")                                                  \
-  X(JB_ERR_CONFIG, -3, "invalid configuration")                                              \
-  X(JB_ERR_NOT_FOUND, -4, "not found")                                                       \
-  X(JB_ERR_STATE, -5, "illegal state transition")                                            \
-  X(JB_ERR_DB, -6, "database error")                                                         \
-  X(JB_ERR_DB_CONN, -7, "database connection lost")                                          \
-  X(JB_ERR_AMQP, -8, "message broker error")                                                 \
-  X(JB_ERR_AMQP_CONN, -9, "message broker connection lost")                                  \
-  X(JB_ERR_IO, -10, "input/output error")                                                    \
-  X(JB_ERR_TIMEOUT, -11, "timed out")                                                        \
-  X(JB_ERR_UNREGISTERED, -12, "unregistered job type")                                       \
+#define JB_ERR_LIST(X)                                      \
+  X(JB_OK, 0, "ok")                                         \
+  X(JB_ERR_NOMEM, -1, "out of memory")                      \
+  X(JB_ERR_INVALID, -2, "invalid argument")                 \
+  X(JB_ERR_CONFIG, -3, "invalid configuration")             \
+  X(JB_ERR_NOT_FOUND, -4, "not found")                      \
+  X(JB_ERR_STATE, -5, "illegal state transition")           \
+  X(JB_ERR_DB, -6, "database error")                        \
+  X(JB_ERR_DB_CONN, -7, "database connection lost")         \
+  X(JB_ERR_AMQP, -8, "message broker error")                \
+  X(JB_ERR_AMQP_CONN, -9, "message broker connection lost") \
+  X(JB_ERR_IO, -10, "input/output error")                   \
+  X(JB_ERR_TIMEOUT, -11, "timed out")                       \
+  X(JB_ERR_UNREGISTERED, -12, "unregistered job type")      \
   X(JB_ERR_STOPPED, -13, "stopped")
 
 typedef enum {

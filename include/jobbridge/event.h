@@ -40,11 +40,11 @@ typedef enum {
 /* A parsed event. Everything is owned; release with jb_event_clear. */
 typedef struct jb_event {
   jb_event_format format;
-  json_t *body;     /* the parsed body */
-  json_t *data;     /* the event's payload/data (a reference), or NULL */
+  json_t *body; /* the parsed body */
+  json_t *data; /* the event's payload/data (a reference), or NULL */
   char *event_type;
-  char *event_id;   /* the id as the producer gave it, or NULL */
-  char *source;     /* CloudEvents source, or NULL */
+  char *event_id;    /* the id as the producer gave it, or NULL */
+  char *source;      /* CloudEvents source, or NULL */
   char *dedupe_base; /* message_id, else source + "/" + id, else id; NULL when none */
 } jb_event;
 

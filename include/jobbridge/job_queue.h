@@ -33,11 +33,11 @@ typedef struct jb_job_filter {
 /* The outcome of one run, recorded by finish. */
 typedef struct jb_finish {
   char id[37];
-  jb_job_status status;  /* COMPLETED, FAILED, RETRYING or DEAD_LETTER */
-  json_t *result;        /* borrowed; NULL keeps the old result */
-  const char *error;     /* borrowed; the error_message for failures */
-  int64_t delay_ms;      /* RETRYING: run again after this long */
-  bool burn_retry;       /* RETRYING: count this attempt (false when shutdown interrupted it) */
+  jb_job_status status; /* COMPLETED, FAILED, RETRYING or DEAD_LETTER */
+  json_t *result;       /* borrowed; NULL keeps the old result */
+  const char *error;    /* borrowed; the error_message for failures */
+  int64_t delay_ms;     /* RETRYING: run again after this long */
+  bool burn_retry;      /* RETRYING: count this attempt (false when shutdown interrupted it) */
 } jb_finish;
 
 typedef struct jb_job_queue_ops {
@@ -65,8 +65,8 @@ typedef struct jb_job_queue_ops {
                   int lease_s, jb_job **out, size_t *n, jb_error *e);
   /* Records outcomes in one transaction, each with its outbox event. Only jobs still RUNNING
    * under `owner` change (a reaped or cancelled job is left alone); *applied counts them. */
-  jb_err (*finish)(void *self, const char *owner, const jb_finish *items, size_t n,
-                   size_t *applied, jb_error *e);
+  jb_err (*finish)(void *self, const char *owner, const jb_finish *items, size_t n, size_t *applied,
+                   jb_error *e);
   /* Extends the lease of every job RUNNING under an owner starting with owner_prefix. *cancel
    * (a new array of ids, free()) lists those whose cancellation was requested. */
   jb_err (*renew)(void *self, const char *owner_prefix, int lease_s, char (**cancel)[37],

@@ -9,9 +9,9 @@
 #include "jobbridge/job_queue.h"
 
 typedef struct jb_job_service {
-  jb_job_queue queue;          /* borrowed */
-  const jb_config *cfg;        /* borrowed: the registered job types */
-  int cancel_wait_ms;          /* cancel of a RUNNING job: how long to wait for it to stop */
+  jb_job_queue queue;   /* borrowed */
+  const jb_config *cfg; /* borrowed: the registered job types */
+  int cancel_wait_ms;   /* cancel of a RUNNING job: how long to wait for it to stop */
 } jb_job_service;
 
 /* Binds a service to a queue and a config; both must outlive it. */

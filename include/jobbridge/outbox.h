@@ -13,10 +13,10 @@ typedef struct jb_outbox_row {
   int64_t id;
   char job_id[37];
   char message_id[37];
-  char *event_type;  /* job.completed, job.failed, job.dead_letter, job.retrying */
-  char *routing_key; /* job.<status>.<job_type> */
+  char *event_type;     /* job.completed, job.failed, job.dead_letter, job.retrying */
+  char *routing_key;    /* job.<status>.<job_type> */
   char *correlation_id; /* the source event's id, or NULL */
-  json_t *data;      /* the job snapshot */
+  json_t *data;         /* the job snapshot */
   jb_time created_at;
 } jb_outbox_row;
 

@@ -34,8 +34,8 @@ jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) {
       if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         amqp_channel_close_t *m = r.reply.decoded;
         /* We drop the whole connection on any channel error: simpler, and nothing is lost. */
-        return jb_fail(e, JB_ERR_AMQP, "%s: broker closed the channel: %u %s", what,
-                       m->reply_code, jb_amqp_str(m->reply_text, text, sizeof text));
+        return jb_fail(e, JB_ERR_AMQP, "%s: broker closed the channel: %u %s", what, m->reply_code,
+                       jb_amqp_str(m->reply_text, text, sizeof text));
       }
       return jb_fail(e, JB_ERR_AMQP, "%s: unexpected broker method 0x%08x", what, r.reply.id);
   }
@@ -71,8 +71,8 @@ static jb_err confirm_frame(amqp_connection_state_t conn, const amqp_frame_t *fr
   }
 }
 
-jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
-                             uint64_t *confirmed, bool *returned, jb_error *e) {
+jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published, uint64_t *confirmed,
+                             bool *returned, jb_error *e) {
   while (*confirmed < published) {
     amqp_frame_t frame;
     struct timeval tv = {10, 0};
@@ -94,8 +94,7 @@ jb_err jb_amqp_read_confirms(amqp_connection_state_t conn, int timeout_ms, uint6
     int st = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
     if (st == AMQP_STATUS_TIMEOUT) return JB_OK;
     if (st != AMQP_STATUS_OK)
-      return jb_fail(e, JB_ERR_AMQP_CONN, "reading publisher confirms: %s",
-                     amqp_error_string2(st));
+      return jb_fail(e, JB_ERR_AMQP_CONN, "reading publisher confirms: %s", amqp_error_string2(st));
     jb_err rc = confirm_frame(conn, &frame, confirmed, returned, e);
     if (rc != JB_OK) return rc;
     tv = (struct timeval){0, 0}; /* then only what is already there */
@@ -135,8 +134,8 @@ jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t
   struct timeval rpc_tv = {30, 0};
   amqp_set_rpc_timeout(conn, &rpc_tv);
   amqp_set_handshake_timeout(conn, &rpc_tv);
-  amqp_rpc_reply_t r = amqp_login(conn, info.vhost, 0, 131072, heartbeat_s,
-                                  AMQP_SASL_METHOD_PLAIN, info.user, info.password);
+  amqp_rpc_reply_t r = amqp_login(conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                                  info.user, info.password);
   if (jb_amqp_check(r, "login", e) != JB_OK) {
     char msg[sizeof e->msg];
     snprintf(msg, sizeof msg, "%s", e->msg);

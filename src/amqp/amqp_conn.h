@@ -30,8 +30,8 @@ jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) JB_MUST_
  * publishes since the channel opened). *returned is set when the broker returned an unroutable
  * `mandatory` message (its ack still follows). A nack, a closed channel or no frame within
  * 10 s is an error. */
-jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published,
-                             uint64_t *confirmed, bool *returned, jb_error *e) JB_MUST_CHECK;
+jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published, uint64_t *confirmed,
+                             bool *returned, jb_error *e) JB_MUST_CHECK;
 
 /* Reads the confirms that arrive within timeout_ms (then whatever else is already buffered),
  * without waiting for any particular one. Same frame handling as jb_amqp_wait_confirms. */

@@ -43,8 +43,8 @@ typedef struct consumer {
   jb_job_creator *creator;
   amqp_connection_state_t conn; /* consume + ack */
   amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
-  uint64_t pub_seq;       /* publishes on the pub channel since it opened */
-  uint64_t pub_confirmed; /* of those, confirmed by the broker */
+  uint64_t pub_seq;             /* publishes on the pub channel since it opened */
+  uint64_t pub_confirmed;       /* of those, confirmed by the broker */
   pending *pend;
   size_t n, cap;
   jb_time first_at; /* when the oldest pending delivery arrived */
@@ -109,7 +109,9 @@ static void sleep_ms(jb_mq_trigger *t, long ms) {
   }
 }
 
-static long next_backoff(long ms) { return ms * 2 > 30000 ? 30000 : ms * 2; }
+static long next_backoff(long ms) {
+  return ms * 2 > 30000 ? 30000 : ms * 2;
+}
 
 /* ---- connections and topology ---- */
 
@@ -245,9 +247,11 @@ static void facts_of(const pending *p, facts_buf *fb) {
   f->body = p->env.message.body.bytes;
   f->body_len = p->env.message.body.len;
   f->received_at = p->received_at;
-  if (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG) f->content_type = fb->strs[0] = dup_bytes(pr->content_type);
+  if (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+    f->content_type = fb->strs[0] = dup_bytes(pr->content_type);
   if (pr->_flags & AMQP_BASIC_TYPE_FLAG) f->type_property = fb->strs[1] = dup_bytes(pr->type);
-  if (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) f->message_id = fb->strs[2] = dup_bytes(pr->message_id);
+  if (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+    f->message_id = fb->strs[2] = dup_bytes(pr->message_id);
   if (pr->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
     f->correlation_id = fb->strs[3] = dup_bytes(pr->correlation_id);
   f->exchange = fb->strs[4] = dup_bytes(p->env.exchange);
@@ -466,7 +470,8 @@ out:
 /* Flushes pending deliveries in chunks of ingest.batch_max. */
 static flush_result flush(consumer *c) {
   while (c->n > 0) {
-    size_t n = c->n < (size_t)c->t->cfg->ingest_batch_max ? c->n : (size_t)c->t->cfg->ingest_batch_max;
+    size_t n =
+        c->n < (size_t)c->t->cfg->ingest_batch_max ? c->n : (size_t)c->t->cfg->ingest_batch_max;
     flush_result r = flush_chunk(c, n);
     if (r != FLUSH_DONE) return r;
   }
@@ -628,7 +633,9 @@ static bool trigger_is_running(void *self) {
 static const jb_job_trigger_ops trigger_ops = {
     .start = trigger_start, .stop = trigger_stop, .is_running = trigger_is_running};
 
-jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t) { return (jb_job_trigger){&trigger_ops, t}; }
+jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t) {
+  return (jb_job_trigger){&trigger_ops, t};
+}
 
 jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t n,
                          jb_mq_trigger **out, jb_error *e) {
@@ -659,9 +666,9 @@ jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t 
 }
 
 jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t) {
-  return (jb_mq_stats){atomic_load(&t->received), atomic_load(&t->created),
+  return (jb_mq_stats){atomic_load(&t->received),   atomic_load(&t->created),
                        atomic_load(&t->duplicates), atomic_load(&t->dead_lettered),
-                       atomic_load(&t->rejected), atomic_load(&t->acked)};
+                       atomic_load(&t->rejected),   atomic_load(&t->acked)};
 }
 
 void jb_mq_trigger_free(jb_mq_trigger *t) {

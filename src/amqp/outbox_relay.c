@@ -52,11 +52,11 @@ static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
 /* The CloudEvents structured body of one row. Caller frees. */
 static char *event_body(jb_outbox_relay *r, const jb_outbox_row *row) {
   char ts[40];
-  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0", "type",
-                        row->event_type, "source", r->source, "id", row->message_id, "time",
-                        jb_time_format(row->created_at, ts, sizeof ts), "subject", row->job_id,
-                        "datacontenttype", "application/json", "data",
-                        row->data ? row->data : json_null());
+  json_t *o =
+      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0", "type",
+                row->event_type, "source", r->source, "id", row->message_id, "time",
+                jb_time_format(row->created_at, ts, sizeof ts), "subject", row->job_id,
+                "datacontenttype", "application/json", "data", row->data ? row->data : json_null());
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   return text;

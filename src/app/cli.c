@@ -130,10 +130,10 @@ static const char jobs_help[] =
     "Output: the job as JSON (an array for list).\n";
 
 static const jb_opt_spec jobs_specs[] = {
-    {"config", true},      {"help", false},      {"payload", true},    {"queue", true},
-    {"priority", true},    {"scheduled-at", true}, {"max-retries", true}, {"metadata", true},
-    {"dedupe-key", true},  {"created-by", true}, {"status", true},     {"type", true},
-    {"limit", true},       {"offset", true},
+    {"config", true},     {"help", false},        {"payload", true},     {"queue", true},
+    {"priority", true},   {"scheduled-at", true}, {"max-retries", true}, {"metadata", true},
+    {"dedupe-key", true}, {"created-by", true},   {"status", true},      {"type", true},
+    {"limit", true},      {"offset", true},
 };
 
 #define OPT(name) jb_args_get(&a, jobs_specs, NSPECS(jobs_specs), name)
@@ -224,9 +224,10 @@ static int jobs_list(jb_args *p, env *v) {
   if (OPT("status")) {
     jb_job_status s;
     if (jb_status_parse(OPT("status"), &s) != JB_OK)
-      return usage_error("--status \"%s\" is not one of PENDING SCHEDULED RUNNING COMPLETED "
-                         "FAILED RETRYING DEAD_LETTER",
-                         OPT("status"));
+      return usage_error(
+          "--status \"%s\" is not one of PENDING SCHEDULED RUNNING COMPLETED "
+          "FAILED RETRYING DEAD_LETTER",
+          OPT("status"));
     f.status = (int)s;
   }
   if (OPT("limit") && !jb_parse_long(OPT("limit"), 1, 10000, &f.limit))

@@ -60,8 +60,8 @@ int main(int argc, char **argv) {
     const char *name;
     int (*fn)(int, char **);
   } cmds[] = {
-      {"run", jb_cmd_run},       {"migrate", jb_cmd_migrate}, {"check-config", jb_cmd_check_config},
-      {"jobs", jb_cmd_jobs},     {"stats", jb_cmd_stats},
+      {"run", jb_cmd_run},   {"migrate", jb_cmd_migrate}, {"check-config", jb_cmd_check_config},
+      {"jobs", jb_cmd_jobs}, {"stats", jb_cmd_stats},
   };
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage, stdout);

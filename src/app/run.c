@@ -1,18 +1,18 @@
 /* `jobbridge run`: wires the adapters to the service and runs until SIGTERM/SIGINT. */
 #include <errno.h>
-#include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "amqp/mq_trigger.h"
+#include "amqp/outbox_relay.h"
 #include "app/app.h"
 #include "app/args.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/log.h"
-#include "amqp/mq_trigger.h"
-#include "amqp/outbox_relay.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -60,7 +60,8 @@ static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
     jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg, "retry_in_ms", delay,
            NULL);
     sleep_ms(delay_ms);
-    if (stage != RUN_RUNNING) return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
+    if (stage != RUN_RUNNING)
+      return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
     delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
   }
 }

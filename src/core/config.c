@@ -27,7 +27,7 @@ typedef struct key_decl {
   const char *path;
   key_type type;
   size_t off;
-  size_t len_off; /* K_STRINGS only */
+  size_t len_off;  /* K_STRINGS only */
   const char *def; /* JSON text of the default; NULL: required */
   double min, max; /* K_INT / K_NUMBER bounds */
   bool reloadable;
@@ -87,8 +87,8 @@ static const key_decl root_keys[] = {
      "lease of a running job, renewed while its handler runs"},
     {"workers.poll_ms", K_INT, CFG(workers_poll_ms), 0, "1000", 10, 600000, false,
      "how often idle workers look for due jobs when no notification wakes them"},
-    {"workers.shutdown_grace_s", K_NUMBER, CFG(workers_shutdown_grace_s), 0, "30", 0, 86400,
-     false, "on SIGTERM, how long running handlers may finish before they are stopped"},
+    {"workers.shutdown_grace_s", K_NUMBER, CFG(workers_shutdown_grace_s), 0, "30", 0, 86400, false,
+     "on SIGTERM, how long running handlers may finish before they are stopped"},
     {"retry.base_s", K_NUMBER, CFG(retry_base_s), 0, "1", 0, 86400, false,
      "first retry delay; each further retry doubles it"},
     {"retry.max_s", K_NUMBER, CFG(retry_max_s), 0, "300", 0, 604800, false,
@@ -295,8 +295,8 @@ static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown,
       if (k->type == K_INT ? !json_is_integer(v) : !json_is_number(v)) goto wrong_type;
       double d = json_number_value(v);
       if (d < k->min || d > k->max)
-        return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: %s is out of range (%g to %g)", c->name,
-                       shown, got, k->min, k->max);
+        return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: %s is out of range (%g to %g)", c->name, shown,
+                       got, k->min, k->max);
       if (k->type == K_INT)
         *(int *)(base + k->off) = (int)json_integer_value(v);
       else
@@ -312,8 +312,7 @@ static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown,
       size_t n = json_array_size(v);
       for (size_t i = 0; i < n; i++)
         if (!json_is_string(json_array_get(v, i)))
-          return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s[%zu]: expected a string", c->name, shown,
-                         i);
+          return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s[%zu]: expected a string", c->name, shown, i);
       char **strv = calloc(n + 1, sizeof *strv);
       if (strv == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
       for (size_t i = 0; i < n; i++) {
@@ -367,8 +366,8 @@ static bool is_section(const table *t, const char *prefix) {
 }
 
 /* Applies every member of obj (a section at declared path `rel`, shown as `shown`). */
-static jb_err apply_members(ctx *c, const table *t, json_t *obj, const char *rel,
-                            const char *shown, void *target, bool *seen) {
+static jb_err apply_members(ctx *c, const table *t, json_t *obj, const char *rel, const char *shown,
+                            void *target, bool *seen) {
   const char *key;
   json_t *v;
   json_object_foreach(obj, key, v) {
@@ -447,8 +446,9 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                    "%s: amqp.output.exchange_type: \"%s\" is not topic, direct, fanout or headers",
                    c->name, cfg->out_exchange_type);
   if (!one_of(cfg->in_queue_type, qtypes))
-    return jb_fail(c->e, JB_ERR_CONFIG, "%s: amqp.input.queue_type: \"%s\" is not classic or quorum",
-                   c->name, cfg->in_queue_type);
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: amqp.input.queue_type: \"%s\" is not classic or quorum", c->name,
+                   cfg->in_queue_type);
   if (!valid_identifier(cfg->db_schema))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: database.schema: \"%s\" must be a lower-case SQL identifier "
@@ -617,7 +617,8 @@ static json_t *value_to_json(const key_decl *k, const void *target) {
 
 static json_t *table_to_json(const table *t, const void *target) {
   json_t *o = json_object();
-  for (size_t i = 0; i < t->n; i++) put_path(o, t->keys[i].path, value_to_json(&t->keys[i], target));
+  for (size_t i = 0; i < t->n; i++)
+    put_path(o, t->keys[i].path, value_to_json(&t->keys[i], target));
   return o;
 }
 

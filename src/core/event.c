@@ -75,14 +75,16 @@ static char *member_text(json_t *obj, const char *key) {
   return NULL;
 }
 
-static char *dup_nonempty(const char *s) { return s && *s ? strdup(s) : NULL; }
+static char *dup_nonempty(const char *s) {
+  return s && *s ? strdup(s) : NULL;
+}
 
-static const char *const ce_type_headers[] = {"ce-type", "ce_type", "cloudEvents:type",
-                                              "cloudEvents_type", "type", NULL};
-static const char *const ce_id_headers[] = {"ce-id", "ce_id", "cloudEvents:id", "cloudEvents_id",
-                                            "id", NULL};
-static const char *const ce_source_headers[] = {"ce-source", "ce_source", "cloudEvents:source",
-                                                "cloudEvents_source", "source", NULL};
+static const char *const ce_type_headers[] = {"ce-type",          "ce_type", "cloudEvents:type",
+                                              "cloudEvents_type", "type",    NULL};
+static const char *const ce_id_headers[] = {"ce-id",          "ce_id", "cloudEvents:id",
+                                            "cloudEvents_id", "id",    NULL};
+static const char *const ce_source_headers[] = {
+    "ce-source", "ce_source", "cloudEvents:source", "cloudEvents_source", "source", NULL};
 
 jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_id, jb_event *out,
                       jb_error *e) {
@@ -91,8 +93,7 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
     return jb_fail(e, JB_ERR_INVALID, "body of %zu bytes exceeds ingest.max_body_bytes (%zu)",
                    f->body_len, max_body);
   long bad = utf8_invalid_at((const unsigned char *)f->body, f->body_len);
-  if (bad >= 0)
-    return jb_fail(e, JB_ERR_INVALID, "body is not valid UTF-8 (byte %ld)", bad);
+  if (bad >= 0) return jb_fail(e, JB_ERR_INVALID, "body is not valid UTF-8 (byte %ld)", bad);
   json_error_t jerr;
   json_t *body = json_loadb(f->body, f->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
   if (body == NULL)
@@ -100,8 +101,8 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
   out->body = body;
 
   const char *bin_type = header(f, ce_type_headers);
-  bool structured = f->content_type &&
-                    strncasecmp(f->content_type, "application/cloudevents+json", 28) == 0;
+  bool structured =
+      f->content_type && strncasecmp(f->content_type, "application/cloudevents+json", 28) == 0;
   if (structured || (json_is_object(body) && json_object_get(body, "specversion") && !bin_type)) {
     out->format = JB_EVENT_CE_STRUCTURED;
     if (!json_is_object(body)) goto not_object;
@@ -182,7 +183,7 @@ static bool same_word(const char *a, const char *b) {
 static bool match_words(const char *p, const char *t) {
   if (p == NULL) return t == NULL;
   if (word_is(p, "#")) {
-    if (match_words(next_word(p), t)) return true; /* # takes no word */
+    if (match_words(next_word(p), t)) return true;    /* # takes no word */
     return t != NULL && match_words(p, next_word(t)); /* # takes one word, and may take more */
   }
   if (t == NULL) return false;
@@ -207,9 +208,12 @@ json_t *jb_json_pointer(json_t *root, const char *pointer) {
     while (*p && *p != '/') {
       char c = *p++;
       if (c == '~') {
-        if (*p == '0') c = '~';
-        else if (*p == '1') c = '/';
-        else return NULL;
+        if (*p == '0')
+          c = '~';
+        else if (*p == '1')
+          c = '/';
+        else
+          return NULL;
         p++;
       }
       if (n + 1 >= sizeof token) return NULL;
@@ -256,8 +260,8 @@ static json_t *job_metadata(const jb_mapping *m, const jb_event *ev, const jb_de
   set_str(meta, "exchange", f->exchange);
   set_str(meta, "routing_key", f->routing_key);
   set_str(meta, "correlation_id", f->correlation_id ? f->correlation_id : ev->event_id);
-  set_str(meta, "received_at", jb_time_format(f->received_at ? f->received_at : jb_time_now(), ts,
-                                             sizeof ts));
+  set_str(meta, "received_at",
+          jb_time_format(f->received_at ? f->received_at : jb_time_now(), ts, sizeof ts));
   if (ev->source) set_str(meta, "source", ev->source);
   if (f->message_id) set_str(meta, "message_id", f->message_id);
   return meta;
@@ -281,8 +285,10 @@ jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_
       payload = jb_json_pointer(ev->format == JB_EVENT_CE_BINARY ? ev->data : ev->body, m->payload);
       if (payload == NULL) {
         jb_mapped_clear(out);
-        return jb_fail(e, JB_ERR_INVALID, "mappings[%zu] (job type %s): payload pointer \"%s\" "
-                       "finds nothing in the event", i, m->job_type, m->payload);
+        return jb_fail(e, JB_ERR_INVALID,
+                       "mappings[%zu] (job type %s): payload pointer \"%s\" "
+                       "finds nothing in the event",
+                       i, m->job_type, m->payload);
       }
     } else {
       payload = ev->data ? ev->data : ev->body;

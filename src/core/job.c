@@ -9,9 +9,9 @@
 #include <time.h>
 
 static const char *const status_names[JB_STATUS_COUNT] = {
-    [JB_STATUS_PENDING] = "PENDING",     [JB_STATUS_SCHEDULED] = "SCHEDULED",
-    [JB_STATUS_RUNNING] = "RUNNING",     [JB_STATUS_COMPLETED] = "COMPLETED",
-    [JB_STATUS_FAILED] = "FAILED",       [JB_STATUS_RETRYING] = "RETRYING",
+    [JB_STATUS_PENDING] = "PENDING",         [JB_STATUS_SCHEDULED] = "SCHEDULED",
+    [JB_STATUS_RUNNING] = "RUNNING",         [JB_STATUS_COMPLETED] = "COMPLETED",
+    [JB_STATUS_FAILED] = "FAILED",           [JB_STATUS_RETRYING] = "RETRYING",
     [JB_STATUS_DEAD_LETTER] = "DEAD_LETTER",
 };
 
@@ -139,8 +139,7 @@ jb_err jb_time_parse(const char *s, jb_time *out) {
   if (!parse_digits(&p, 2, &h) || *p++ != ':' || !parse_digits(&p, 2, &mi) || *p++ != ':' ||
       !parse_digits(&p, 2, &sec))
     return JB_ERR_INVALID;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-    return JB_ERR_INVALID;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return JB_ERR_INVALID;
   long usec = 0;
   if (*p == '.') {
     p++;
@@ -201,8 +200,12 @@ static json_t *string_or_null(const char *s) {
 }
 
 /* A new reference to v, or to an empty object / null when v is unset. */
-static json_t *ref_or_object(json_t *v) { return v != NULL ? json_incref(v) : json_object(); }
-static json_t *ref_or_null(json_t *v) { return v != NULL ? json_incref(v) : json_null(); }
+static json_t *ref_or_object(json_t *v) {
+  return v != NULL ? json_incref(v) : json_object();
+}
+static json_t *ref_or_null(json_t *v) {
+  return v != NULL ? json_incref(v) : json_null();
+}
 
 json_t *jb_job_to_json(const jb_job *job) {
   json_t *o = json_object();

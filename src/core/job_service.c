@@ -56,8 +56,8 @@ jb_err jb_job_service_validate(const jb_job_service *svc, const jb_job_request *
     return jb_fail(e, JB_ERR_INVALID, "%sjob type is missing", where);
   if (jb_config_job_type(svc->cfg, req->job_type) == NULL)
     return jb_fail(e, JB_ERR_UNREGISTERED,
-                   "%sjob type \"%s\" is not registered (add it to job_types in the config)",
-                   where, req->job_type);
+                   "%sjob type \"%s\" is not registered (add it to job_types in the config)", where,
+                   req->job_type);
   if (req->payload == NULL || !json_is_object(req->payload))
     return jb_fail(e, JB_ERR_INVALID, "%spayload must be a JSON object, got %s", where,
                    req->payload ? json_kind(req->payload) : "nothing");

@@ -15,7 +15,9 @@
 static atomic_int log_level = JB_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void jb_log_set_level(jb_log_level lvl) { atomic_store(&log_level, (int)lvl); }
+void jb_log_set_level(jb_log_level lvl) {
+  atomic_store(&log_level, (int)lvl);
+}
 
 void jb_log_init(void) {
   const char *env = getenv("JOBBRIDGE_LOG_LEVEL");
@@ -24,7 +26,9 @@ void jb_log_init(void) {
     if (strcasecmp(env, level_names[i]) == 0) jb_log_set_level((jb_log_level)i);
 }
 
-int jb_log_enabled(jb_log_level lvl) { return (int)lvl >= atomic_load(&log_level); }
+int jb_log_enabled(jb_log_level lvl) {
+  return (int)lvl >= atomic_load(&log_level);
+}
 
 void jb_log(jb_log_level lvl, const char *msg, ...) {
   if (!jb_log_enabled(lvl)) return;

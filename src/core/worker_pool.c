@@ -52,9 +52,9 @@ struct jb_worker_pool {
   pthread_t maint;
   handler_entry *handlers;
   size_t nhandlers;
-  atomic_bool stopping;      /* no more claims */
+  atomic_bool stopping; /* no more claims */
   atomic_bool maint_stop;
-  atomic_int stop_handlers;  /* a jb_stop_reason for every running handler, after the grace */
+  atomic_int stop_handlers; /* a jb_stop_reason for every running handler, after the grace */
   bool running;
 };
 
@@ -71,7 +71,8 @@ static const jb_job_handler *find_handler(const jb_worker_pool *p, const char *j
 
 jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_handler h,
                                jb_error *e) {
-  if (h.ops == NULL) return jb_fail(e, JB_ERR_INVALID, "handler for %s has no operations", job_type);
+  if (h.ops == NULL)
+    return jb_fail(e, JB_ERR_INVALID, "handler for %s has no operations", job_type);
   for (size_t i = 0; i < p->nhandlers; i++) {
     if (strcmp(p->handlers[i].job_type, job_type) == 0) {
       if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
@@ -193,8 +194,8 @@ static void *worker_main(void *arg) {
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
-    if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len,
-                        claim, cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
+    if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len, claim,
+                        cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner, NULL);
       jb_sleep_ms(backoff);
       backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
@@ -204,8 +205,8 @@ static void *worker_main(void *arg) {
     if (n == 0) {
       free(jobs);
       /* Idle: a NOTIFY on insert wakes us; poll_ms is the fallback (and finds due retries). */
-      if (w->q.ops->wait(w->q.self, cfg->workers_poll_ms > 200 ? 200 : cfg->workers_poll_ms,
-                         &e) != JB_OK)
+      if (w->q.ops->wait(w->q.self, cfg->workers_poll_ms > 200 ? 200 : cfg->workers_poll_ms, &e) !=
+          JB_OK)
         jb_sleep_ms(100);
       continue;
     }
@@ -279,7 +280,7 @@ static void *maint_main(void *arg) {
   snprintf(prefix, sizeof prefix, "%s/", p->instance);
   while (!atomic_load(&p->maint_stop)) {
     int64_t now = jb_mono_ms();
-    char (*ids)[37] = NULL;
+    char(*ids)[37] = NULL;
     size_t nids = 0;
     jb_error e;
     bool renew = now >= next_renew;
@@ -297,8 +298,7 @@ static void *maint_main(void *arg) {
         if (reaped > 0) {
           char count[24];
           snprintf(count, sizeof count, "%zu", reaped);
-          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count,
-                 NULL);
+          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count, NULL);
         }
       } else {
         jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, NULL);
@@ -316,8 +316,8 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
                           size_t nqueues, jb_worker_pool **out, jb_error *e) {
   size_t need = jb_worker_pool_connections(cfg);
   if (nqueues != need)
-    return jb_fail(e, JB_ERR_INVALID, "the worker pool needs %zu queue connections, got %zu",
-                   need, nqueues);
+    return jb_fail(e, JB_ERR_INVALID, "the worker pool needs %zu queue connections, got %zu", need,
+                   nqueues);
   jb_worker_pool *p = calloc(1, sizeof *p);
   if (p == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   p->cfg = cfg;

@@ -33,7 +33,9 @@ static void noop_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
 
 static const jb_job_handler_ops noop_ops = {.handle = noop_handle};
 
-jb_job_handler jb_noop_handler(void) { return (jb_job_handler){&noop_ops, NULL}; }
+jb_job_handler jb_noop_handler(void) {
+  return (jb_job_handler){&noop_ops, NULL};
+}
 
 /* ---- callbacks ---- */
 
@@ -175,8 +177,8 @@ static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   /* Its own process group, so a timeout or cancel stops the program's children too. */
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t none, all;
   sigemptyset(&none);
@@ -293,8 +295,7 @@ out:
 
 static const jb_job_handler_ops exec_ops = {.handle = exec_handle, .destroy = exec_destroy};
 
-jb_err jb_exec_handler_new(char *const *argv, double timeout_s, jb_job_handler *out,
-                           jb_error *e) {
+jb_err jb_exec_handler_new(char *const *argv, double timeout_s, jb_job_handler *out, jb_error *e) {
   size_t n = 0;
   while (argv && argv[n]) n++;
   if (n == 0) return jb_fail(e, JB_ERR_INVALID, "exec handler needs a command");

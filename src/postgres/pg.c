@@ -14,33 +14,34 @@ static const jb_pg_stmt stmts[] = {
     /* $1: a JSON array of jobs. One statement, so one transaction; duplicates of a dedupe key
      * (already stored, or earlier in the same batch) are skipped and reported. The outer SELECT
      * cannot see rows inserted by the CTE, hence the join on `ins` for in-batch duplicates. */
-    [ST_ENQUEUE] = {ST_ENQUEUE, "jb_enqueue",
-                    "WITH input AS (\n"
-                    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord int, id uuid,\n"
-                    "    queue_name text, job_type text, payload jsonb, priority int,\n"
-                    "    max_retries int, scheduled_us int8, created_by uuid, metadata jsonb,\n"
-                    "    dedupe_key text)\n"
-                    "), ins AS (\n"
-                    "  INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
-                    "    scheduled_at, status, created_by, metadata, dedupe_key)\n"
-                    "  SELECT id, queue_name, job_type, payload, priority, max_retries, s,\n"
-                    "    CASE WHEN s > now() THEN 'SCHEDULED' ELSE 'PENDING' END, created_by,\n"
-                    "    coalesce(metadata, '{}'), dedupe_key\n"
-                    "  FROM (SELECT *, coalesce(to_timestamp(scheduled_us / 1e6), now()) AS s\n"
-                    "        FROM input ORDER BY ord) i\n"
-                    "  ON CONFLICT (dedupe_key) DO NOTHING\n"
-                    "  RETURNING id, dedupe_key\n"
-                    ")\n"
-                    "SELECT i.ord, coalesce(a.id, b.id, j.id)::text, a.id IS NOT NULL\n"
-                    "FROM input i\n"
-                    "LEFT JOIN ins a ON a.id = i.id\n"
-                    "LEFT JOIN ins b ON a.id IS NULL AND b.dedupe_key = i.dedupe_key\n"
-                    "LEFT JOIN jobs j ON a.id IS NULL AND b.id IS NULL\n"
-                    "  AND j.dedupe_key = i.dedupe_key\n"
-                    "ORDER BY i.ord",
-                    1},
-    [ST_DEDUPE_LOOKUP] = {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup", "SELECT id::text FROM jobs WHERE dedupe_key = $1",
-                          1},
+    [ST_ENQUEUE] =
+        {ST_ENQUEUE, "jb_enqueue",
+         "WITH input AS (\n"
+         "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord int, id uuid,\n"
+         "    queue_name text, job_type text, payload jsonb, priority int,\n"
+         "    max_retries int, scheduled_us int8, created_by uuid, metadata jsonb,\n"
+         "    dedupe_key text)\n"
+         "), ins AS (\n"
+         "  INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
+         "    scheduled_at, status, created_by, metadata, dedupe_key)\n"
+         "  SELECT id, queue_name, job_type, payload, priority, max_retries, s,\n"
+         "    CASE WHEN s > now() THEN 'SCHEDULED' ELSE 'PENDING' END, created_by,\n"
+         "    coalesce(metadata, '{}'), dedupe_key\n"
+         "  FROM (SELECT *, coalesce(to_timestamp(scheduled_us / 1e6), now()) AS s\n"
+         "        FROM input ORDER BY ord) i\n"
+         "  ON CONFLICT (dedupe_key) DO NOTHING\n"
+         "  RETURNING id, dedupe_key\n"
+         ")\n"
+         "SELECT i.ord, coalesce(a.id, b.id, j.id)::text, a.id IS NOT NULL\n"
+         "FROM input i\n"
+         "LEFT JOIN ins a ON a.id = i.id\n"
+         "LEFT JOIN ins b ON a.id IS NULL AND b.dedupe_key = i.dedupe_key\n"
+         "LEFT JOIN jobs j ON a.id IS NULL AND b.id IS NULL\n"
+         "  AND j.dedupe_key = i.dedupe_key\n"
+         "ORDER BY i.ord",
+         1},
+    [ST_DEDUPE_LOOKUP] = {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
+                          "SELECT id::text FROM jobs WHERE dedupe_key = $1", 1},
     [ST_GET] = {ST_GET, "jb_get", "SELECT " JB_JOB_COLUMNS " FROM jobs WHERE id = $1::uuid", 1},
     [ST_LIST] = {ST_LIST, "jb_list",
                  "SELECT " JB_JOB_COLUMNS " FROM jobs\n"
@@ -48,19 +49,21 @@ static const jb_pg_stmt stmts[] = {
                  "  AND ($3::text IS NULL OR queue_name = $3)\n"
                  "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
                  5},
-    [ST_LOCK_STATUS] = {ST_LOCK_STATUS, "jb_lock_status", "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE",
-                        1},
-    [ST_CANCEL] = {ST_CANCEL, "jb_cancel",
-                   "UPDATE jobs SET status = 'FAILED', error_message = 'Job cancelled',\n"
-                   "  failed_at = now(), updated_at = now(), locked_by = NULL, locked_until = NULL\n"
-                   "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
-                   1},
-    [ST_RETRY] = {ST_RETRY, "jb_retry",
-                  "UPDATE jobs SET status = 'PENDING', retry_count = 0, scheduled_at = now(),\n"
-                  "  failed_at = NULL, completed_at = NULL, started_at = NULL, updated_at = now(),\n"
-                  "  locked_by = NULL, locked_until = NULL\n"
-                  "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
-                  1},
+    [ST_LOCK_STATUS] = {ST_LOCK_STATUS, "jb_lock_status",
+                        "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE", 1},
+    [ST_CANCEL] =
+        {ST_CANCEL, "jb_cancel",
+         "UPDATE jobs SET status = 'FAILED', error_message = 'Job cancelled',\n"
+         "  failed_at = now(), updated_at = now(), locked_by = NULL, locked_until = NULL\n"
+         "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
+         1},
+    [ST_RETRY] =
+        {ST_RETRY, "jb_retry",
+         "UPDATE jobs SET status = 'PENDING', retry_count = 0, scheduled_at = now(),\n"
+         "  failed_at = NULL, completed_at = NULL, started_at = NULL, updated_at = now(),\n"
+         "  locked_by = NULL, locked_until = NULL\n"
+         "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
+         1},
     [ST_STATS] = {ST_STATS, "jb_stats",
                   "SELECT queue_name,\n"
                   "  count(*) FILTER (WHERE status = 'PENDING'),\n"
@@ -75,7 +78,9 @@ static const jb_pg_stmt stmts[] = {
                   0},
 };
 
-PGconn *jb_pg_conn(jb_pg *pg) { return pg->conn; }
+PGconn *jb_pg_conn(jb_pg *pg) {
+  return pg->conn;
+}
 
 /* Maps a failed result (or a dead connection) to a jb_err with the server's message. */
 jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e) {
@@ -113,8 +118,10 @@ static jb_err session_setup(jb_pg *pg, jb_error *e) {
   char sql[512];
   /* UTC so timestamps read back the same everywhere; the schema first in the search path;
    * no NOTICE chatter ("already exists, skipping") on the CLI's stderr. */
-  snprintf(sql, sizeof sql, "SET search_path TO %s, public; SET TimeZone TO 'UTC'; "
-           "SET client_min_messages TO warning", ident);
+  snprintf(sql, sizeof sql,
+           "SET search_path TO %s, public; SET TimeZone TO 'UTC'; "
+           "SET client_min_messages TO warning",
+           ident);
   PQfreemem(ident);
   return jb_pg_simple(pg, sql, "session setup", e);
 }
@@ -230,9 +237,9 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
     char ver[16];
     snprintf(ver, sizeof ver, "%d", m->version);
     const char *params[2] = {ver, m->name};
-    PGresult *ins = PQexecParams(pg->conn,
-                                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                                 NULL, params, NULL, NULL, 0);
+    PGresult *ins =
+        PQexecParams(pg->conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                     NULL, params, NULL, NULL, 0);
     if (PQresultStatus(ins) != PGRES_COMMAND_OK) {
       rc = jb_pg_result_error(pg, ins, "migrate", e);
       PQclear(ins);
@@ -474,9 +481,8 @@ static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e)
   }
   for (int i = 0; i < rows; i++) {
     snprintf(s[i].queue_name, sizeof s[i].queue_name, "%s", PQgetvalue(res, i, 0));
-    int64_t *fields[] = {&s[i].pending,   &s[i].scheduled, &s[i].retrying,
-                         &s[i].running,   &s[i].completed, &s[i].failed,
-                         &s[i].dead_letter, &s[i].total};
+    int64_t *fields[] = {&s[i].pending,   &s[i].scheduled, &s[i].retrying,    &s[i].running,
+                         &s[i].completed, &s[i].failed,    &s[i].dead_letter, &s[i].total};
     for (int c = 0; c < 8; c++) *fields[c] = strtoll(PQgetvalue(res, i, c + 1), NULL, 10);
   }
   PQclear(res);

@@ -45,7 +45,7 @@ struct jb_pg {
 
 /* The columns of a job, in the order jb_pg_row_to_job reads them; timestamps as microseconds. */
 #define JB_US(col) "(extract(epoch FROM " col ") * 1000000)::int8"
-#define JB_JOB_COLUMNS                                                                          \
+#define JB_JOB_COLUMNS \
   "id::text, queue_name, job_type, payload::text, priority, max_retries, retry_count, "          \
   JB_US("scheduled_at") ", " JB_US("started_at") ", " JB_US("completed_at") ", "                 \
   JB_US("failed_at") ", " JB_US("created_at") ", " JB_US("updated_at") ", status, "             \

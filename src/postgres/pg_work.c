@@ -10,19 +10,20 @@
 #include "postgres/pg_internal.h"
 
 /* The job snapshot every outbox event carries (from the updated row). */
-#define SNAPSHOT                                                                              \
-  "jsonb_build_object('id', id, 'job_type', job_type, 'queue_name', queue_name, 'status', "   \
-  "status, 'priority', priority, 'retry_count', retry_count, 'max_retries', max_retries, "    \
-  "'result', result, 'error_message', error_message, 'scheduled_at', scheduled_at, "          \
-  "'started_at', started_at, 'completed_at', completed_at, 'failed_at', failed_at, "          \
+#define SNAPSHOT                                                                            \
+  "jsonb_build_object('id', id, 'job_type', job_type, 'queue_name', queue_name, 'status', " \
+  "status, 'priority', priority, 'retry_count', retry_count, 'max_retries', max_retries, "  \
+  "'result', result, 'error_message', error_message, 'scheduled_at', scheduled_at, "        \
+  "'started_at', started_at, 'completed_at', completed_at, 'failed_at', failed_at, "        \
   "'created_at', created_at, 'updated_at', updated_at, 'metadata', metadata)"
 
 /* Every status change a worker or the reaper makes writes its outbox event in the same
  * statement, so the event exists if and only if the change committed. */
-#define OUTBOX_FROM_UPD                                                                        \
-  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"         \
-  "  SELECT id, 'job.' || lower(status), 'job.' || lower(status) || '.' || job_type,\n"        \
-  "    coalesce(metadata->>'event_id', metadata->>'correlation_id'), " SNAPSHOT "\n"           \
+#define OUTBOX_FROM_UPD                                                                 \
+  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n" \
+  "  SELECT id, 'job.' || lower(status), 'job.' || lower(status) || '.' || job_type,\n" \
+  "    coalesce(metadata->>'event_id', metadata->>'correlation_id'), " SNAPSHOT         \
+  "\n"                                                                                  \
   "  FROM upd ORDER BY id)\n"
 
 static const jb_pg_stmt st_claim = {
@@ -52,7 +53,8 @@ static const jb_pg_stmt st_finish = {
     "    error_message = CASE WHEN i.status = 'COMPLETED' THEN j.error_message ELSE i.error END,\n"
     "    completed_at = CASE WHEN i.status = 'COMPLETED' THEN now() END,\n"
     "    failed_at = CASE WHEN i.status IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
-    "    retry_count = j.retry_count + CASE WHEN i.status = 'RETRYING' AND i.burn THEN 1 ELSE 0 END,\n"
+    "    retry_count = j.retry_count + CASE WHEN i.status = 'RETRYING' AND i.burn THEN 1 ELSE 0 "
+    "END,\n"
     "    scheduled_at = CASE WHEN i.status = 'RETRYING'\n"
     "      THEN now() + i.delay_ms * interval '1 millisecond' ELSE j.scheduled_at END,\n"
     "    progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,\n"
@@ -115,8 +117,8 @@ static const jb_pg_stmt st_outbox_fetch = {
     "ORDER BY id LIMIT $1::int",
     2};
 
-static const jb_pg_stmt st_outbox_delete = {
-    ST_OUTBOX_DELETE, "jb_outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::int8[])", 1};
+static const jb_pg_stmt st_outbox_delete = {ST_OUTBOX_DELETE, "jb_outbox_delete",
+                                            "DELETE FROM outbox WHERE id = ANY($1::int8[])", 1};
 
 static const jb_pg_stmt st_try_lead = {
     ST_TRY_LEAD, "jb_try_lead",
@@ -160,7 +162,9 @@ static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_
   return rc;
 }
 
-static const char *status_sql(jb_job_status s) { return jb_status_name(s); }
+static const char *status_sql(jb_job_status s) {
+  return jb_status_name(s);
+}
 
 static jb_err pg_finish(void *self, const char *owner, const jb_finish *items, size_t n,
                         size_t *applied, jb_error *e) {
@@ -380,4 +384,6 @@ static jb_err ob_wait(void *self, int timeout_ms, jb_error *e) {
 static const jb_outbox_ops outbox_ops = {
     .try_lead = ob_try_lead, .fetch = ob_fetch, .remove = ob_remove, .wait = ob_wait};
 
-jb_outbox jb_pg_outbox(jb_pg *pg) { return (jb_outbox){&outbox_ops, pg}; }
+jb_outbox jb_pg_outbox(jb_pg *pg) {
+  return (jb_outbox){&outbox_ops, pg};
+}

@@ -40,9 +40,9 @@ static amqp_connection_state_t connect_amqp(const char *url) {
   amqp_connection_state_t conn = amqp_new_connection();
   amqp_socket_t *sock = amqp_tcp_socket_new(conn);
   if (amqp_socket_open(sock, info.host, info.port) != AMQP_STATUS_OK) die("cannot connect");
-  check(amqp_login(conn, info.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, info.user,
-                   info.password),
-        "login");
+  check(
+      amqp_login(conn, info.vhost, 0, 131072, 30, AMQP_SASL_METHOD_PLAIN, info.user, info.password),
+      "login");
   amqp_channel_open(conn, 1);
   check(amqp_get_rpc_reply(conn), "channel");
   free(copy);
@@ -159,16 +159,18 @@ static void sql(PGconn *c, const char *q) {
 static int cmd_pg_insert(char **a) {
   PGconn *c = pg(a[0]);
   long n = atol(a[1]), batch = atol(a[2]);
-  sql(c, "DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (id uuid PRIMARY KEY, "
-         "queue_name text NOT NULL, job_type text NOT NULL, payload jsonb NOT NULL, priority int "
-         "NOT NULL, status text NOT NULL, metadata jsonb NOT NULL, dedupe_key text UNIQUE, "
-         "scheduled_at timestamptz NOT NULL DEFAULT now(), created_at timestamptz NOT NULL "
-         "DEFAULT now())");
+  sql(c,
+      "DROP TABLE IF EXISTS bench_raw; CREATE TABLE bench_raw (id uuid PRIMARY KEY, "
+      "queue_name text NOT NULL, job_type text NOT NULL, payload jsonb NOT NULL, priority int "
+      "NOT NULL, status text NOT NULL, metadata jsonb NOT NULL, dedupe_key text UNIQUE, "
+      "scheduled_at timestamptz NOT NULL DEFAULT now(), created_at timestamptz NOT NULL "
+      "DEFAULT now())");
   size_t cap = (size_t)batch * 400 + 256;
   char *q = malloc(cap);
   double t0 = now_s();
   for (long done = 0; done < n; done += batch) {
-    size_t len = (size_t)snprintf(q, cap, "INSERT INTO bench_raw (id, queue_name, job_type, "
+    size_t len = (size_t)snprintf(q, cap,
+                                  "INSERT INTO bench_raw (id, queue_name, job_type, "
                                   "payload, priority, status, metadata, dedupe_key) VALUES ");
     for (long i = done; i < done + batch && i < n; i++)
       len += (size_t)snprintf(q + len, cap - len,
@@ -242,9 +244,8 @@ static void *latency_publisher(void *arg) {
     snprintf(body, sizeof body,
              "{\"event_type\":\"lat.ping\",\"id\":\"lat-%ld-%.0f\",\"data\":{\"seq\":%ld}}", i,
              now_s() * 1e6, i);
-    if (amqp_basic_publish(conn, 1, amqp_cstring_bytes(p->exchange),
-                           amqp_cstring_bytes("lat.ping"), 0, 0, &props,
-                           amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
+    if (amqp_basic_publish(conn, 1, amqp_cstring_bytes(p->exchange), amqp_cstring_bytes("lat.ping"),
+                           0, 0, &props, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
       die("publish");
     p->sent++;
     /* Keep a window of confirms, never one by one: read what has arrived, without waiting. */
@@ -301,9 +302,10 @@ static int cmd_latency(char **a) {
   pthread_join(t, NULL);
   qsort(lat, (size_t)got, sizeof *lat, cmp_double);
 #define PCT(q) (got ? lat[(long)((got - 1) * (q))] : -1)
-  printf("{\"sent\": %ld, \"received\": %ld, \"p50_ms\": %.2f, \"p95_ms\": %.2f, \"p99_ms\": "
-         "%.2f, \"max_ms\": %.2f}\n",
-         p.sent, got, PCT(0.50), PCT(0.95), PCT(0.99), got ? lat[got - 1] : -1);
+  printf(
+      "{\"sent\": %ld, \"received\": %ld, \"p50_ms\": %.2f, \"p95_ms\": %.2f, \"p99_ms\": "
+      "%.2f, \"max_ms\": %.2f}\n",
+      p.sent, got, PCT(0.50), PCT(0.95), PCT(0.99), got ? lat[got - 1] : -1);
   free(lat);
   amqp_destroy_connection(conn);
   return got == total ? 0 : 1;
@@ -314,8 +316,10 @@ int main(int argc, char **argv) {
     const char *name;
     int nargs;
     int (*fn)(char **);
-  } cmds[] = {{"publish", 5, cmd_publish}, {"consume", 4, cmd_consume},
-              {"pg-insert", 3, cmd_pg_insert}, {"count", 4, cmd_count},
+  } cmds[] = {{"publish", 5, cmd_publish},
+              {"consume", 4, cmd_consume},
+              {"pg-insert", 3, cmd_pg_insert},
+              {"count", 4, cmd_count},
               {"latency", 5, cmd_latency}};
   for (size_t i = 0; argc >= 2 && i < sizeof cmds / sizeof cmds[0]; i++)
     if (strcmp(argv[1], cmds[i].name) == 0) {

@@ -66,8 +66,8 @@ static void exec_sql(const char *sql) {
 static void create(const char *type, const char *queue, int priority, const char *dedupe,
                    char id[37]) {
   json_t *payload = json_pack("{s:s, s:i}", "name", "Zoë \"quoted\" \\ ✓", "n", priority);
-  jb_job_request req = {.job_type = type, .payload = payload, .queue_name = queue,
-                        .priority = priority};
+  jb_job_request req = {
+      .job_type = type, .payload = payload, .queue_name = queue, .priority = priority};
   req.opts.max_retries = -1;
   req.opts.dedupe_key = dedupe;
   jb_create_outcome oc;
@@ -159,7 +159,7 @@ Test(pg_queue, large_batch_is_one_transaction) {
   json_t *payload = json_pack("{s:i}", "x", 1);
   jb_job_request *reqs = calloc(N, sizeof *reqs);
   jb_create_outcome *oc = calloc(N, sizeof *oc);
-  char (*keys)[16] = calloc(N, 16);
+  char(*keys)[16] = calloc(N, 16);
   for (int i = 0; i < N; i++) {
     snprintf(keys[i], 16, "big-%d", i);
     reqs[i] = (jb_job_request){.job_type = "email", .payload = payload};
@@ -167,9 +167,11 @@ Test(pg_queue, large_batch_is_one_transaction) {
     reqs[i].opts.dedupe_key = keys[i];
   }
   /* A trigger makes the last row fail inside the database: the whole batch must roll back. */
-  exec_sql("CREATE FUNCTION fail_last() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-           "IF NEW.dedupe_key = 'big-999' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$");
-  exec_sql("CREATE TRIGGER fail_last BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION fail_last()");
+  exec_sql(
+      "CREATE FUNCTION fail_last() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "IF NEW.dedupe_key = 'big-999' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$");
+  exec_sql(
+      "CREATE TRIGGER fail_last BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION fail_last()");
   jb_error e;
   cr_expect_eq(creator.ops->create_jobs(creator.self, reqs, N, oc, &e), JB_ERR_DB);
   cr_expect(strstr(e.msg, "boom") != NULL, "%s", e.msg);
@@ -309,13 +311,15 @@ Test(pg_queue, stats_per_queue) {
   jb_error e;
   cr_assert_eq(jb_job_service_cancel(&svc, id, &job, &e), JB_OK);
   jb_job_clear(&job);
-  exec_sql("UPDATE jobs SET status = 'RUNNING' WHERE id = (SELECT id FROM jobs "
-           "WHERE queue_name = 'mail' LIMIT 1)");
-  exec_sql("INSERT INTO jobs (id, job_type, payload, status, queue_name) VALUES "
-           "(gen_random_uuid(), 'email', '{}', 'DEAD_LETTER', 'mail'), "
-           "(gen_random_uuid(), 'email', '{}', 'COMPLETED', 'mail'), "
-           "(gen_random_uuid(), 'email', '{}', 'RETRYING', 'mail'), "
-           "(gen_random_uuid(), 'email', '{}', 'SCHEDULED', 'images')");
+  exec_sql(
+      "UPDATE jobs SET status = 'RUNNING' WHERE id = (SELECT id FROM jobs "
+      "WHERE queue_name = 'mail' LIMIT 1)");
+  exec_sql(
+      "INSERT INTO jobs (id, job_type, payload, status, queue_name) VALUES "
+      "(gen_random_uuid(), 'email', '{}', 'DEAD_LETTER', 'mail'), "
+      "(gen_random_uuid(), 'email', '{}', 'COMPLETED', 'mail'), "
+      "(gen_random_uuid(), 'email', '{}', 'RETRYING', 'mail'), "
+      "(gen_random_uuid(), 'email', '{}', 'SCHEDULED', 'images')");
   jb_queue_stats *s = NULL;
   size_t n = 0;
   cr_assert_eq(jb_job_service_stats(&svc, &s, &n, &e), JB_OK, "%s", e.msg);
@@ -335,8 +339,9 @@ Test(pg_queue, stats_per_queue) {
 }
 
 Test(pg_queue, status_check_constraint_holds) {
-  PGresult *res = PQexec(jb_pg_conn(pg), "INSERT INTO jobs (id, job_type, payload, status) "
-                                         "VALUES (gen_random_uuid(), 'x', '{}', 'DONE')");
+  PGresult *res = PQexec(jb_pg_conn(pg),
+                         "INSERT INTO jobs (id, job_type, payload, status) "
+                         "VALUES (gen_random_uuid(), 'x', '{}', 'DONE')");
   cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR);
   cr_expect_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23514");
   PQclear(res);
@@ -345,11 +350,12 @@ Test(pg_queue, status_check_constraint_holds) {
 Test(pg_queue_conn, unreachable_server_is_a_clear_error, .timeout = 30) {
   jb_pg *p = NULL;
   jb_error e;
-  jb_err rc = jb_pg_connect("postgresql://bob:hunter2@127.0.0.1:1/db?connect_timeout=2", "jobbridge",
-                            &p, &e);
+  jb_err rc = jb_pg_connect("postgresql://bob:hunter2@127.0.0.1:1/db?connect_timeout=2",
+                            "jobbridge", &p, &e);
   cr_expect_eq(rc, JB_ERR_DB_CONN);
   cr_expect_null(p);
-  cr_expect(strstr(e.msg, "cannot connect to PostgreSQL at postgresql://bob:***@127.0.0.1:1") != NULL,
-            "%s", e.msg);
+  cr_expect(
+      strstr(e.msg, "cannot connect to PostgreSQL at postgresql://bob:***@127.0.0.1:1") != NULL,
+      "%s", e.msg);
   cr_expect(strstr(e.msg, "hunter2") == NULL, "no password in: %s", e.msg);
 }

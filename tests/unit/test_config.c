@@ -87,10 +87,10 @@ Test(config, defaults_fill_an_empty_file) {
 Test(config, mapping_defaults) {
   jb_config *cfg = NULL;
   jb_error e;
-  cr_assert_eq(jb_config_parse("{\"mappings\": [{\"event_type\": \"x.*\", \"job_type\": \"a\"}], " JT
-                               "}",
-                               "t.json", &cfg, &e),
-               JB_OK, "%s", e.msg);
+  cr_assert_eq(
+      jb_config_parse("{\"mappings\": [{\"event_type\": \"x.*\", \"job_type\": \"a\"}], " JT "}",
+                      "t.json", &cfg, &e),
+      JB_OK, "%s", e.msg);
   cr_expect_str_eq(cfg->mappings[0].queue, "default");
   cr_expect_eq(cfg->mappings[0].max_retries, -1);
   cr_expect_null(cfg->mappings[0].payload);
@@ -131,10 +131,12 @@ Test(config, unknown_key_names_path) {
 }
 
 Test(config, wrong_type_names_path) {
-  expect_bad("{\"amqp\": {\"prefetch\": \"many\"}}", "amqp.prefetch: expected an integer, got \"many\"");
+  expect_bad("{\"amqp\": {\"prefetch\": \"many\"}}",
+             "amqp.prefetch: expected an integer, got \"many\"");
   expect_bad("{\"amqp\": 5}", "amqp: expected an object");
   expect_bad("{\"amqp\": {\"input\": {\"bindings\": [\"a\", 3]}}}", "amqp.input.bindings[1]");
-  expect_bad("{\"ingest\": {\"require_event_id\": 1}}", "ingest.require_event_id: expected true or false");
+  expect_bad("{\"ingest\": {\"require_event_id\": 1}}",
+             "ingest.require_event_id: expected true or false");
   expect_bad("{\"mappings\": {}}", "mappings: expected an array of mapping objects");
   expect_bad("{\"mappings\": [{\"event_type\": \"a\", \"job_type\": \"a\", \"metadata\": [1]}], " JT
              "}",
@@ -165,9 +167,10 @@ Test(config, bad_values) {
              "mappings[0].event_type: \"a..b\" is not a valid pattern");
   expect_bad("{\"mappings\": [{\"event_type\": \"a.b*\", \"job_type\": \"a\"}], " JT "}",
              "is not a valid pattern");
-  expect_bad("{\"mappings\": [{\"event_type\": \"a\", \"job_type\": \"a\", \"payload\": \"data\"}], " JT
-             "}",
-             "mappings[0].payload: \"data\" is not a JSON pointer");
+  expect_bad(
+      "{\"mappings\": [{\"event_type\": \"a\", \"job_type\": \"a\", \"payload\": \"data\"}], " JT
+      "}",
+      "mappings[0].payload: \"data\" is not a JSON pointer");
   expect_bad("{\"amqp\": {\"input\": {\"exchange_type\": \"fan\"}}}", "amqp.input.exchange_type");
   expect_bad("{\"amqp\": {\"input\": {\"queue_type\": \"stream\"}}}", "amqp.input.queue_type");
   expect_bad("{\"database\": {\"schema\": \"Job-Bridge\"}}", "database.schema");

@@ -5,8 +5,11 @@
 #include "jobbridge/event.h"
 
 static jb_delivery_facts facts(const char *body) {
-  return (jb_delivery_facts){.body = body, .body_len = strlen(body), .exchange = "ex",
-                             .routing_key = "rk", .received_at = 1795387650000000LL};
+  return (jb_delivery_facts){.body = body,
+                             .body_len = strlen(body),
+                             .exchange = "ex",
+                             .routing_key = "rk",
+                             .received_at = 1795387650000000LL};
 }
 
 static void parse_ok(jb_delivery_facts *f, jb_event *ev) {
@@ -25,8 +28,9 @@ static void parse_bad(jb_delivery_facts *f, size_t max, bool require_id, const c
 }
 
 Test(event, plain_json) {
-  jb_delivery_facts f = facts("{\"event_type\": \"order.created\", \"id\": \"e1\", "
-                              "\"payload\": {\"order\": 7}}");
+  jb_delivery_facts f = facts(
+      "{\"event_type\": \"order.created\", \"id\": \"e1\", "
+      "\"payload\": {\"order\": 7}}");
   jb_event ev;
   parse_ok(&f, &ev);
   cr_expect_eq(ev.format, JB_EVENT_PLAIN);
@@ -57,8 +61,9 @@ Test(event, message_id_wins_for_dedupe) {
 }
 
 Test(event, cloudevents_structured) {
-  jb_delivery_facts f = facts("{\"specversion\": \"1.0\", \"type\": \"user.x.updated\", "
-                              "\"id\": \"c1\", \"source\": \"/users\", \"data\": {\"u\": 1}}");
+  jb_delivery_facts f = facts(
+      "{\"specversion\": \"1.0\", \"type\": \"user.x.updated\", "
+      "\"id\": \"c1\", \"source\": \"/users\", \"data\": {\"u\": 1}}");
   f.content_type = "application/cloudevents+json; charset=utf-8";
   jb_event ev;
   parse_ok(&f, &ev);
@@ -129,16 +134,34 @@ typedef struct match_case {
 
 Test(topic, match) {
   static const match_case cases[] = {
-      {"a.b", "a.b", true},      {"a.b", "a.c", false},       {"a.b", "a.b.c", false},
-      {"a.b.c", "a.b", false},   {"a.*", "a.b", true},        {"a.*", "a", false},
-      {"a.*", "a.b.c", false},   {"*.b", "a.b", true},        {"*", "a", true},
-      {"*", "a.b", false},       {"#", "a", true},            {"#", "a.b.c", true},
-      {"a.#", "a", true},        {"a.#", "a.b.c", true},      {"a.#", "b.a", false},
-      {"#.c", "c", true},        {"#.c", "a.b.c", true},      {"#.c", "a.b", false},
-      {"a.#.c", "a.c", true},    {"a.#.c", "a.b.b.c", true},  {"a.#.c", "a.b.d", false},
-      {"#.#", "a", true},        {"a.*.#", "a", false},       {"a.*.#", "a.b", true},
-      {"order.created", "order.created.v2", false},          {"#.b.#", "a.b.c", true},
-      {"user.*.updated", "user.42.updated", true},           {"user.*.updated", "user.updated", false},
+      {"a.b", "a.b", true},
+      {"a.b", "a.c", false},
+      {"a.b", "a.b.c", false},
+      {"a.b.c", "a.b", false},
+      {"a.*", "a.b", true},
+      {"a.*", "a", false},
+      {"a.*", "a.b.c", false},
+      {"*.b", "a.b", true},
+      {"*", "a", true},
+      {"*", "a.b", false},
+      {"#", "a", true},
+      {"#", "a.b.c", true},
+      {"a.#", "a", true},
+      {"a.#", "a.b.c", true},
+      {"a.#", "b.a", false},
+      {"#.c", "c", true},
+      {"#.c", "a.b.c", true},
+      {"#.c", "a.b", false},
+      {"a.#.c", "a.c", true},
+      {"a.#.c", "a.b.b.c", true},
+      {"a.#.c", "a.b.d", false},
+      {"#.#", "a", true},
+      {"a.*.#", "a", false},
+      {"a.*.#", "a.b", true},
+      {"order.created", "order.created.v2", false},
+      {"#.b.#", "a.b.c", true},
+      {"user.*.updated", "user.42.updated", true},
+      {"user.*.updated", "user.updated", false},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     cr_expect_eq(jb_topic_match(cases[i].pattern, cases[i].topic), cases[i].want, "%s vs %s",
@@ -177,8 +200,9 @@ static const char *const MAPCFG =
 
 Test(mapping, fan_out_with_every_field) {
   jb_config *cfg = load(MAPCFG);
-  jb_delivery_facts f = facts("{\"event_type\": \"order.created\", \"id\": \"e9\", "
-                              "\"payload\": {\"order\": {\"n\": 1}, \"other\": 2}}");
+  jb_delivery_facts f = facts(
+      "{\"event_type\": \"order.created\", \"id\": \"e9\", "
+      "\"payload\": {\"order\": {\"n\": 1}, \"other\": 2}}");
   f.correlation_id = "corr-1";
   jb_event ev;
   parse_ok(&f, &ev);
@@ -231,7 +255,8 @@ static void map_bad(jb_config *cfg, const char *body, const char *needle) {
 
 Test(mapping, bad_events) {
   jb_config *cfg = load(MAPCFG);
-  map_bad(cfg, "{\"event_type\": \"invoice.paid\"}", "no mapping matches event type \"invoice.paid\"");
+  map_bad(cfg, "{\"event_type\": \"invoice.paid\"}",
+          "no mapping matches event type \"invoice.paid\"");
   map_bad(cfg, "{\"event_type\": \"order.created\", \"payload\": {}}",
           "payload pointer \"/payload/order\" finds nothing");
   map_bad(cfg, "{\"event_type\": \"order.created\", \"payload\": {\"order\": 3}}",

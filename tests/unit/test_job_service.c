@@ -47,7 +47,9 @@ static void setup(void) {
   creator = jb_job_service_creator(&svc);
 }
 
-static void teardown(void) { jb_config_free(cfg); }
+static void teardown(void) {
+  jb_config_free(cfg);
+}
 
 TestSuite(job_service, .init = setup, .fini = teardown);
 
@@ -71,9 +73,11 @@ Test(job_service, creates_with_defaults) {
 Test(job_service, explicit_options_win) {
   json_t *payload = json_object();
   json_t *meta = json_pack("{s:s}", "k", "v");
-  jb_job_request req = {.job_type = "resize", .payload = payload, .queue_name = "images",
-                        .priority = -3};
-  req.opts = (jb_job_opts){.max_retries = 0, .metadata = meta, .dedupe_key = "d1",
+  jb_job_request req = {
+      .job_type = "resize", .payload = payload, .queue_name = "images", .priority = -3};
+  req.opts = (jb_job_opts){.max_retries = 0,
+                           .metadata = meta,
+                           .dedupe_key = "d1",
                            .created_by = "1de07a1b-676c-45bc-b465-0d67fc9f3fee",
                            .scheduled_at = 42};
   jb_create_outcome oc;

@@ -4,20 +4,26 @@
 
 #include "jobbridge/job.h"
 
-enum { P = JB_STATUS_PENDING, S = JB_STATUS_SCHEDULED, R = JB_STATUS_RUNNING,
-       C = JB_STATUS_COMPLETED, F = JB_STATUS_FAILED, T = JB_STATUS_RETRYING,
-       D = JB_STATUS_DEAD_LETTER };
+enum {
+  P = JB_STATUS_PENDING,
+  S = JB_STATUS_SCHEDULED,
+  R = JB_STATUS_RUNNING,
+  C = JB_STATUS_COMPLETED,
+  F = JB_STATUS_FAILED,
+  T = JB_STATUS_RETRYING,
+  D = JB_STATUS_DEAD_LETTER
+};
 
 /* legal[from][to], written out by hand from DESIGN.md's lifecycle. */
 static const bool legal[JB_STATUS_COUNT][JB_STATUS_COUNT] = {
     /*            P      S      R      C      F      T      D   */
-    [P] = {false, false, true,  false, true,  false, false},
-    [S] = {false, false, true,  false, true,  false, false},
-    [R] = {false, false, false, true,  true,  true,  true},
+    [P] = {false, false, true, false, true, false, false},
+    [S] = {false, false, true, false, true, false, false},
+    [R] = {false, false, false, true, true, true, true},
     [C] = {false, false, false, false, false, false, false},
-    [F] = {true,  false, false, false, false, false, false},
-    [T] = {false, false, true,  false, true,  false, false},
-    [D] = {true,  false, false, false, false, false, false},
+    [F] = {true, false, false, false, false, false, false},
+    [T] = {false, false, true, false, true, false, false},
+    [D] = {true, false, false, false, false, false, false},
 };
 
 Test(state_machine, every_pair) {
@@ -50,7 +56,7 @@ Test(state_machine, out_of_range_is_illegal) {
 }
 
 Test(status, names_round_trip) {
-  const char *names[] = {"PENDING", "SCHEDULED", "RUNNING", "COMPLETED",
+  const char *names[] = {"PENDING", "SCHEDULED", "RUNNING",    "COMPLETED",
                          "FAILED",  "RETRYING",  "DEAD_LETTER"};
   for (int i = 0; i < JB_STATUS_COUNT; i++) {
     cr_expect_str_eq(jb_status_name((jb_job_status)i), names[i]);
@@ -106,11 +112,11 @@ Test(job, to_json_has_every_contract_field) {
   job.status = JB_STATUS_RETRYING;
   job.created_at = 1795387650123456LL;
   json_t *o = jb_job_to_json(&job);
-  const char *fields[] = {"id", "queue_name", "job_type", "payload", "priority", "max_retries",
-                          "retry_count", "scheduled_at", "started_at", "completed_at",
-                          "failed_at", "created_at", "updated_at", "status", "error_message",
-                          "created_by", "metadata", "result", "progress", "dedupe_key",
-                          "locked_by", "locked_until"};
+  const char *fields[] = {
+      "id",          "queue_name",   "job_type",      "payload",      "priority",  "max_retries",
+      "retry_count", "scheduled_at", "started_at",    "completed_at", "failed_at", "created_at",
+      "updated_at",  "status",       "error_message", "created_by",   "metadata",  "result",
+      "progress",    "dedupe_key",   "locked_by",     "locked_until"};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     cr_expect(json_object_get(o, fields[i]) != NULL, "field %s", fields[i]);
   cr_expect_eq(json_object_size(o), sizeof fields / sizeof fields[0]);

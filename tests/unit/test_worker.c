@@ -13,7 +13,9 @@ static void setup(void) {
                JB_OK, "%s", e.msg);
 }
 
-static void teardown(void) { jb_config_free(cfg); }
+static void teardown(void) {
+  jb_config_free(cfg);
+}
 
 TestSuite(outcome, .init = setup, .fini = teardown);
 
@@ -85,8 +87,8 @@ Test(outcome, cancel_and_shutdown) {
   cr_expect(!s.burn_retry);
   cr_expect_eq(s.delay_ms, 0);
   jb_job_result ok = {.success = true};
-  cr_expect_eq(jb_decide_outcome(cfg, &j, &ok, JB_STOP_SHUTDOWN, 0.5).status,
-               JB_STATUS_COMPLETED, "a handler that finished despite the stop completed");
+  cr_expect_eq(jb_decide_outcome(cfg, &j, &ok, JB_STOP_SHUTDOWN, 0.5).status, JB_STATUS_COMPLETED,
+               "a handler that finished despite the stop completed");
 }
 
 Test(outcome, every_outcome_is_a_legal_transition_from_running) {
