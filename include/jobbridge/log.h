@@ -12,7 +12,10 @@ void jb_log_set_level(jb_log_level lvl);
 void jb_log_init(void);
 int jb_log_enabled(jb_log_level lvl);
 
-/* jb_log(level, msg, key1, value1, key2, value2, ..., NULL): context values are strings
+/* The end of jb_log's context list: a typed null pointer (a bare NULL may be an int). */
+#define JB_LOG_END ((const char *)0)
+
+/* jb_log(level, msg, key1, value1, key2, value2, ..., JB_LOG_END): context values are strings
  * (NULL values are skipped). One write(2) per line, so lines from threads never interleave. */
 void jb_log(jb_log_level lvl, const char *msg, ...) __attribute__((sentinel));
 

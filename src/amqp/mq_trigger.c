@@ -83,7 +83,7 @@ static void maps_put(map_ref *m) {
 void jb_mq_trigger_reload(jb_mq_trigger *t, jb_config *next) {
   map_ref *m = calloc(1, sizeof *m);
   if (m == NULL) {
-    jb_log(JB_LOG_ERROR, "mapping reload failed: out of memory", NULL);
+    jb_log(JB_LOG_ERROR, "mapping reload failed: out of memory", JB_LOG_END);
     jb_config_free(next);
     return;
   }
@@ -182,7 +182,7 @@ static void drop_consumer_conn(consumer *c, const char *why) {
   char idx[16];
   snprintf(idx, sizeof idx, "%d", c->index);
   jb_log(JB_LOG_WARN, "broker connection lost; unacked deliveries will be redelivered", "consumer",
-         idx, "error", why, NULL);
+         idx, "error", why, JB_LOG_END);
   forget_pending(c);
   jb_amqp_drop(c->conn);
   c->conn = NULL;
@@ -344,7 +344,8 @@ static jb_err settle_bad(consumer *c, pending *chunk, size_t n, jb_error *e) {
   if (rc == JB_OK) {
     atomic_fetch_add(&c->t->dead_lettered, bad);
   } else {
-    jb_log(JB_LOG_WARN, "dead-letter republish failed; rejecting instead", "error", pe.msg, NULL);
+    jb_log(JB_LOG_WARN, "dead-letter republish failed; rejecting instead", "error", pe.msg,
+           JB_LOG_END);
     jb_amqp_drop(c->pub);
     c->pub = NULL;
   }
@@ -353,7 +354,7 @@ static jb_err settle_bad(consumer *c, pending *chunk, size_t n, jb_error *e) {
     char tag[24];
     snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
     jb_log(JB_LOG_WARN, rc == JB_OK ? "event dead-lettered" : "event rejected", "reason",
-           chunk[i].reason, "event_id", chunk[i].ev.event_id, "delivery_tag", tag, NULL);
+           chunk[i].reason, "event_id", chunk[i].ev.event_id, "delivery_tag", tag, JB_LOG_END);
     if (rc != JB_OK) {
       if (amqp_basic_reject(c->conn, CH, chunk[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
         return jb_fail(e, JB_ERR_AMQP_CONN, "reject failed");
@@ -432,7 +433,7 @@ static flush_result flush_chunk(consumer *c, size_t n) {
     char delay[24];
     snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
     jb_log(JB_LOG_WARN, "cannot store jobs; holding deliveries unacked and retrying", "error",
-           e.msg, "retry_in_ms", delay, NULL);
+           e.msg, "retry_in_ms", delay, JB_LOG_END);
     c->db_retry_at = jb_time_now() + c->db_backoff_ms * 1000;
     c->db_backoff_ms = next_backoff(c->db_backoff_ms);
     res = FLUSH_DB_DOWN;
@@ -533,13 +534,13 @@ static void *consumer_main(void *arg) {
         char delay[24];
         snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
         jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
-               "retry_in_ms", delay, NULL);
+               "retry_in_ms", delay, JB_LOG_END);
         sleep_ms(t, c->amqp_backoff_ms);
         c->amqp_backoff_ms = next_backoff(c->amqp_backoff_ms);
         continue;
       }
       c->amqp_backoff_ms = 250;
-      jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", cfg->in_queue, NULL);
+      jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", cfg->in_queue, JB_LOG_END);
     }
     jb_time now = jb_time_now();
     bool due = c->n >= (size_t)cfg->ingest_batch_max ||
@@ -591,7 +592,7 @@ static void *consumer_main(void *arg) {
    * for the broker to deliver again. */
   if (c->conn != NULL && c->n > 0 && flush(c) != FLUSH_DONE)
     jb_log(JB_LOG_WARN, "stopping with deliveries unacked; the broker will redeliver them",
-           "consumer", idx, NULL);
+           "consumer", idx, JB_LOG_END);
   forget_pending(c);
   jb_amqp_close(c->pub);
   c->pub = NULL;

@@ -143,7 +143,7 @@ static void *relay_main(void *arg) {
   bool leader = false;
   pipe_state ps = {malloc(WINDOW * sizeof(inflight)), malloc(WINDOW * sizeof(int64_t)), 0};
   if (ps.fl == NULL || ps.ids == NULL) {
-    jb_log(JB_LOG_ERROR, "outbox relay: out of memory", NULL);
+    jb_log(JB_LOG_ERROR, "outbox relay: out of memory", JB_LOG_END);
     free(ps.fl);
     free(ps.ids);
     return NULL;
@@ -159,7 +159,7 @@ static void *relay_main(void *arg) {
         jb_sleep_ms(1000);
         continue;
       }
-      jb_log(JB_LOG_INFO, "outbox relay leading", "source", r->source, NULL);
+      jb_log(JB_LOG_INFO, "outbox relay leading", "source", r->source, JB_LOG_END);
     }
     if (r->conn == NULL) {
       /* A new channel: whatever was in flight on the old one is still in the outbox, and is
@@ -169,7 +169,7 @@ static void *relay_main(void *arg) {
         char delay[24];
         snprintf(delay, sizeof delay, "%ld", backoff);
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
-               e.msg, "retry_in_ms", delay, NULL);
+               e.msg, "retry_in_ms", delay, JB_LOG_END);
         jb_sleep_ms(backoff);
         backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         continue;
@@ -186,14 +186,14 @@ static void *relay_main(void *arg) {
     if (rc == JB_OK) rc = delete_confirmed(r, &ps, &e);
     if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
       jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
-             NULL);
+             JB_LOG_END);
       jb_amqp_drop(r->conn);
       r->conn = NULL;
       continue;
     }
     if (rc != JB_OK) {
       /* The database: the session lock may be gone with the connection, so lead again. */
-      jb_log(JB_LOG_WARN, "reading the outbox failed; retrying", "error", e.msg, NULL);
+      jb_log(JB_LOG_WARN, "reading the outbox failed; retrying", "error", e.msg, JB_LOG_END);
       leader = false;
       jb_amqp_drop(r->conn); /* in-flight rows are read again on the next channel */
       r->conn = NULL;

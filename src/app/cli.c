@@ -206,7 +206,7 @@ static int jobs_create(jb_args *p, env *v) {
   }
   if (oc.status == JB_CREATE_DUPLICATE)
     jb_log(JB_LOG_INFO, "duplicate dedupe key: returning the existing job", "job_id", oc.id,
-           "dedupe_key", req.opts.dedupe_key, NULL);
+           "dedupe_key", req.opts.dedupe_key, JB_LOG_END);
   if (jb_job_service_get(&v->svc, oc.id, &job, &e) != JB_OK) {
     code = jb_report(&e);
     goto out;

@@ -58,7 +58,7 @@ static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
     char delay[32];
     snprintf(delay, sizeof delay, "%ld", delay_ms);
     jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg, "retry_in_ms", delay,
-           NULL);
+           JB_LOG_END);
     sleep_ms(delay_ms);
     if (stage != RUN_RUNNING)
       return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
@@ -73,7 +73,7 @@ static jb_config *reload_mappings(const jb_config *running, const char *path) {
   jb_error e;
   jb_config *next = NULL;
   if (jb_config_load(path, &next, &e) != JB_OK) {
-    jb_log(JB_LOG_ERROR, "reload refused: the old mapping table stays", "error", e.msg, NULL);
+    jb_log(JB_LOG_ERROR, "reload refused: the old mapping table stays", "error", e.msg, JB_LOG_END);
     return NULL;
   }
   for (size_t i = 0; i < next->mappings_len; i++) {
@@ -81,14 +81,14 @@ static jb_config *reload_mappings(const jb_config *running, const char *path) {
       jb_log(JB_LOG_ERROR, "reload refused: the old mapping table stays", "error",
              "a mapping names a job type the running config does not register; restart to add "
              "job types",
-             "job_type", next->mappings[i].job_type, NULL);
+             "job_type", next->mappings[i].job_type, JB_LOG_END);
       jb_config_free(next);
       return NULL;
     }
   }
   char n[24];
   snprintf(n, sizeof n, "%zu", next->mappings_len);
-  jb_log(JB_LOG_INFO, "mapping table reloaded", "mappings", n, NULL);
+  jb_log(JB_LOG_INFO, "mapping table reloaded", "mappings", n, JB_LOG_END);
   return next;
 }
 
@@ -122,7 +122,7 @@ static void log_totals(jb_mq_trigger *trigger) {
   snprintf(v[4], 24, "%llu", (unsigned long long)st.rejected);
   snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
   jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
-         "dead_lettered", v[3], "rejected", v[4], "acked", v[5], NULL);
+         "dead_lettered", v[3], "rejected", v[4], "acked", v[5], JB_LOG_END);
 }
 
 /* Runs everything until a stop signal. Every thread gets its own database connection: one per
@@ -174,7 +174,7 @@ static int serve(const jb_config *cfg, const char *path) {
   char safe[512];
   jb_log(JB_LOG_INFO, "running", "instance", instance, "amqp",
          jb_redact_url(cfg->amqp_url, safe, sizeof safe), "exchange", cfg->in_exchange, "queue",
-         cfg->in_queue, "output_exchange", cfg->out_exchange, NULL);
+         cfg->in_queue, "output_exchange", cfg->out_exchange, JB_LOG_END);
   while (stage == RUN_RUNNING) {
     sleep_ms(200);
     if (reload_requested) {
@@ -186,16 +186,17 @@ static int serve(const jb_config *cfg, const char *path) {
   /* Shutdown, in the order that loses nothing: no new events in (the batch in hand is
    * committed and acked), no new claims (running handlers get the grace period, then return
    * their jobs to RETRYING), then the outbox is flushed. */
-  jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", NULL);
+  jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", JB_LOG_END);
   port.ops->stop(port.self);
   log_totals(trigger);
   if (pool != NULL) {
-    jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", NULL);
+    jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", JB_LOG_END);
     jb_worker_pool_stop(pool, cfg->workers_shutdown_grace_s);
   } else {
-    jb_log(JB_LOG_INFO, "workers are disabled in this instance (workers.enabled: false)", NULL);
+    jb_log(JB_LOG_INFO, "workers are disabled in this instance (workers.enabled: false)",
+           JB_LOG_END);
   }
-  jb_log(JB_LOG_INFO, "stopping: flushing job events", NULL);
+  jb_log(JB_LOG_INFO, "stopping: flushing job events", JB_LOG_END);
   jb_outbox_relay_stop(relay, 10);
 out:
   jb_mq_trigger_free(trigger);
@@ -229,7 +230,7 @@ int jb_cmd_run(int argc, char **argv) {
   jb_config *cfg = NULL;
   const char *path = jb_config_path(jb_args_get(&a, specs, 2, "config"));
   if (jb_config_load(path, &cfg, &e) != JB_OK) {
-    jb_log(JB_LOG_ERROR, "refusing to start: invalid configuration", "error", e.msg, NULL);
+    jb_log(JB_LOG_ERROR, "refusing to start: invalid configuration", "error", e.msg, JB_LOG_END);
     fprintf(stderr, "jobbridge: %s\n", e.msg);
     return JB_EXIT_USAGE;
   }
@@ -245,16 +246,16 @@ int jb_cmd_run(int argc, char **argv) {
 
   char safe[512];
   jb_log(JB_LOG_INFO, "starting", "config", path, "database",
-         jb_redact_url(cfg->db_url, safe, sizeof safe), NULL);
+         jb_redact_url(cfg->db_url, safe, sizeof safe), JB_LOG_END);
   jb_pg *pg = NULL;
   int code = JB_EXIT_OK;
   if (connect_db(cfg, &pg, &e) != JB_OK) {
     code = e.code == JB_ERR_STOPPED ? JB_EXIT_OK : jb_report(&e);
     goto out;
   }
-  jb_log(JB_LOG_INFO, "database ready", "schema", cfg->db_schema, NULL);
+  jb_log(JB_LOG_INFO, "database ready", "schema", cfg->db_schema, JB_LOG_END);
   code = serve(cfg, path);
-  jb_log(JB_LOG_INFO, "stopped", NULL);
+  jb_log(JB_LOG_INFO, "stopped", JB_LOG_END);
 out:
   jb_pg_close(pg);
   jb_config_free(cfg);

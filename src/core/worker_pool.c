@@ -141,12 +141,12 @@ static void record(worker *w, jb_finish *items, size_t n) {
         char lost[24];
         snprintf(lost, sizeof lost, "%zu", n - applied);
         jb_log(JB_LOG_WARN, "outcomes not recorded: the jobs were reaped or taken meanwhile",
-               "jobs", lost, "worker", w->owner, NULL);
+               "jobs", lost, "worker", w->owner, JB_LOG_END);
       }
       return;
     }
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
-           NULL);
+           JB_LOG_END);
     jb_sleep_ms(backoff);
     backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
   }
@@ -178,10 +178,10 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   *out = jb_decide_outcome(p->cfg, job, res, (jb_stop_reason)stop, rnd);
   jb_error e;
   if (jb_status_transition(JB_STATUS_RUNNING, out->status, &e) != JB_OK)
-    jb_log(JB_LOG_ERROR, "bug: illegal outcome", "error", e.msg, "job_id", job->id, NULL);
+    jb_log(JB_LOG_ERROR, "bug: illegal outcome", "error", e.msg, "job_id", job->id, JB_LOG_END);
   if (jb_log_enabled(JB_LOG_DEBUG))
     jb_log(JB_LOG_DEBUG, "job ran", "job_id", job->id, "job_type", job->job_type, "status",
-           jb_status_name(out->status), "error", out->error, NULL);
+           jb_status_name(out->status), "error", out->error, JB_LOG_END);
 }
 
 static void *worker_main(void *arg) {
@@ -196,7 +196,8 @@ static void *worker_main(void *arg) {
     jb_error e;
     if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len, claim,
                         cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
-      jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner, NULL);
+      jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner,
+             JB_LOG_END);
       jb_sleep_ms(backoff);
       backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
       continue;
@@ -263,7 +264,7 @@ static void cancel_running(jb_worker_pool *p, char (*ids)[37], size_t n) {
       pthread_mutex_lock(&s->lock);
       if (strcmp(s->job_id, ids[i]) == 0) {
         atomic_store(&s->ctx.stop, JB_STOP_CANCEL);
-        jb_log(JB_LOG_INFO, "cancelling running job", "job_id", ids[i], NULL);
+        jb_log(JB_LOG_INFO, "cancelling running job", "job_id", ids[i], JB_LOG_END);
       }
       pthread_mutex_unlock(&s->lock);
     }
@@ -289,7 +290,7 @@ static void *maint_main(void *arg) {
       if (renew) next_renew = now + renew_every;
       cancel_running(p, ids, nids);
     } else {
-      jb_log(JB_LOG_WARN, "lease renewal failed; retrying", "error", e.msg, NULL);
+      jb_log(JB_LOG_WARN, "lease renewal failed; retrying", "error", e.msg, JB_LOG_END);
     }
     free(ids);
     if (now >= next_reap) {
@@ -298,10 +299,11 @@ static void *maint_main(void *arg) {
         if (reaped > 0) {
           char count[24];
           snprintf(count, sizeof count, "%zu", reaped);
-          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count, NULL);
+          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count,
+                 JB_LOG_END);
         }
       } else {
-        jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, NULL);
+        jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, JB_LOG_END);
       }
       next_reap = now + reap_every;
     }
@@ -375,7 +377,7 @@ jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) {
   p->running = true;
   char n[16];
   snprintf(n, sizeof n, "%zu", p->n);
-  jb_log(JB_LOG_INFO, "workers started", "threads", n, "instance", p->instance, NULL);
+  jb_log(JB_LOG_INFO, "workers started", "threads", n, "instance", p->instance, JB_LOG_END);
   return JB_OK;
 }
 
@@ -395,7 +397,7 @@ void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
   int64_t deadline = jb_mono_ms() + (int64_t)(grace_s * 1000);
   while (any_busy(p) && jb_mono_ms() < deadline) jb_sleep_ms(50);
   if (any_busy(p)) {
-    jb_log(JB_LOG_WARN, "grace period over: stopping running handlers", NULL);
+    jb_log(JB_LOG_WARN, "grace period over: stopping running handlers", JB_LOG_END);
     atomic_store(&p->stop_handlers, JB_STOP_SHUTDOWN);
     for (size_t i = 0; i < p->n; i++) {
       slot *s = &p->workers[i].slot;
@@ -408,7 +410,7 @@ void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
   atomic_store(&p->maint_stop, true);
   pthread_join(p->maint, NULL);
   p->running = false;
-  jb_log(JB_LOG_INFO, "workers stopped", NULL);
+  jb_log(JB_LOG_INFO, "workers stopped", JB_LOG_END);
 }
 
 void jb_worker_pool_free(jb_worker_pool *p) {

@@ -247,7 +247,7 @@ jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) {
     }
     PQclear(ins);
     jb_log(JB_LOG_INFO, "migration applied", "version", ver, "name", m->name, "schema", pg->schema,
-           NULL);
+           JB_LOG_END);
     count++;
   }
   rc = jb_pg_simple(pg, "COMMIT", "migrate", e);
