@@ -33,8 +33,13 @@ typedef struct jb_outbox_ops {
                   size_t *n, jb_error *e);
   /* Deletes rows whose publish was confirmed. */
   jb_err (*remove)(void *self, const int64_t *ids, size_t n, jb_error *e);
-  /* Blocks until rows may be waiting (a notification) or timeout_ms passes. */
+  /* Blocks until rows may be waiting (a notification) or timeout_ms passes (0: only takes the
+   * notifications already there). */
   jb_err (*wait)(void *self, int timeout_ms, jb_error *e);
+  /* A descriptor that becomes readable when rows may be waiting (after it, call wait with 0),
+   * so the relay can wait for new rows and for the broker's confirms at once; -1 when rows
+   * may be waiting already. */
+  jb_err (*notify_fd)(void *self, int *fd, jb_error *e);
 } jb_outbox_ops;
 
 typedef struct jb_outbox {

@@ -4,6 +4,8 @@
  * on the message id, which is fixed when the row is written. */
 #include "amqp/outbox_relay.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,6 +139,20 @@ static jb_err delete_confirmed(jb_outbox_relay *r, pipe_state *ps, jb_error *e) 
   return JB_OK;
 }
 
+/* With publishes in flight and nothing new to publish: sleeps until a confirm arrives or a new
+ * row is written, whichever comes first (never a fixed wait that would delay new events). */
+static jb_err await_confirm_or_row(jb_outbox_relay *r, jb_error *e) {
+  if (amqp_frames_enqueued(r->conn) || amqp_data_in_buffer(r->conn)) return JB_OK;
+  int pgfd = -1;
+  jb_err rc = r->ob.ops->notify_fd(r->ob.self, &pgfd, e);
+  if (rc != JB_OK || pgfd < 0) return rc;
+  struct pollfd p[2] = {{amqp_get_sockfd(r->conn), POLLIN, 0}, {pgfd, POLLIN, 0}};
+  if (poll(p, 2, 100) < 0 && errno != EINTR)
+    return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
+  /* Take the notifications (without waiting) so the next fetch is not woken again by them. */
+  return r->ob.ops->wait(r->ob.self, 0, e);
+}
+
 static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
@@ -180,9 +196,8 @@ static void *relay_main(void *arg) {
     size_t fetched = 0;
     bool returned = false;
     jb_err rc = publish_more(r, &ps, &fetched, &e);
-    if (rc == JB_OK)
-      rc = jb_amqp_read_confirms(r->conn, fetched > 0 || ps.n == 0 ? 0 : 5, &r->confirmed,
-                                 &returned, &e);
+    if (rc == JB_OK && fetched == 0 && ps.n > 0) rc = await_confirm_or_row(r, &e);
+    if (rc == JB_OK) rc = jb_amqp_read_confirms(r->conn, 0, &r->confirmed, &returned, &e);
     if (rc == JB_OK) rc = delete_confirmed(r, &ps, &e);
     if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
       jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,

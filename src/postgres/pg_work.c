@@ -251,8 +251,8 @@ static jb_err pg_request_cancel(void *self, const char *id, jb_error *e) {
   return rc;
 }
 
-/* LISTENs (once per session) on jobbridge_<what>_<schema> and waits for a notification. */
-static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, jb_error *e) {
+/* LISTENs (once per session) on jobbridge_<what>_<schema>. */
+static jb_err listen_on(jb_pg *pg, const char *what, jb_error *e) {
   jb_err rc = jb_pg_ensure(pg, e);
   if (rc != JB_OK) return rc;
   if (!pg->listening) {
@@ -267,6 +267,13 @@ static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, jb_error *e)
     if (rc != JB_OK) return rc;
     pg->listening = true;
   }
+  return JB_OK;
+}
+
+/* Waits for a notification on jobbridge_<what>_<schema>, at most timeout_ms. */
+static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, jb_error *e) {
+  jb_err rc = listen_on(pg, what, e);
+  if (rc != JB_OK) return rc;
   PGnotify *n;
   bool woken = false;
   while ((n = PQnotifies(pg->conn)) != NULL) {
@@ -381,8 +388,30 @@ static jb_err ob_wait(void *self, int timeout_ms, jb_error *e) {
   return wait_for(self, "outbox", timeout_ms, e);
 }
 
-static const jb_outbox_ops outbox_ops = {
-    .try_lead = ob_try_lead, .fetch = ob_fetch, .remove = ob_remove, .wait = ob_wait};
+static jb_err ob_notify_fd(void *self, int *fd, jb_error *e) {
+  jb_pg *pg = self;
+  jb_err rc = listen_on(pg, "outbox", e);
+  if (rc != JB_OK) return rc;
+  /* A notification libpq already read (during the last query) is no longer on the socket:
+   * say "rows are waiting now" with -1 rather than let the caller sleep on it. */
+  PGnotify *n = PQnotifies(pg->conn);
+  if (n != NULL) {
+    while (n != NULL) {
+      PQfreemem(n);
+      n = PQnotifies(pg->conn);
+    }
+    *fd = -1;
+    return JB_OK;
+  }
+  *fd = PQsocket(pg->conn);
+  return JB_OK;
+}
+
+static const jb_outbox_ops outbox_ops = {.try_lead = ob_try_lead,
+                                         .fetch = ob_fetch,
+                                         .remove = ob_remove,
+                                         .wait = ob_wait,
+                                         .notify_fd = ob_notify_fd};
 
 jb_outbox jb_pg_outbox(jb_pg *pg) {
   return (jb_outbox){&outbox_ops, pg};
