@@ -53,6 +53,9 @@ int64_t jb_mono_ms(void);
 /* Sleeps ms milliseconds (a signal may cut it short). */
 void jb_sleep_ms(long ms);
 
+/* The next delay of a capped exponential backoff: twice ms, at most cap_ms. */
+long jb_backoff_next(long ms, long cap_ms);
+
 /* Formats t as RFC 3339 UTC with microseconds ("2026-11-22T22:47:30.123456Z") into buf (>= 32
  * bytes). Returns buf. */
 char *jb_time_format(jb_time t, char *buf, size_t len);

@@ -154,6 +154,19 @@ out:
   return JB_OK;
 }
 
+jb_err jb_amqp_connect_confirming(const char *url, int heartbeat_s, amqp_connection_state_t *out,
+                                  jb_error *e) {
+  jb_err rc = jb_amqp_connect(url, heartbeat_s, out, e);
+  if (rc != JB_OK) return rc;
+  amqp_confirm_select(*out, 1);
+  rc = jb_amqp_check(amqp_get_rpc_reply(*out), "enable publisher confirms", e);
+  if (rc != JB_OK) {
+    jb_amqp_drop(*out);
+    *out = NULL;
+  }
+  return rc;
+}
+
 void jb_amqp_drop(amqp_connection_state_t conn) {
   if (conn != NULL) amqp_destroy_connection(conn);
 }

@@ -15,6 +15,10 @@
 jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,
                        jb_error *e) JB_MUST_CHECK;
 
+/* jb_amqp_connect, then publisher confirms on channel 1 (publishes are numbered from 1). */
+jb_err jb_amqp_connect_confirming(const char *url, int heartbeat_s, amqp_connection_state_t *out,
+                                  jb_error *e) JB_MUST_CHECK;
+
 /* Destroys a connection without the polite close handshake, which can hang on a dead broker.
  * Use after any failure. NULL is fine. */
 void jb_amqp_drop(amqp_connection_state_t conn);

@@ -109,10 +109,6 @@ static void sleep_ms(jb_mq_trigger *t, long ms) {
   }
 }
 
-static long next_backoff(long ms) {
-  return ms * 2 > 30000 ? 30000 : ms * 2;
-}
-
 /* ---- connections and topology ---- */
 
 static amqp_table_t queue_args(const jb_config *cfg, amqp_table_entry_t *entries) {
@@ -203,16 +199,8 @@ static jb_err connect_consumer(consumer *c, jb_error *e) {
 
 static jb_err connect_publisher(consumer *c, jb_error *e) {
   if (c->pub != NULL) return JB_OK;
-  jb_err rc = jb_amqp_connect(c->t->cfg->amqp_url, c->t->cfg->amqp_heartbeat_s, &c->pub, e);
-  if (rc != JB_OK) return rc;
-  amqp_confirm_select(c->pub, CH);
-  rc = jb_amqp_check(amqp_get_rpc_reply(c->pub), "enable publisher confirms", e);
-  if (rc != JB_OK) {
-    jb_amqp_drop(c->pub);
-    c->pub = NULL;
-  }
   c->pub_seq = c->pub_confirmed = 0;
-  return rc;
+  return jb_amqp_connect_confirming(c->t->cfg->amqp_url, c->t->cfg->amqp_heartbeat_s, &c->pub, e);
 }
 
 /* ---- turning deliveries into job requests ---- */
@@ -435,7 +423,7 @@ static flush_result flush_chunk(consumer *c, size_t n) {
     jb_log(JB_LOG_WARN, "cannot store jobs; holding deliveries unacked and retrying", "error",
            e.msg, "retry_in_ms", delay, JB_LOG_END);
     c->db_retry_at = jb_time_now() + c->db_backoff_ms * 1000;
-    c->db_backoff_ms = next_backoff(c->db_backoff_ms);
+    c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
     res = FLUSH_DB_DOWN;
     goto out;
   }
@@ -536,7 +524,7 @@ static void *consumer_main(void *arg) {
         jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
                "retry_in_ms", delay, JB_LOG_END);
         sleep_ms(t, c->amqp_backoff_ms);
-        c->amqp_backoff_ms = next_backoff(c->amqp_backoff_ms);
+        c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
         continue;
       }
       c->amqp_backoff_ms = 250;

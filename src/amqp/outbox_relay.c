@@ -33,21 +33,17 @@ struct jb_outbox_relay {
 };
 
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
-  jb_err rc = jb_amqp_connect(r->cfg->amqp_url, r->cfg->amqp_heartbeat_s, &r->conn, e);
+  r->seq = r->confirmed = 0;
+  jb_err rc = jb_amqp_connect_confirming(r->cfg->amqp_url, r->cfg->amqp_heartbeat_s, &r->conn, e);
   if (rc != JB_OK) return rc;
   amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
                         amqp_cstring_bytes(r->cfg->out_exchange_type), 0, 1, 0, 0,
                         amqp_empty_table);
   rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare output exchange", e);
-  if (rc == JB_OK) {
-    amqp_confirm_select(r->conn, CH);
-    rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "enable publisher confirms", e);
-  }
   if (rc != JB_OK) {
     jb_amqp_drop(r->conn);
     r->conn = NULL;
   }
-  r->seq = r->confirmed = 0;
   return rc;
 }
 
@@ -187,7 +183,7 @@ static void *relay_main(void *arg) {
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
                e.msg, "retry_in_ms", delay, JB_LOG_END);
         jb_sleep_ms(backoff);
-        backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+        backoff = jb_backoff_next(backoff, 30000);
         continue;
       }
     }
@@ -213,7 +209,7 @@ static void *relay_main(void *arg) {
       jb_amqp_drop(r->conn); /* in-flight rows are read again on the next channel */
       r->conn = NULL;
       jb_sleep_ms(backoff);
-      backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+      backoff = jb_backoff_next(backoff, 30000);
       continue;
     }
     backoff = 250;

@@ -62,7 +62,7 @@ static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
     sleep_ms(delay_ms);
     if (stage != RUN_RUNNING)
       return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
-    delay_ms = delay_ms * 2 > 30000 ? 30000 : delay_ms * 2;
+    delay_ms = jb_backoff_next(delay_ms, 30000);
   }
 }
 

@@ -84,6 +84,10 @@ void jb_sleep_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
+long jb_backoff_next(long ms, long cap_ms) {
+  return ms * 2 > cap_ms ? cap_ms : ms * 2;
+}
+
 char *jb_time_format(jb_time t, char *buf, size_t len) {
   time_t secs = (time_t)(t / 1000000);
   long usec = (long)(t % 1000000);

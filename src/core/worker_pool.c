@@ -148,7 +148,7 @@ static void record(worker *w, jb_finish *items, size_t n) {
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
            JB_LOG_END);
     jb_sleep_ms(backoff);
-    backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    backoff = jb_backoff_next(backoff, 10000);
   }
 }
 
@@ -199,7 +199,7 @@ static void *worker_main(void *arg) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner,
              JB_LOG_END);
       jb_sleep_ms(backoff);
-      backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+      backoff = jb_backoff_next(backoff, 10000);
       continue;
     }
     backoff = 100;
