@@ -11,37 +11,25 @@
 #include "postgres/pg_internal.h"
 
 static const jb_pg_stmt stmts[] = {
-    /* $1: a JSON array of jobs. One statement, so one transaction; duplicates of a dedupe key
-     * (already stored, or earlier in the same batch) are skipped and reported. The outer SELECT
-     * cannot see rows inserted by the CTE, hence the join on `ins` for in-batch duplicates. */
+    /* The batch as one array per column, unnested into one INSERT: one statement, so one
+     * transaction. A dedupe key already stored, or earlier in the same batch, skips the row
+     * (DO NOTHING): the rows it returns are the ones created. */
     [ST_ENQUEUE] =
         {ST_ENQUEUE, "jb_enqueue",
-         "WITH input AS (\n"
-         "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord int, id uuid,\n"
-         "    queue_name text, job_type text, payload jsonb, priority int,\n"
-         "    max_retries int, scheduled_us int8, created_by uuid, metadata jsonb,\n"
-         "    dedupe_key text)\n"
-         "), ins AS (\n"
-         "  INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
-         "    scheduled_at, status, created_by, metadata, dedupe_key)\n"
-         "  SELECT id, queue_name, job_type, payload, priority, max_retries, s,\n"
-         "    CASE WHEN s > now() THEN 'SCHEDULED' ELSE 'PENDING' END, created_by,\n"
-         "    coalesce(metadata, '{}'), dedupe_key\n"
-         "  FROM (SELECT *, coalesce(to_timestamp(scheduled_us / 1e6), now()) AS s\n"
-         "        FROM input ORDER BY ord) i\n"
-         "  ON CONFLICT (dedupe_key) DO NOTHING\n"
-         "  RETURNING id, dedupe_key\n"
-         ")\n"
-         "SELECT i.ord, coalesce(a.id, b.id, j.id)::text, a.id IS NOT NULL\n"
-         "FROM input i\n"
-         "LEFT JOIN ins a ON a.id = i.id\n"
-         "LEFT JOIN ins b ON a.id IS NULL AND b.dedupe_key = i.dedupe_key\n"
-         "LEFT JOIN jobs j ON a.id IS NULL AND b.id IS NULL\n"
-         "  AND j.dedupe_key = i.dedupe_key\n"
-         "ORDER BY i.ord",
-         1},
-    [ST_DEDUPE_LOOKUP] = {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
-                          "SELECT id::text FROM jobs WHERE dedupe_key = $1", 1},
+         "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
+         "  scheduled_at, status, created_by, metadata, dedupe_key)\n"
+         "SELECT id, q, t, p, pr, mr, s, CASE WHEN s > now() THEN 'SCHEDULED' ELSE 'PENDING' END,\n"
+         "  cb, coalesce(m, '{}'), d\n"
+         "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"
+         "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],\n"
+         "    $7::int8[], $8::uuid[], $9::jsonb[], $10::text[])\n"
+         "    AS u(id, q, t, p, pr, mr, su, cb, m, d)) x\n"
+         "ON CONFLICT (dedupe_key) DO NOTHING\n"
+         "RETURNING id::text",
+         10},
+    [ST_DEDUPE_LOOKUP] =
+        {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
+         "SELECT dedupe_key, id::text FROM jobs WHERE dedupe_key = ANY($1::text[])", 1},
     [ST_GET] = {ST_GET, "jb_get", "SELECT " JB_JOB_COLUMNS " FROM jobs WHERE id = $1::uuid", 1},
     [ST_LIST] = {ST_LIST, "jb_list",
                  "SELECT " JB_JOB_COLUMNS " FROM jobs\n"
@@ -158,6 +146,7 @@ out:
 void jb_pg_close(jb_pg *pg) {
   if (pg == NULL) return;
   if (pg->conn) PQfinish(pg->conn);
+  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_free(&pg->arrays[c]);
   free(pg->url);
   free(pg->schema);
   free(pg);
@@ -314,55 +303,100 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
 
 /* ---- the JobQueue port ---- */
 
+static int cmp_id(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* For the jobs the INSERT skipped (their dedupe key exists): the id of the job that holds the
+ * key. Runs after the INSERT, as a fresh statement, so it also sees a duplicate that a
+ * concurrent transaction committed meanwhile. */
+static jb_err lookup_duplicates(jb_pg *pg, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
+                                jb_error *e) {
+  jb_pg_array *keys = &pg->arrays[0];
+  jb_pg_array_begin(keys);
+  for (size_t i = 0; i < n; i++)
+    if (out[i].status == JB_CREATE_DUPLICATE) jb_pg_array_text(keys, jobs[i].dedupe_key);
+  const char *params[1] = {jb_pg_array_end(keys)};
+  if (params[0] == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for dedupe keys");
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &stmts[ST_DEDUPE_LOOKUP], params, &res, e);
+  if (rc != JB_OK) return rc;
+  for (size_t i = 0; i < n; i++) {
+    if (out[i].status != JB_CREATE_DUPLICATE) continue;
+    for (int r = 0; r < PQntuples(res); r++)
+      if (strcmp(PQgetvalue(res, r, 0), jobs[i].dedupe_key) == 0) {
+        snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, r, 1));
+        break;
+      }
+  }
+  PQclear(res);
+  return JB_OK;
+}
+
 static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
                          jb_error *e) {
   jb_pg *pg = self;
   if (n == 0) return JB_OK;
-  json_t *arr = json_array();
+  jb_pg_array *a = pg->arrays;
+  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_begin(&a[c]);
   for (size_t i = 0; i < n; i++) {
     const jb_new_job *j = &jobs[i];
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:O, s:i, s:i}", "ord", (json_int_t)i, "id", j->id,
-                          "queue_name", j->queue_name, "job_type", j->job_type, "payload",
-                          j->payload, "priority", j->priority, "max_retries", j->max_retries);
-    if (o == NULL) {
-      json_decref(arr);
-      return jb_fail(e, JB_ERR_INVALID, "job %zu cannot be encoded (bad string or payload)", i);
-    }
-    if (j->scheduled_at != 0) json_object_set_new(o, "scheduled_us", json_integer(j->scheduled_at));
-    if (j->created_by) json_object_set_new(o, "created_by", json_string(j->created_by));
-    if (j->metadata) json_object_set(o, "metadata", j->metadata);
-    if (j->dedupe_key) json_object_set_new(o, "dedupe_key", json_string(j->dedupe_key));
-    json_array_append_new(arr, o);
+    jb_pg_array_text(&a[0], j->id);
+    jb_pg_array_text(&a[1], j->queue_name);
+    jb_pg_array_text(&a[2], j->job_type);
+    jb_pg_array_json(&a[3], j->payload);
+    jb_pg_array_int(&a[4], j->priority);
+    jb_pg_array_int(&a[5], j->max_retries);
+    if (j->scheduled_at != 0)
+      jb_pg_array_int(&a[6], j->scheduled_at);
+    else
+      jb_pg_array_text(&a[6], NULL);
+    jb_pg_array_text(&a[7], j->created_by);
+    jb_pg_array_json(&a[8], j->metadata);
+    jb_pg_array_text(&a[9], j->dedupe_key);
   }
-  char *text = json_dumps(arr, JSON_COMPACT);
-  json_decref(arr);
-  if (text == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
-  const char *params[1] = {text};
+  const char *params[JB_ENQUEUE_COLUMNS];
+  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++)
+    if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
+      return jb_fail(e, JB_ERR_NOMEM,
+                     "cannot encode %zu jobs (out of memory or a payload "
+                     "jansson cannot encode)",
+                     n);
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &stmts[ST_ENQUEUE], params, &res, e);
-  free(text);
   if (rc != JB_OK) return rc;
-  if ((size_t)PQntuples(res) != n) {
-    rc = jb_fail(e, JB_ERR_DB, "enqueue returned %d rows for %zu jobs", PQntuples(res), n);
-    goto out;
-  }
-  for (size_t i = 0; i < n; i++) {
-    bool created = PQgetvalue(res, (int)i, 2)[0] == 't';
-    out[i].status = created ? JB_CREATE_CREATED : JB_CREATE_DUPLICATE;
-    snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, (int)i, 1));
-    if (!created && PQgetisnull(res, (int)i, 1)) {
-      /* The duplicate was committed by a concurrent transaction after our statement's snapshot:
-       * a fresh statement sees it. */
-      PGresult *r2 = NULL;
-      const char *p2[1] = {jobs[i].dedupe_key};
-      if (jb_pg_exec(pg, &stmts[ST_DEDUPE_LOOKUP], p2, &r2, e) == JB_OK && PQntuples(r2) == 1)
-        snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(r2, 0, 0));
-      PQclear(r2);
+  size_t created = (size_t)PQntuples(res);
+  if (created == n) { /* the common case: no duplicate */
+    for (size_t i = 0; i < n; i++) {
+      out[i].status = JB_CREATE_CREATED;
+      memcpy(out[i].id, jobs[i].id, sizeof out[i].id);
     }
+    PQclear(res);
+    return JB_OK;
   }
-out:
+  const char **ids = malloc((created ? created : 1) * sizeof *ids);
+  if (ids == NULL) {
+    PQclear(res);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  for (size_t r = 0; r < created; r++) ids[r] = PQgetvalue(res, (int)r, 0);
+  qsort(ids, created, sizeof *ids, cmp_id);
+  for (size_t i = 0; i < n; i++) {
+    const char *mine = jobs[i].id;
+    bool made = bsearch(&mine, ids, created, sizeof *ids, cmp_id) != NULL;
+    out[i].status = made ? JB_CREATE_CREATED : JB_CREATE_DUPLICATE;
+    memcpy(out[i].id, made ? jobs[i].id : "", made ? sizeof out[i].id : 1);
+  }
+  free(ids);
   PQclear(res);
-  return rc;
+  /* The jobs are committed, whatever happens now: a failed lookup leaves the duplicates'
+   * ids empty rather than report a failure that would make the caller create them again. */
+  jb_error le;
+  jb_error_clear(&le);
+  if (lookup_duplicates(pg, jobs, n, out, &le) != JB_OK)
+    jb_log(JB_LOG_WARN, "jobs stored, but the ids of their duplicates are unknown", "error", le.msg,
+           JB_LOG_END);
+  return JB_OK;
 }
 
 static jb_err pg_get(void *self, const char *id, jb_job *out, jb_error *e) {

@@ -4,6 +4,10 @@
 #define JB_PG_INTERNAL_H
 
 #include "postgres/pg.h"
+#include "postgres/pg_array.h"
+
+/* The columns enqueue sends, one array parameter each. */
+#define JB_ENQUEUE_COLUMNS 10
 
 /* Every prepared statement has a slot; a connection prepares each on first use. */
 typedef enum {
@@ -41,6 +45,7 @@ struct jb_pg {
   bool prepared[ST_COUNT];
   bool listening; /* LISTEN channels are set up on this session */
   char listen_sql[256];
+  jb_pg_array arrays[JB_ENQUEUE_COLUMNS]; /* parameter buffers, reused from batch to batch */
 };
 
 /* The columns of a job, in the order jb_pg_row_to_job reads them; timestamps as microseconds. */
