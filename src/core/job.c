@@ -95,11 +95,27 @@ char *jb_time_format(jb_time t, char *buf, size_t len) {
     usec += 1000000;
     secs -= 1;
   }
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char date[24];
-  strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf, len, "%s.%06ldZ", date, usec);
+  /* Every delivery and log line formats a time: the date part is formatted once per second
+   * and thread, the microseconds by hand. */
+  static _Thread_local time_t cached_secs = -1;
+  static _Thread_local char cached[24];
+  static _Thread_local size_t cached_len;
+  if (secs != cached_secs) {
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    cached_len = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
+  if (len < cached_len + 9) { /* too small for the fast path: truncate like snprintf */
+    snprintf(buf, len, "%s.%06ldZ", cached, usec);
+    return buf;
+  }
+  memcpy(buf, cached, cached_len);
+  char *p = buf + cached_len;
+  *p++ = '.';
+  for (int i = 5; i >= 0; i--, usec /= 10) p[i] = (char)('0' + usec % 10);
+  p[6] = 'Z';
+  p[7] = '\0';
   return buf;
 }
 

@@ -93,15 +93,24 @@ Test(job_service, explicit_options_win) {
   json_decref(meta);
 }
 
-Test(job_service, ids_are_unique) {
+Test(job_service, ids_are_unique_version_4_uuids) {
+  /* 8 calls of 8: more ids than one refill of the generator's pool. */
   json_t *payload = json_object();
   jb_job_request reqs[8];
   for (int i = 0; i < 8; i++) reqs[i] = (jb_job_request){.job_type = "email", .payload = payload};
-  jb_create_outcome oc[8];
-  jb_error e;
-  cr_assert_eq(creator.ops->create_jobs(creator.self, reqs, 8, oc, &e), JB_OK);
-  for (int i = 0; i < 8; i++)
-    for (int j = i + 1; j < 8; j++) cr_expect_str_neq(oc[i].id, oc[j].id);
+  char ids[64][37];
+  for (int call = 0; call < 8; call++) {
+    jb_create_outcome oc[8];
+    jb_error e;
+    cr_assert_eq(creator.ops->create_jobs(creator.self, reqs, 8, oc, &e), JB_OK);
+    for (int i = 0; i < 8; i++) memcpy(ids[call * 8 + i], oc[i].id, 37);
+  }
+  for (int i = 0; i < 64; i++) {
+    cr_expect(jb_is_uuid(ids[i]), "%s", ids[i]);
+    cr_expect_eq(ids[i][14], '4', "version 4: %s", ids[i]);
+    cr_expect(strchr("89ab", ids[i][19]) != NULL, "RFC 4122 variant: %s", ids[i]);
+    for (int j = i + 1; j < 64; j++) cr_expect_str_neq(ids[i], ids[j]);
+  }
   json_decref(payload);
 }
 

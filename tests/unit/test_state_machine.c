@@ -83,6 +83,19 @@ Test(status, waiting_and_final) {
   cr_expect(!jb_status_is_final(JB_STATUS_RETRYING));
 }
 
+Test(time, format_reuses_the_date_only_within_its_second) {
+  char buf[40], small[12];
+  cr_expect_str_eq(jb_time_format(1795387650000001LL, buf, sizeof buf),
+                   "2026-11-22T22:47:30.000001Z");
+  cr_expect_str_eq(jb_time_format(1795387650999999LL, buf, sizeof buf),
+                   "2026-11-22T22:47:30.999999Z");
+  cr_expect_str_eq(jb_time_format(1795387651000000LL, buf, sizeof buf),
+                   "2026-11-22T22:47:31.000000Z", "the next second");
+  cr_expect_str_eq(jb_time_format(-1, buf, sizeof buf), "1969-12-31T23:59:59.999999Z");
+  cr_expect_str_eq(jb_time_format(1795387651000000LL, small, sizeof small), "2026-11-22T",
+                   "a small buffer gets a truncated string");
+}
+
 Test(time, format_and_parse) {
   jb_time t;
   cr_assert_eq(jb_time_parse("2026-11-22T22:47:30.123456Z", &t), JB_OK);
