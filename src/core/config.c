@@ -71,7 +71,7 @@ static const key_decl root_keys[] = {
      "deliveries gathered into one database transaction at most"},
     {"ingest.batch_wait_ms", K_INT, CFG(ingest_batch_wait_ms), 0, "20", 0, 60000, false,
      "longest wait for a batch to fill before it is committed anyway"},
-    {"ingest.consumers", K_INT, CFG(ingest_consumers), 0, "1", 1, 64, false,
+    {"ingest.consumers", K_INT, CFG(ingest_consumers), 0, "2", 1, 64, false,
      "AMQP consumers (each its own connection, thread and database connection)"},
     {"ingest.max_body_bytes", K_INT, CFG(ingest_max_body_bytes), 0, "1048576", 1, 134217728, false,
      "larger event bodies are dead-lettered"},

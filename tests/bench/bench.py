@@ -34,7 +34,7 @@ def channel():
 
 
 class Bench:
-    def __init__(self, build, n, reps, latency_s, consumers=1, only=None):
+    def __init__(self, build, n, reps, latency_s, consumers=0, only=None):
         self.consumers = consumers
         self.only = only
         self.build = build
@@ -72,12 +72,14 @@ class Bench:
                                "dead_letter_exchange": "dl." + tag},
                      "output": {"exchange": "out." + tag}},
             "database": {"schema": "bench_" + tag},
-            "ingest": {"batch_max": 500, "batch_wait_ms": 5, "consumers": self.consumers},
+            "ingest": {},  # jobbridge's defaults, unless --consumers says otherwise
             "workers": {"threads": 2, "lease_s": 60},
             "retry": {"base_s": 1, "max_s": 60, "jitter": 0.2},
             "mappings": mappings,
             "job_types": job_types,
         }
+        if self.consumers:
+            cfg["ingest"]["consumers"] = self.consumers
         for section, values in ingest_workers.items():
             cfg[section].update(values)
         path = os.path.join(self.tmp, f"{tag}.json")
@@ -248,7 +250,7 @@ def report(median, runs, args, out_dir):
             ("latency p99 (ms)", "latency_p99_ms"), ("latency max (ms)", "latency_max_ms"),
             ("peak RSS during ingest (MiB)", "peak_rss_mib")]
     print(f"\njobbridge benchmark: N={args.events}, median of {args.reps} run(s), "
-          f"latency at 1000 events/s for {args.latency_s}s, ingest.consumers={args.consumers}")
+          f"latency at 1000 events/s for {args.latency_s}s, ingest.consumers={args.consumers or 'default'}")
     print(f"{'figure':42} {'median':>12}  target")
     for label, key in rows:
         target = TARGETS.get(key)
@@ -289,7 +291,8 @@ def main():
     ap.add_argument("--events", type=int, default=100000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--latency-seconds", dest="latency_s", type=float, default=30)
-    ap.add_argument("--consumers", type=int, default=1, help="ingest.consumers for jobbridge")
+    ap.add_argument("--consumers", type=int, default=0,
+                    help="ingest.consumers for jobbridge (default: jobbridge's own default)")
     ap.add_argument("--only", help="comma-separated parts to run (raw,ingest,work,latency); "
                     "prints the runs only, for profiling one scenario")
     args = ap.parse_args()
