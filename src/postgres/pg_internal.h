@@ -6,7 +6,7 @@
 #include "postgres/pg.h"
 #include "postgres/pg_array.h"
 
-/* The columns enqueue sends, one array parameter each. */
+/* The columns enqueue sends, one array parameter each; the most of any statement. */
 #define JB_ENQUEUE_COLUMNS 10
 
 /* Every prepared statement has a slot; a connection prepares each on first use. */

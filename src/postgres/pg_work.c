@@ -29,7 +29,9 @@
 static const jb_pg_stmt st_claim = {
     ST_CLAIM, "jb_claim",
     /* River/Oban shape: pick due waiting rows in claim order, skipping rows other workers hold,
-     * then mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition). */
+     * then mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition).
+     * The claimed ids reach the UPDATE as an array: joined to the CTE instead, the generic
+     * plan (from the sixth run on) hashed the whole table for every claim. */
     "WITH next AS (\n"
     "  SELECT id AS claim_id FROM jobs\n"
     "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n"
@@ -38,32 +40,38 @@ static const jb_pg_stmt st_claim = {
     "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"
     "UPDATE jobs SET status = 'RUNNING', started_at = now(), updated_at = now(), locked_by = $1,\n"
     "  locked_until = now() + $4::int * interval '1 second'\n"
-    "FROM next WHERE id = next.claim_id\n"
+    "WHERE id = ANY(ARRAY(SELECT claim_id FROM next))\n"
     "RETURNING " JB_JOB_COLUMNS,
     4};
 
 static const jb_pg_stmt st_finish = {
     ST_FINISH, "jb_finish",
-    "WITH input AS (\n"
-    "  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(id uuid, status text, result jsonb,\n"
-    "    error text, delay_ms int8, burn bool)\n"
-    "), upd AS (\n"
-    "  UPDATE jobs j SET status = i.status,\n"
-    "    result = coalesce(i.result, j.result),\n"
-    "    error_message = CASE WHEN i.status = 'COMPLETED' THEN j.error_message ELSE i.error END,\n"
-    "    completed_at = CASE WHEN i.status = 'COMPLETED' THEN now() END,\n"
-    "    failed_at = CASE WHEN i.status IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
-    "    retry_count = j.retry_count + CASE WHEN i.status = 'RETRYING' AND i.burn THEN 1 ELSE 0 "
-    "END,\n"
-    "    scheduled_at = CASE WHEN i.status = 'RETRYING'\n"
-    "      THEN now() + i.delay_ms * interval '1 millisecond' ELSE j.scheduled_at END,\n"
-    "    progress = CASE WHEN i.status = 'COMPLETED' THEN 100 ELSE j.progress END,\n"
+    /* The outcomes as one array per column; x.k is a job's position in them. Each job is
+     * looked up and locked by its primary key, and only then checked to be RUNNING under our
+     * lock (OFFSET 0 keeps that check out of the lookup): with the check inside, the planner,
+     * misled by statistics taken when few jobs ran, scanned every entry of the running-jobs
+     * index, dead ones included, for each job. */
+    "WITH upd AS (\n"
+    "  UPDATE jobs j SET status = ($3::text[])[x.k],\n"
+    "    result = coalesce(($4::jsonb[])[x.k], j.result),\n"
+    "    error_message = CASE WHEN ($3::text[])[x.k] = 'COMPLETED' THEN j.error_message\n"
+    "      ELSE ($5::text[])[x.k] END,\n"
+    "    completed_at = CASE WHEN ($3::text[])[x.k] = 'COMPLETED' THEN now() END,\n"
+    "    failed_at = CASE WHEN ($3::text[])[x.k] IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
+    "    retry_count = j.retry_count +\n"
+    "      CASE WHEN ($3::text[])[x.k] = 'RETRYING' AND ($7::bool[])[x.k] THEN 1 ELSE 0 END,\n"
+    "    scheduled_at = CASE WHEN ($3::text[])[x.k] = 'RETRYING'\n"
+    "      THEN now() + ($6::int8[])[x.k] * interval '1 millisecond' ELSE j.scheduled_at END,\n"
+    "    progress = CASE WHEN ($3::text[])[x.k] = 'COMPLETED' THEN 100 ELSE j.progress END,\n"
     "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
-    "  FROM input i\n"
-    "  WHERE j.id = i.id AND j.status = 'RUNNING' AND j.locked_by = $1\n"
+    "  FROM (SELECT u.k, r.id AS xid FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, k)\n"
+    "        CROSS JOIN LATERAL (SELECT id, status, locked_by FROM jobs WHERE id = u.id\n"
+    "          OFFSET 0 FOR UPDATE) r\n"
+    "        WHERE r.status = 'RUNNING' AND r.locked_by = $1) x\n"
+    "  WHERE j.id = x.xid\n"
     "  RETURNING j.*\n"
     "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
-    2};
+    7};
 
 static const jb_pg_stmt st_renew = {
     ST_RENEW, "jb_renew",
@@ -99,7 +107,7 @@ static const jb_pg_stmt st_reap = {
     "    failed_at = CASE WHEN j.cancel_requested OR j.retry_count >= j.max_retries\n"
     "      THEN now() END,\n"
     "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
-    "  FROM dead WHERE j.id = dead.dead_id\n"
+    "  WHERE j.id = ANY(ARRAY(SELECT dead_id FROM dead))\n"
     "  RETURNING j.*\n"
     "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
     2};
@@ -173,26 +181,26 @@ static jb_err pg_finish(void *self, const char *owner, const jb_finish *items, s
     if (applied) *applied = 0;
     return JB_OK;
   }
-  json_t *arr = json_array();
+  jb_pg_array *a = pg->arrays;
+  for (int c = 0; c < 6; c++) jb_pg_array_begin(&a[c]);
   for (size_t i = 0; i < n; i++) {
     const jb_finish *f = &items[i];
-    json_t *o = json_pack("{s:s, s:s, s:I, s:b}", "id", f->id, "status", status_sql(f->status),
-                          "delay_ms", (json_int_t)f->delay_ms, "burn", f->burn_retry);
-    if (o == NULL) {
-      json_decref(arr);
-      return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-    }
-    if (f->result) json_object_set(o, "result", f->result);
-    if (f->error) json_object_set_new(o, "error", json_string(f->error));
-    json_array_append_new(arr, o);
+    jb_pg_array_text(&a[0], f->id);
+    jb_pg_array_text(&a[1], status_sql(f->status));
+    jb_pg_array_json(&a[2], f->result);
+    jb_pg_array_text(&a[3], f->error);
+    jb_pg_array_int(&a[4], f->delay_ms);
+    jb_pg_array_text(&a[5], f->burn_retry ? "t" : "f");
   }
-  char *text = json_dumps(arr, JSON_COMPACT);
-  json_decref(arr);
-  if (text == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  const char *params[2] = {owner, text};
+  const char *params[7] = {owner};
+  for (int c = 0; c < 6; c++)
+    if ((params[c + 1] = jb_pg_array_end(&a[c])) == NULL)
+      return jb_fail(e, JB_ERR_NOMEM,
+                     "cannot encode %zu job outcomes (out of memory or a result "
+                     "jansson cannot encode)",
+                     n);
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &st_finish, params, &res, e);
-  free(text);
   if (rc != JB_OK) return rc;
   if (applied) *applied = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
