@@ -63,6 +63,12 @@ const jb_migration jb_migrations[] = {
     {3, "waiting jobs by queue",
      "CREATE INDEX jobs_waiting_queue_idx ON jobs (queue_name, priority DESC, scheduled_at, id)\n"
      "  WHERE status IN ('PENDING','SCHEDULED','RETRYING');\n"},
+    /* Every status change writes a new row version, and a version enters every index whose
+     * predicate it meets: the UNIQUE constraint took an entry for every NULL dedupe key, at
+     * every claim and every finish. The same uniqueness, for keys only. */
+    {4, "dedupe keys indexed only where present",
+     "CREATE UNIQUE INDEX jobs_dedupe_key_idx ON jobs (dedupe_key) WHERE dedupe_key IS NOT NULL;\n"
+     "ALTER TABLE jobs DROP CONSTRAINT jobs_dedupe_key_key;\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

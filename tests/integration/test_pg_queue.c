@@ -27,7 +27,7 @@ static void setup(void) {
   cr_assert_eq(jb_pg_connect(db_url(), schema, &pg, &e), JB_OK, "%s", e.msg);
   int applied = -1;
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
-  cr_assert_eq(applied, 3);
+  cr_assert_eq(applied, 4);
   cr_assert_eq(jb_config_parse("{\"job_types\": {\"email\": {\"handler\": \"noop\"},"
                                " \"resize\": {\"handler\": \"noop\", \"max_retries\": 9}}}",
                                "t.json", &cfg, &e),
@@ -83,7 +83,7 @@ Test(pg_queue, migrations_are_idempotent) {
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
   cr_expect_eq(applied, 0, "a second run applies nothing");
   PGresult *res = PQexec(jb_pg_conn(pg), "SELECT version FROM schema_migrations");
-  cr_expect_eq(PQntuples(res), 3);
+  cr_expect_eq(PQntuples(res), 4);
   PQclear(res);
   /* A second connection migrating the same schema also finds nothing to do. */
   jb_pg *other;
@@ -98,6 +98,21 @@ Test(pg_queue, migrations_are_idempotent) {
   cr_assert_eq(PQntuples(res), 1);
   cr_expect(strstr(PQgetvalue(res, 0, 0), "WHERE") != NULL, "partial: %s", PQgetvalue(res, 0, 0));
   PQclear(res);
+  /* Dedupe keys stay unique (migration 4 indexes only the rows that have one). */
+  res = PQexec(jb_pg_conn(pg),
+               "INSERT INTO jobs (id, job_type, payload, status, dedupe_key) VALUES "
+               "(gen_random_uuid(), 'email', '{}', 'PENDING', 'mig-k'), "
+               "(gen_random_uuid(), 'email', '{}', 'PENDING', 'mig-k')");
+  cr_expect_eq(PQresultStatus(res), PGRES_FATAL_ERROR, "a repeated key is refused");
+  cr_expect_str_eq(PQresultErrorField(res, PG_DIAG_SQLSTATE), "23505");
+  PQclear(res);
+  res = PQexec(jb_pg_conn(pg),
+               "INSERT INTO jobs (id, job_type, payload, status) VALUES "
+               "(gen_random_uuid(), 'email', '{}', 'PENDING'), "
+               "(gen_random_uuid(), 'email', '{}', 'PENDING') RETURNING id");
+  cr_expect_eq(PQntuples(res), 2, "jobs without a key: %s", PQresultErrorMessage(res));
+  PQclear(res);
+  PQclear(PQexec(jb_pg_conn(pg), "DELETE FROM jobs"));
 }
 
 Test(pg_queue, round_trip_of_every_field) {
