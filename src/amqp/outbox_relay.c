@@ -18,7 +18,7 @@
 
 #define CH 1
 #define BATCH 500   /* rows fetched at once */
-#define WINDOW 4096 /* publishes awaiting their confirm */
+#define WINDOW 512 /* publishes awaiting their confirm */
 
 struct jb_outbox_relay {
   const jb_config *cfg;
@@ -188,13 +188,15 @@ static void *relay_main(void *arg) {
       }
     }
     /* Publish what is new, take the confirms that have come, delete what they cover: a window
-     * of publishes in flight, never a wait for the broker's disk per batch. */
+     * of publishes in flight, never a wait for the broker's disk per batch. New rows go out
+     * before the delete's round trip, and the wait comes last, so a woken relay publishes at
+     * once. */
     size_t fetched = 0;
     bool returned = false;
     jb_err rc = publish_more(r, &ps, &fetched, &e);
-    if (rc == JB_OK && fetched == 0 && ps.n > 0) rc = await_confirm_or_row(r, &e);
     if (rc == JB_OK) rc = jb_amqp_read_confirms(r->conn, 0, &r->confirmed, &returned, &e);
     if (rc == JB_OK) rc = delete_confirmed(r, &ps, &e);
+    if (rc == JB_OK && fetched == 0 && ps.n > 0) rc = await_confirm_or_row(r, &e);
     if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
       jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
              JB_LOG_END);

@@ -105,14 +105,10 @@ static jb_err session_setup(jb_pg *pg, jb_error *e) {
   if (ident == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot quote schema name");
   char sql[512];
   /* UTC so timestamps read back the same everywhere; the schema first in the search path;
-   * no NOTICE chatter ("already exists, skipping") on the CLI's stderr. Custom plans: the jobs
-   * and outbox tables change size by orders of magnitude within seconds, and a generic plan,
-   * cached when the outbox was empty, deleted confirmed rows with a sequential scan of
-   * thousands of rows, each checked against the whole id array. Planning each statement costs
-   * a fraction of a millisecond; our statements run once per batch. */
+   * no NOTICE chatter ("already exists, skipping") on the CLI's stderr. */
   snprintf(sql, sizeof sql,
            "SET search_path TO %s, public; SET TimeZone TO 'UTC'; "
-           "SET client_min_messages TO warning; SET plan_cache_mode TO force_custom_plan",
+           "SET client_min_messages TO warning",
            ident);
   PQfreemem(ident);
   return jb_pg_simple(pg, sql, "session setup", e);
@@ -176,17 +172,22 @@ jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PG
                   jb_error *e) {
   jb_err rc = jb_pg_ensure(pg, e);
   if (rc != JB_OK) return rc;
-  if (!pg->prepared[st->slot]) {
-    PGresult *res = PQprepare(pg->conn, st->name, st->sql, st->nparams, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      rc = jb_pg_result_error(pg, res, st->name, e);
-      PQclear(res);
-      return rc;
+  PGresult *res;
+  if (st->plan_each_run) {
+    res = PQexecParams(pg->conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0);
+  } else {
+    if (!pg->prepared[st->slot]) {
+      PGresult *prep = PQprepare(pg->conn, st->name, st->sql, st->nparams, NULL);
+      if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
+        rc = jb_pg_result_error(pg, prep, st->name, e);
+        PQclear(prep);
+        return rc;
+      }
+      PQclear(prep);
+      pg->prepared[st->slot] = true;
     }
-    PQclear(res);
-    pg->prepared[st->slot] = true;
+    res = PQexecPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0);
   }
-  PGresult *res = PQexecPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0);
   ExecStatusType status = PQresultStatus(res);
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     rc = jb_pg_result_error(pg, res, st->name, e);

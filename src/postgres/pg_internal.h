@@ -36,6 +36,9 @@ typedef struct jb_pg_stmt {
   const char *name;
   const char *sql;
   int nparams;
+  /* Planned afresh at every run, with its parameters' values (an unnamed statement): for
+   * statements whose best plan depends on how big the table is right now. */
+  bool plan_each_run;
 } jb_pg_stmt;
 
 struct jb_pg {
