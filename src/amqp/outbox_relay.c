@@ -17,7 +17,7 @@
 #include "jobbridge/log.h"
 
 #define CH 1
-#define BATCH 500   /* rows fetched at once */
+#define BATCH 500  /* rows fetched at once */
 #define WINDOW 512 /* publishes awaiting their confirm */
 
 struct jb_outbox_relay {
@@ -99,16 +99,18 @@ typedef struct pipe_state {
   size_t n;
 } pipe_state;
 
-/* Publishes rows not yet in flight, as many as the window allows. *fetched gets how many. */
-static jb_err publish_more(jb_outbox_relay *r, pipe_state *ps, size_t *fetched, jb_error *e) {
+/* Publishes rows not yet in flight, as many as the window allows. *asked gets how many rows
+ * were asked for (0: the window is full), *fetched how many came. */
+static jb_err publish_more(jb_outbox_relay *r, pipe_state *ps, size_t *fetched, size_t *asked,
+                           jb_error *e) {
   *fetched = 0;
   size_t room = WINDOW - ps->n;
+  *asked = room < BATCH ? room : BATCH;
   if (room == 0) return JB_OK;
   jb_outbox_row *rows = NULL;
   size_t n = 0;
   for (size_t i = 0; i < ps->n; i++) ps->ids[i] = ps->fl[i].id;
-  jb_err rc = r->ob.ops->fetch(r->ob.self, ps->ids, ps->n, (int)(room < BATCH ? room : BATCH),
-                               &rows, &n, e);
+  jb_err rc = r->ob.ops->fetch(r->ob.self, ps->ids, ps->n, (int)*asked, &rows, &n, e);
   if (rc != JB_OK) return rc;
   for (size_t i = 0; rc == JB_OK && i < n; i++) {
     rc = publish(r, &rows[i], e);
@@ -136,16 +138,24 @@ static jb_err delete_confirmed(jb_outbox_relay *r, pipe_state *ps, jb_error *e) 
 }
 
 /* With publishes in flight and nothing new to publish: sleeps until a confirm arrives or a new
- * row is written, whichever comes first (never a fixed wait that would delay new events). */
-static jb_err await_confirm_or_row(jb_outbox_relay *r, jb_error *e) {
+ * row is written, whichever comes first (never a fixed wait that would delay new events).
+ * *rows_waiting says whether the outbox may hold new rows (a notification came). */
+static jb_err await_confirm_or_row(jb_outbox_relay *r, bool *rows_waiting, jb_error *e) {
+  *rows_waiting = false;
   if (amqp_frames_enqueued(r->conn) || amqp_data_in_buffer(r->conn)) return JB_OK;
   int pgfd = -1;
   jb_err rc = r->ob.ops->notify_fd(r->ob.self, &pgfd, e);
-  if (rc != JB_OK || pgfd < 0) return rc;
+  if (rc != JB_OK) return rc;
+  if (pgfd < 0) {
+    *rows_waiting = true;
+    return JB_OK;
+  }
   struct pollfd p[2] = {{amqp_get_sockfd(r->conn), POLLIN, 0}, {pgfd, POLLIN, 0}};
   if (poll(p, 2, 100) < 0 && errno != EINTR)
     return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
+  if (p[1].revents == 0) return JB_OK;
   /* Take the notifications (without waiting) so the next fetch is not woken again by them. */
+  *rows_waiting = true;
   return r->ob.ops->wait(r->ob.self, 0, e);
 }
 
@@ -153,6 +163,8 @@ static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
   bool leader = false;
+  bool fetch_due = true;
+  int64_t last_fetch_ms = 0;
   pipe_state ps = {malloc(WINDOW * sizeof(inflight)), malloc(WINDOW * sizeof(int64_t)), 0};
   if (ps.fl == NULL || ps.ids == NULL) {
     jb_log(JB_LOG_ERROR, "outbox relay: out of memory", JB_LOG_END);
@@ -193,10 +205,26 @@ static void *relay_main(void *arg) {
      * once. */
     size_t fetched = 0;
     bool returned = false;
-    jb_err rc = publish_more(r, &ps, &fetched, &e);
+    jb_err rc = JB_OK;
+    /* Fetch only when rows may be waiting: a notification came, the last fetch was full, or a
+     * second passed (a safety net). A confirm alone brings no new row. */
+    bool window_full = false;
+    if (fetch_due || ps.n == 0 || jb_mono_ms() - last_fetch_ms >= 1000) {
+      size_t asked = 0;
+      rc = publish_more(r, &ps, &fetched, &asked, &e);
+      last_fetch_ms = jb_mono_ms();
+      if (asked == 0)
+        window_full = true; /* fetch_due stays: fetch as soon as a confirm makes room */
+      else
+        fetch_due = fetched == asked;
+    }
     if (rc == JB_OK) rc = jb_amqp_read_confirms(r->conn, 0, &r->confirmed, &returned, &e);
     if (rc == JB_OK) rc = delete_confirmed(r, &ps, &e);
-    if (rc == JB_OK && fetched == 0 && ps.n > 0) rc = await_confirm_or_row(r, &e);
+    if (rc == JB_OK && fetched == 0 && ps.n > 0 && (!fetch_due || window_full)) {
+      bool notified = false;
+      rc = await_confirm_or_row(r, &notified, &e);
+      if (notified) fetch_due = true;
+    }
     if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
       jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
              JB_LOG_END);
