@@ -74,7 +74,8 @@ typedef struct jb_job_queue_ops {
   /* Jobs RUNNING with an expired lease (their worker died) fail retriably: RETRYING with backoff
    * or DEAD_LETTER when exhausted (FAILED "Job cancelled" if cancellation was requested). */
   jb_err (*reap)(void *self, double base_s, double max_s, size_t *reaped, jb_error *e);
-  /* Blocks until jobs may be waiting (a notification) or timeout_ms passes. */
+  /* Blocks until jobs may be waiting (a notification since the last claim) or timeout_ms
+   * passes. */
   jb_err (*wait)(void *self, int timeout_ms, jb_error *e);
   /* Asks for a RUNNING job to be cancelled (its worker stops the handler). */
   jb_err (*request_cancel)(void *self, const char *id, jb_error *e);

@@ -158,9 +158,19 @@ static char *text_array(char *const *items, size_t n) {
   return out;
 }
 
+/* Forgets the job notifications this session has received so far: a claim sent after them sees
+ * every job they announced, so they must not wake the next wait (an empty claim each time). */
+static void forget_notifications(jb_pg *pg) {
+  if (!pg->listening || PQstatus(pg->conn) != CONNECTION_OK) return;
+  PQconsumeInput(pg->conn);
+  PGnotify *n;
+  while ((n = PQnotifies(pg->conn)) != NULL) PQfreemem(n);
+}
+
 static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_t nqueues, int max,
                        int lease_s, jb_job **out, size_t *n, jb_error *e) {
   jb_pg *pg = self;
+  forget_notifications(pg);
   char *arr = nqueues ? text_array(queues, nqueues) : NULL;
   char maxs[16], lease[16];
   snprintf(maxs, sizeof maxs, "%d", max);
