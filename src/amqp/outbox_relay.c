@@ -159,6 +159,15 @@ static jb_err await_confirm_or_row(jb_outbox_relay *r, bool *rows_waiting, jb_er
   return r->ob.ops->wait(r->ob.self, 0, e);
 }
 
+/* Sleeps ms, or less when a stop's flush time runs out meanwhile: a relay that cannot reach the
+ * broker or the database must not hold a shutdown for its whole backoff. */
+static void pause_ms(jb_outbox_relay *r, long ms) {
+  for (; ms > 0; ms -= 50) {
+    if (atomic_load(&r->stop) && jb_mono_ms() >= atomic_load(&r->flush_until_ms)) return;
+    jb_sleep_ms(ms < 50 ? ms : 50);
+  }
+}
+
 static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
@@ -194,7 +203,7 @@ static void *relay_main(void *arg) {
         snprintf(delay, sizeof delay, "%ld", backoff);
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
                e.msg, "retry_in_ms", delay, JB_LOG_END);
-        jb_sleep_ms(backoff);
+        pause_ms(r, backoff);
         backoff = jb_backoff_next(backoff, 30000);
         continue;
       }
@@ -238,7 +247,7 @@ static void *relay_main(void *arg) {
       leader = false;
       jb_amqp_drop(r->conn); /* in-flight rows are read again on the next channel */
       r->conn = NULL;
-      jb_sleep_ms(backoff);
+      pause_ms(r, backoff);
       backoff = jb_backoff_next(backoff, 30000);
       continue;
     }

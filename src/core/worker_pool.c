@@ -55,6 +55,7 @@ struct jb_worker_pool {
   atomic_bool stopping; /* no more claims */
   atomic_bool maint_stop;
   atomic_int stop_handlers; /* a jb_stop_reason for every running handler, after the grace */
+  atomic_int_fast64_t grace_end_ms; /* when stopping: outcomes are retried until then */
   bool running;
 };
 
@@ -130,9 +131,11 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
 /* ---- workers ---- */
 
 /* Records outcomes, retrying while the database is away (the leases cover the jobs meanwhile;
- * if we die first, the reaper retries them). */
+ * if we die first, the reaper retries them). When stopping, it gives up at the end of the
+ * grace period: the jobs stay RUNNING until their lease expires, and the reaper retries them. */
 static void record(worker *w, jb_finish *items, size_t n) {
   long backoff = 100;
+  jb_worker_pool *p = w->pool;
   while (n > 0) {
     jb_error e;
     size_t applied = 0;
@@ -145,9 +148,18 @@ static void record(worker *w, jb_finish *items, size_t n) {
       }
       return;
     }
+    if (atomic_load(&p->stopping) && jb_mono_ms() >= atomic_load(&p->grace_end_ms)) {
+      char count[24];
+      snprintf(count, sizeof count, "%zu", n);
+      jb_log(JB_LOG_ERROR,
+             "shutting down without recording job outcomes; the reaper retries the jobs when "
+             "their lease expires",
+             "jobs", count, "error", e.msg, "worker", w->owner, JB_LOG_END);
+      return;
+    }
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
            JB_LOG_END);
-    jb_sleep_ms(backoff);
+    jb_sleep_ms(atomic_load(&p->stopping) && backoff > 500 ? 500 : backoff);
     backoff = jb_backoff_next(backoff, 10000);
   }
 }
@@ -393,8 +405,9 @@ static bool any_busy(jb_worker_pool *p) {
 
 void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
   if (!p->running) return;
-  atomic_store(&p->stopping, true);
   int64_t deadline = jb_mono_ms() + (int64_t)(grace_s * 1000);
+  atomic_store(&p->grace_end_ms, deadline);
+  atomic_store(&p->stopping, true);
   while (any_busy(p) && jb_mono_ms() < deadline) jb_sleep_ms(50);
   if (any_busy(p)) {
     jb_log(JB_LOG_WARN, "grace period over: stopping running handlers", JB_LOG_END);

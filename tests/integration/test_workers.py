@@ -249,6 +249,25 @@ class Workers(unittest.TestCase):
         self.assertEqual(job["status"], "RETRYING")
         self.assertEqual(job["retry_count"], 0, "no retry burnt")
 
+    def test_database_down_at_shutdown_does_not_hold_the_exit(self):
+        b = self.bridge({"slow": exec_type("sleep", "30", max_retries=3)},
+                        workers__shutdown_grace_s=1)
+        b.insert_jobs(1, "slow")
+        b.start(env=self.env)
+        b.wait_count(1, 30, "status = 'RUNNING'")
+        jbtest.servers("jb_pg_stop", jbtest.STATE_DIR)
+        try:
+            t0 = time.time()
+            code = b.stop()
+            took = time.time() - t0
+        finally:
+            jbtest.servers("jb_pg_start", jbtest.STATE_DIR, os.environ["JB_PG_PORT"])
+        self.assertEqual(code, 0, b.logs()[-3000:])
+        self.assertLess(took, 20, "the grace period, then the outcome is given up")
+        self.assertIn("shutting down without recording job outcomes", b.logs())
+        job = b.jobs()[0]
+        self.assertEqual(job["status"], "RUNNING", "left to the reaper, whose lease covers it")
+
     def test_cancel_of_a_running_job_stops_its_handler(self):
         b = self.bridge({"slow": exec_type("sleep", "60")})
         b.insert_jobs(1, "slow")
