@@ -213,7 +213,8 @@ class Bench:
         self.stop(proc)
         self.cleanup(tag)
         return {"latency_p50_ms": res["p50_ms"], "latency_p95_ms": res["p95_ms"],
-                "latency_p99_ms": res["p99_ms"], "latency_max_ms": res["max_ms"]}
+                "latency_p99_ms": res["p99_ms"], "latency_max_ms": res["max_ms"],
+                "latency_finish_to_receive_p50_ms": res["finish_to_receive_p50_ms"]}
 
     def run(self):
         runs = []
@@ -248,6 +249,7 @@ def report(median, runs, args, out_dir):
             ("  ratio to raw publish", "work_over_raw_publish"),
             ("latency p50 (ms)", "latency_p50_ms"), ("latency p95 (ms)", "latency_p95_ms"),
             ("latency p99 (ms)", "latency_p99_ms"), ("latency max (ms)", "latency_max_ms"),
+            ("  of which finish -> received, p50 (ms)", "latency_finish_to_receive_p50_ms"),
             ("peak RSS during ingest (MiB)", "peak_rss_mib")]
     print(f"\njobbridge benchmark: N={args.events}, median of {args.reps} run(s), "
           f"latency at 1000 events/s for {args.latency_s}s, ingest.consumers={args.consumers or 'default'}")

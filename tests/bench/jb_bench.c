@@ -263,6 +263,24 @@ static void *latency_publisher(void *arg) {
   return NULL;
 }
 
+/* The "time" of a CloudEvents body (the start of the transaction that finished the job), in
+ * microseconds since the epoch; -1 if absent. */
+static double event_time_us(amqp_bytes_t body) {
+  char buf[4096];
+  size_t len = body.len < sizeof buf - 1 ? body.len : sizeof buf - 1;
+  memcpy(buf, body.bytes, len);
+  buf[len] = '\0';
+  const char *t = strstr(buf, "\"time\":\"");
+  struct tm tm = {0};
+  long usec = 0;
+  if (t == NULL || sscanf(t + 8, "%d-%d-%dT%d:%d:%d.%6ld", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                          &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &usec) != 7)
+    return -1;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return (double)timegm(&tm) * 1e6 + (double)usec;
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -280,7 +298,8 @@ static int cmd_latency(char **a) {
   pthread_t t;
   pthread_create(&t, NULL, latency_publisher, &p);
   double *lat = calloc((size_t)total, sizeof *lat);
-  long got = 0;
+  double *tail = calloc((size_t)total, sizeof *tail); /* the event's "time" to its arrival */
+  long got = 0, ntail = 0;
   double deadline = now_s() + p.seconds + 60;
   while (got < total && now_s() < deadline) {
     amqp_envelope_t env;
@@ -295,18 +314,25 @@ static int cmd_latency(char **a) {
       memcpy(id, pr->correlation_id.bytes, len);
       id[len] = '\0';
       const char *dash = strrchr(id, '-');
-      if (strncmp(id, "lat-", 4) == 0 && dash) lat[got++] = (recv - atof(dash + 1)) / 1000.0;
+      if (strncmp(id, "lat-", 4) == 0 && dash) {
+        lat[got++] = (recv - atof(dash + 1)) / 1000.0;
+        double finished = event_time_us(env.message.body);
+        if (finished > 0) tail[ntail++] = (recv - finished) / 1000.0;
+      }
     }
     amqp_destroy_envelope(&env);
   }
   pthread_join(t, NULL);
   qsort(lat, (size_t)got, sizeof *lat, cmp_double);
+  qsort(tail, (size_t)ntail, sizeof *tail, cmp_double);
 #define PCT(q) (got ? lat[(long)((got - 1) * (q))] : -1)
   printf(
       "{\"sent\": %ld, \"received\": %ld, \"p50_ms\": %.2f, \"p95_ms\": %.2f, \"p99_ms\": "
-      "%.2f, \"max_ms\": %.2f}\n",
-      p.sent, got, PCT(0.50), PCT(0.95), PCT(0.99), got ? lat[got - 1] : -1);
+      "%.2f, \"max_ms\": %.2f, \"finish_to_receive_p50_ms\": %.2f}\n",
+      p.sent, got, PCT(0.50), PCT(0.95), PCT(0.99), got ? lat[got - 1] : -1,
+      ntail ? tail[ntail / 2] : -1);
   free(lat);
+  free(tail);
   amqp_destroy_connection(conn);
   return got == total ? 0 : 1;
 }
