@@ -69,6 +69,13 @@ const jb_migration jb_migrations[] = {
     {4, "dedupe keys indexed only where present",
      "CREATE UNIQUE INDEX jobs_dedupe_key_idx ON jobs (dedupe_key) WHERE dedupe_key IS NOT NULL;\n"
      "ALTER TABLE jobs DROP CONSTRAINT jobs_dedupe_key_key;\n"},
+    /* Every half second each instance asks which of its running jobs were asked to cancel.
+     * Through the running-jobs index that read every entry left by jobs that ran since the
+     * last vacuum (4 ms after 30 s at 1,000 jobs/s); cancellations are rare, so this index is
+     * nearly empty. */
+    {5, "running jobs asked to cancel",
+     "CREATE INDEX jobs_cancel_requested_idx ON jobs (locked_by)\n"
+     "  WHERE cancel_requested AND status = 'RUNNING';\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

@@ -27,7 +27,7 @@ static void setup(void) {
   cr_assert_eq(jb_pg_connect(db_url(), schema, &pg, &e), JB_OK, "%s", e.msg);
   int applied = -1;
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
-  cr_assert_eq(applied, 4);
+  cr_assert_eq(applied, 5);
   cr_assert_eq(jb_config_parse("{\"job_types\": {\"email\": {\"handler\": \"noop\"},"
                                " \"resize\": {\"handler\": \"noop\", \"max_retries\": 9}}}",
                                "t.json", &cfg, &e),
@@ -83,7 +83,7 @@ Test(pg_queue, migrations_are_idempotent) {
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
   cr_expect_eq(applied, 0, "a second run applies nothing");
   PGresult *res = PQexec(jb_pg_conn(pg), "SELECT version FROM schema_migrations");
-  cr_expect_eq(PQntuples(res), 4);
+  cr_expect_eq(PQntuples(res), 5);
   PQclear(res);
   /* A second connection migrating the same schema also finds nothing to do. */
   jb_pg *other;
