@@ -236,12 +236,17 @@ class Workers(unittest.TestCase):
         self.assertEqual(len(pids), 2, f"both instances worked: {pids}")
         self.assertEqual(b.stop(), 0)
 
-    def test_sigterm_returns_running_jobs_without_burning_a_retry(self):
+    def slow_job_running(self):
+        """A bridge with a 1 s shutdown grace, running one job that would take 30 s."""
         b = self.bridge({"slow": exec_type("sleep", "30", max_retries=3)},
                         workers__shutdown_grace_s=1)
         b.insert_jobs(1, "slow")
         b.start(env=self.env)
         b.wait_count(1, 30, "status = 'RUNNING'")
+        return b
+
+    def test_sigterm_returns_running_jobs_without_burning_a_retry(self):
+        b = self.slow_job_running()
         t0 = time.time()
         self.assertEqual(b.stop(), 0)
         self.assertLess(time.time() - t0, 15)
@@ -250,11 +255,7 @@ class Workers(unittest.TestCase):
         self.assertEqual(job["retry_count"], 0, "no retry burnt")
 
     def test_database_down_at_shutdown_does_not_hold_the_exit(self):
-        b = self.bridge({"slow": exec_type("sleep", "30", max_retries=3)},
-                        workers__shutdown_grace_s=1)
-        b.insert_jobs(1, "slow")
-        b.start(env=self.env)
-        b.wait_count(1, 30, "status = 'RUNNING'")
+        b = self.slow_job_running()
         jbtest.servers("jb_pg_stop", jbtest.STATE_DIR)
         try:
             t0 = time.time()
