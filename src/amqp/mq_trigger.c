@@ -205,56 +205,66 @@ static jb_err connect_publisher(consumer *c, jb_error *e) {
 
 /* ---- turning deliveries into job requests ---- */
 
-static char *dup_bytes(amqp_bytes_t b) {
-  char *s = malloc(b.len + 1);
-  if (s) {
-    if (b.len) memcpy(s, b.bytes, b.len);
-    s[b.len] = '\0';
-  }
-  return s;
-}
-
-/* The facts of one delivery. String copies land in `strs` (freed by the caller, NULL-safe);
- * header values are copied into `hdrs`/`hstr`. */
+/* The facts of one delivery. Every string is copied, NUL-terminated, into one buffer (`arena`,
+ * freed by facts_free, NULL-safe): a handful of fields and headers per delivery, one malloc. */
 typedef struct facts_buf {
   jb_delivery_facts f;
-  char *strs[6];
   jb_header hdrs[MAX_HEADERS];
-  char *hstr[2 * MAX_HEADERS];
+  char *arena;
+  size_t used;
 } facts_buf;
 
 static void facts_free(facts_buf *fb) {
-  for (int i = 0; i < 6; i++) free(fb->strs[i]);
-  for (size_t i = 0; i < 2 * fb->f.n_headers; i++) free(fb->hstr[i]);
+  free(fb->arena);
 }
 
-static void facts_of(const pending *p, facts_buf *fb) {
+static bool header_kept(const amqp_table_entry_t *h) {
+  return h->value.kind == AMQP_FIELD_KIND_UTF8 || h->value.kind == AMQP_FIELD_KIND_BYTES;
+}
+
+static const char *arena_copy(facts_buf *fb, amqp_bytes_t b) {
+  char *s = fb->arena + fb->used;
+  if (b.len) memcpy(s, b.bytes, b.len);
+  s[b.len] = '\0';
+  fb->used += b.len + 1;
+  return s;
+}
+
+/* Fills fb with the facts of p; false when out of memory. */
+static bool facts_of(const pending *p, facts_buf *fb) {
   memset(fb, 0, sizeof *fb);
   const amqp_basic_properties_t *pr = &p->env.message.properties;
+  amqp_flags_t fl = pr->_flags;
+  bool has_headers = fl & AMQP_BASIC_HEADERS_FLAG;
+  size_t need = p->env.exchange.len + p->env.routing_key.len + 2;
+  if (fl & AMQP_BASIC_CONTENT_TYPE_FLAG) need += pr->content_type.len + 1;
+  if (fl & AMQP_BASIC_TYPE_FLAG) need += pr->type.len + 1;
+  if (fl & AMQP_BASIC_MESSAGE_ID_FLAG) need += pr->message_id.len + 1;
+  if (fl & AMQP_BASIC_CORRELATION_ID_FLAG) need += pr->correlation_id.len + 1;
+  for (int i = 0, kept = 0; has_headers && i < pr->headers.num_entries && kept < MAX_HEADERS; i++)
+    if (header_kept(&pr->headers.entries[i])) {
+      need += pr->headers.entries[i].key.len + pr->headers.entries[i].value.value.bytes.len + 2;
+      kept++;
+    }
+  if ((fb->arena = malloc(need)) == NULL) return false;
   jb_delivery_facts *f = &fb->f;
   f->body = p->env.message.body.bytes;
   f->body_len = p->env.message.body.len;
   f->received_at = p->received_at;
-  if (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
-    f->content_type = fb->strs[0] = dup_bytes(pr->content_type);
-  if (pr->_flags & AMQP_BASIC_TYPE_FLAG) f->type_property = fb->strs[1] = dup_bytes(pr->type);
-  if (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-    f->message_id = fb->strs[2] = dup_bytes(pr->message_id);
-  if (pr->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
-    f->correlation_id = fb->strs[3] = dup_bytes(pr->correlation_id);
-  f->exchange = fb->strs[4] = dup_bytes(p->env.exchange);
-  f->routing_key = fb->strs[5] = dup_bytes(p->env.routing_key);
-  if (pr->_flags & AMQP_BASIC_HEADERS_FLAG) {
-    for (int i = 0; i < pr->headers.num_entries && f->n_headers < MAX_HEADERS; i++) {
-      const amqp_table_entry_t *h = &pr->headers.entries[i];
-      if (h->value.kind != AMQP_FIELD_KIND_UTF8 && h->value.kind != AMQP_FIELD_KIND_BYTES) continue;
-      size_t k = f->n_headers++;
-      fb->hstr[2 * k] = dup_bytes(h->key);
-      fb->hstr[2 * k + 1] = dup_bytes(h->value.value.bytes);
-      fb->hdrs[k] = (jb_header){fb->hstr[2 * k], fb->hstr[2 * k + 1]};
-    }
+  if (fl & AMQP_BASIC_CONTENT_TYPE_FLAG) f->content_type = arena_copy(fb, pr->content_type);
+  if (fl & AMQP_BASIC_TYPE_FLAG) f->type_property = arena_copy(fb, pr->type);
+  if (fl & AMQP_BASIC_MESSAGE_ID_FLAG) f->message_id = arena_copy(fb, pr->message_id);
+  if (fl & AMQP_BASIC_CORRELATION_ID_FLAG) f->correlation_id = arena_copy(fb, pr->correlation_id);
+  f->exchange = arena_copy(fb, p->env.exchange);
+  f->routing_key = arena_copy(fb, p->env.routing_key);
+  for (int i = 0; has_headers && i < pr->headers.num_entries && f->n_headers < MAX_HEADERS; i++) {
+    const amqp_table_entry_t *h = &pr->headers.entries[i];
+    if (!header_kept(h)) continue;
+    const char *key = arena_copy(fb, h->key);
+    fb->hdrs[f->n_headers++] = (jb_header){key, arena_copy(fb, h->value.value.bytes)};
   }
   f->headers = fb->hdrs;
+  return true;
 }
 
 /* Parses and maps delivery p with the given table; marks it bad with a reason on failure. */
@@ -263,7 +273,11 @@ static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
   jb_mapped_clear(&p->mapped);
   p->bad = false;
   facts_buf fb;
-  facts_of(p, &fb);
+  if (!facts_of(p, &fb)) { /* dead-lettered, so kept: out of memory is no reason to lose it */
+    p->bad = true;
+    snprintf(p->reason, sizeof p->reason, "out of memory while reading the delivery");
+    return;
+  }
   jb_error e;
   jb_error_clear(&e);
   if (jb_event_parse(&fb.f, (size_t)cfg->ingest_max_body_bytes, cfg->ingest_require_event_id,
