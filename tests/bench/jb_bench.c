@@ -1,11 +1,11 @@
 /* jb_bench: the benchmark's own load generators and raw ceilings, written directly on
  * rabbitmq-c and libpq (no jobbridge code), each printing one JSON object on stdout.
  *   publish URL EXCHANGE ROUTING N MODE   MODE raw (~150 B to a queue) or events (~200 B JSON,
- *                                         three event types); persistent, confirms, window 256
- *   consume URL QUEUE N PREFETCH          consume + multiple-ack every 250
- *   pg-insert DBURL N BATCH               multi-row INSERT into a jobs-shaped table
- *   count URL QUEUE N TIMEOUT_S           consume until N messages; time of the last
- *   latency URL EXCHANGE RATE SECONDS OUTQUEUE   paced events in, job.completed out */
+ *                                         three event types); persistent, confirms, window 512 (the
+ * relay's) consume URL QUEUE N PREFETCH          consume + multiple-ack every 250 pg-insert DBURL N
+ * BATCH               multi-row INSERT into a jobs-shaped table count URL QUEUE N TIMEOUT_S consume
+ * until N messages; time of the last latency URL EXCHANGE RATE SECONDS OUTQUEUE   paced events in,
+ * job.completed out */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <libpq-fe.h>
@@ -102,7 +102,7 @@ static int cmd_publish(char **a) {
                            amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
       die("publish");
     sent++;
-    if (sent - confirmed >= 256) wait_confirms(conn, &confirmed, sent - 128);
+    if (sent - confirmed >= 512) wait_confirms(conn, &confirmed, sent - 256);
   }
   wait_confirms(conn, &confirmed, sent);
   double dt = now_s() - t0;
