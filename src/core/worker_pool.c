@@ -17,7 +17,7 @@
 /* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
  * round trip per job) and falls back to 1 when they are slow (a worker must not sit on many
  * long jobs that other workers could run). */
-#define CLAIM_MAX 128
+#define CLAIM_MAX 256
 #define FAST_HANDLER_MS 20
 #define RECORD_EVERY_MS 50 /* outcomes wait at most this long to be recorded together */
 
