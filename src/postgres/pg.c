@@ -366,10 +366,9 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
   const char *params[JB_ENQUEUE_COLUMNS];
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++)
     if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
-      return jb_fail(e, JB_ERR_NOMEM,
-                     "cannot encode %zu jobs (out of memory or a payload "
-                     "jansson cannot encode)",
-                     n);
+      return a[c].unencodable ? jb_fail(e, JB_ERR_INVALID, "a job's %s cannot be encoded as JSON",
+                                        c == 3 ? "payload" : "metadata")
+                              : jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &stmts[ST_ENQUEUE], params, &res, e);
   if (rc != JB_OK) return rc;

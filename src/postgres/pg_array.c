@@ -46,7 +46,7 @@ static void separator(jb_pg_array *a) {
 void jb_pg_array_begin(jb_pg_array *a) {
   a->len = 0;
   a->n = 0;
-  a->failed = false;
+  a->failed = a->unencodable = false;
   put(a, "{", 1);
 }
 
@@ -74,7 +74,10 @@ void jb_pg_array_json(jb_pg_array *a, const json_t *v) {
     return;
   }
   put(a, "\"", 1);
-  if (json_dump_callback(v, json_chunk, a, JSON_COMPACT | JSON_ENCODE_ANY) != 0) a->failed = true;
+  if (json_dump_callback(v, json_chunk, a, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+    a->unencodable = !a->failed; /* the callback sets failed when memory ran out */
+    a->failed = true;
+  }
   put(a, "\"", 1);
 }
 

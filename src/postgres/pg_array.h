@@ -12,8 +12,9 @@
 typedef struct jb_pg_array {
   char *buf; /* owned; NUL-terminated after jb_pg_array_end */
   size_t len, cap;
-  size_t n;    /* elements so far */
-  bool failed; /* out of memory, or a JSON value jansson cannot encode: unusable */
+  size_t n;         /* elements so far */
+  bool failed;      /* out of memory, or a JSON value jansson cannot encode: unusable */
+  bool unencodable; /* of those, a JSON value jansson cannot encode */
 } jb_pg_array;
 
 /* Starts an empty literal; reuses the buffer's memory if any. */

@@ -216,10 +216,9 @@ static jb_err pg_finish(void *self, const char *owner, const jb_finish *items, s
   const char *params[7] = {owner};
   for (int c = 0; c < 6; c++)
     if ((params[c + 1] = jb_pg_array_end(&a[c])) == NULL)
-      return jb_fail(e, JB_ERR_NOMEM,
-                     "cannot encode %zu job outcomes (out of memory or a result "
-                     "jansson cannot encode)",
-                     n);
+      return a[c].unencodable
+                 ? jb_fail(e, JB_ERR_INVALID, "a job's result cannot be encoded as JSON")
+                 : jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu outcomes", n);
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &st_finish, params, &res, e);
   if (rc != JB_OK) return rc;
