@@ -130,6 +130,21 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
 
 /* ---- workers ---- */
 
+/* The queue refused outcomes as invalid: a handler's result it cannot store (a JSON value
+ * jansson cannot encode). Retrying would never end, so the outcomes are recorded without their
+ * results. Returns false when there was no result to drop. */
+static bool drop_results(worker *w, jb_finish *items, size_t n, const jb_error *e) {
+  bool dropped = false;
+  for (size_t i = 0; i < n; i++) {
+    dropped = dropped || items[i].result != NULL;
+    items[i].result = NULL;
+  }
+  if (dropped)
+    jb_log(JB_LOG_ERROR, "job results cannot be stored; recording the outcomes without them",
+           "error", e->msg, "worker", w->owner, JB_LOG_END);
+  return dropped;
+}
+
 /* Records outcomes, retrying while the database is away (the leases cover the jobs meanwhile;
  * if we die first, the reaper retries them). When stopping, it gives up at the end of the
  * grace period: the jobs stay RUNNING until their lease expires, and the reaper retries them. */
@@ -139,7 +154,9 @@ static void record(worker *w, jb_finish *items, size_t n) {
   while (n > 0) {
     jb_error e;
     size_t applied = 0;
-    if (w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e) == JB_OK) {
+    jb_err rc = w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e);
+    if (rc == JB_ERR_INVALID && drop_results(w, items, n, &e)) continue;
+    if (rc == JB_OK) {
       if (applied < n) {
         char lost[24];
         snprintf(lost, sizeof lost, "%zu", n - applied);

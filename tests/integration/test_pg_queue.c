@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "jobbridge/job_service.h"
+#include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
 static jb_pg *pg;
@@ -373,4 +374,51 @@ Test(pg_queue_conn, unreachable_server_is_a_clear_error, .timeout = 30) {
       strstr(e.msg, "cannot connect to PostgreSQL at postgresql://bob:***@127.0.0.1:1") != NULL,
       "%s", e.msg);
   cr_expect(strstr(e.msg, "hunter2") == NULL, "no password in: %s", e.msg);
+}
+
+/* ---- a worker whose handler returns a result the queue cannot store ---- */
+
+static void unstorable_result(void *self, const jb_job *job, jb_handler_ctx *ctx,
+                              jb_job_result *r) {
+  (void)self;
+  (void)job;
+  (void)ctx;
+  r->success = true;
+  r->result_data = json_object();
+  /* Not UTF-8: jansson holds it (nocheck) but refuses to encode it. */
+  json_object_set_new(r->result_data, "bad", json_string_nocheck("\xff\xfe"));
+}
+
+Test(pg_queue, a_result_that_cannot_be_stored_still_completes_the_job) {
+  jb_error e;
+  jb_config *wcfg = NULL;
+  cr_assert_eq(jb_config_parse("{\"workers\": {\"threads\": 1},"
+                               " \"job_types\": {\"email\": {\"handler\": \"noop\"}}}",
+                               "w.json", &wcfg, &e),
+               JB_OK, "%s", e.msg);
+  jb_pg *conns[2];
+  jb_job_queue queues[2];
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(jb_pg_connect(db_url(), schema, &conns[i], &e), JB_OK, "%s", e.msg);
+    queues[i] = jb_pg_queue(conns[i]);
+  }
+  jb_worker_pool *pool = NULL;
+  cr_assert_eq(jb_worker_pool_new(wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(
+      jb_worker_pool_register(pool, "email", jb_callback_handler(unstorable_result, NULL), &e),
+      JB_OK);
+  json_t *payload = json_object();
+  jb_job_request req = {.job_type = "email", .payload = payload};
+  req.opts.max_retries = -1;
+  jb_create_outcome oc;
+  cr_assert_eq(jb_create_job(&creator, &req, &oc, &e), JB_OK, "%s", e.msg);
+  json_decref(payload);
+  cr_assert_eq(jb_worker_pool_start(pool, &e), JB_OK, "%s", e.msg);
+  for (int i = 0; i < 100 && count("status = 'COMPLETED'") == 0; i++) usleep(100000);
+  jb_worker_pool_free(pool);
+  for (int i = 0; i < 2; i++) jb_pg_close(conns[i]);
+  jb_config_free(wcfg);
+  cr_expect_eq(count("status = 'COMPLETED' AND result IS NULL"), 1,
+               "the job completed, without the result it could not store");
+  cr_expect_eq(count("true"), 1);
 }
