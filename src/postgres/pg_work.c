@@ -143,25 +143,20 @@ static const jb_pg_stmt st_try_lead = {
     ST_TRY_LEAD, "jb_try_lead",
     "SELECT pg_try_advisory_lock(hashtext('jobbridge.relay.' || current_schema()))", 0, false};
 
-/* A PostgreSQL array literal of strings: {"a","b\\"c"}. Caller frees. */
-static char *text_array(char *const *items, size_t n) {
-  size_t len = 3;
-  for (size_t i = 0; i < n; i++) len += 2 * strlen(items[i]) + 3;
-  char *out = malloc(len), *p = out;
-  if (out == NULL) return NULL;
-  *p++ = '{';
-  for (size_t i = 0; i < n; i++) {
-    if (i) *p++ = ',';
-    *p++ = '"';
-    for (const char *c = items[i]; *c; c++) {
-      if (*c == '"' || *c == '\\') *p++ = '\\';
-      *p++ = *c;
-    }
-    *p++ = '"';
-  }
-  *p++ = '}';
-  *p = '\0';
-  return out;
+/* The connection's first parameter buffer as an array literal of strings or of ids; NULL when
+ * memory ran out. Valid until the next statement built on this connection. */
+static const char *texts_param(jb_pg *pg, char *const *items, size_t n) {
+  jb_pg_array *a = &pg->arrays[0];
+  jb_pg_array_begin(a);
+  for (size_t i = 0; i < n; i++) jb_pg_array_text(a, items[i]);
+  return jb_pg_array_end(a);
+}
+
+static const char *ids_param(jb_pg *pg, const int64_t *ids, size_t n) {
+  jb_pg_array *a = &pg->arrays[0];
+  jb_pg_array_begin(a);
+  for (size_t i = 0; i < n; i++) jb_pg_array_int(a, ids[i]);
+  return jb_pg_array_end(a);
 }
 
 /* Forgets the job notifications this session has received so far: a claim sent after them sees
@@ -177,14 +172,15 @@ static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_
                        int lease_s, jb_job **out, size_t *n, jb_error *e) {
   jb_pg *pg = self;
   forget_notifications(pg);
-  char *arr = nqueues ? text_array(queues, nqueues) : NULL;
+  const char *arr = NULL; /* NULL: every queue */
+  if (nqueues > 0 && (arr = texts_param(pg, queues, nqueues)) == NULL)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory for the queue list");
   char maxs[16], lease[16];
   snprintf(maxs, sizeof maxs, "%d", max);
   snprintf(lease, sizeof lease, "%d", lease_s);
   const char *params[4] = {owner, arr, maxs, lease};
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &st_claim, params, &res, e);
-  free(arr);
   if (rc != JB_OK) return rc;
   rc = jb_pg_rows_to_jobs(res, out, n, e);
   PQclear(res);
@@ -356,27 +352,15 @@ static jb_err ob_try_lead(void *self, bool *leader, jb_error *e) {
   return JB_OK;
 }
 
-/* A PostgreSQL array literal of ids: {1,2,3}. Caller frees. */
-static char *id_array(const int64_t *ids, size_t n) {
-  char *arr = malloc(n * 21 + 3), *p = arr;
-  if (arr == NULL) return NULL;
-  *p++ = '{';
-  for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%lld", i ? "," : "", (long long)ids[i]);
-  *p++ = '}';
-  *p = '\0';
-  return arr;
-}
-
 static jb_err ob_fetch(void *self, const int64_t *skip, size_t nskip, int max, jb_outbox_row **out,
                        size_t *n, jb_error *e) {
   char maxs[16];
   snprintf(maxs, sizeof maxs, "%d", max);
-  char *arr = id_array(skip, nskip);
+  const char *arr = ids_param(self, skip, nskip);
   if (arr == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   const char *params[2] = {maxs, arr};
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(self, &st_outbox_fetch, params, &res, e);
-  free(arr);
   if (rc != JB_OK) return rc;
   int rows = PQntuples(res);
   jb_outbox_row *r = calloc(rows ? (size_t)rows : 1, sizeof *r);
@@ -402,12 +386,11 @@ static jb_err ob_fetch(void *self, const int64_t *skip, size_t nskip, int max, j
 
 static jb_err ob_remove(void *self, const int64_t *ids, size_t n, jb_error *e) {
   if (n == 0) return JB_OK;
-  char *arr = id_array(ids, n);
+  const char *arr = ids_param(self, ids, n);
   if (arr == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   const char *params[1] = {arr};
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(self, &st_outbox_delete, params, &res, e);
-  free(arr);
   PQclear(res);
   return rc;
 }
