@@ -76,6 +76,15 @@ const jb_migration jb_migrations[] = {
     {5, "running jobs asked to cancel",
      "CREATE INDEX jobs_cancel_requested_idx ON jobs (locked_by)\n"
      "  WHERE cancel_requested AND status = 'RUNNING';\n"},
+    /* The notifications move out of the data transactions: jobbridge sends them itself once
+     * the data has committed (see ST_NOTIFY in pg.c). A NOTIFY inside a transaction holds a
+     * database-wide lock through that transaction's commit flush, so every ingest and every
+     * finish queued behind the others' fsyncs. */
+    {6, "notifications sent after commit, not from triggers",
+     "DROP TRIGGER jobs_notify ON jobs;\n"
+     "DROP TRIGGER outbox_notify ON outbox;\n"
+     "DROP FUNCTION notify_jobs();\n"
+     "DROP FUNCTION notify_outbox();\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

@@ -28,6 +28,7 @@ typedef enum {
   ST_OUTBOX_DELETE,
   ST_CANCEL_CHECK,
   ST_TRY_LEAD,
+  ST_NOTIFY,
   ST_COUNT
 } jb_pg_slot;
 
@@ -65,6 +66,10 @@ jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PG
                   jb_error *e) JB_MUST_CHECK;
 /* Runs plain SQL expecting no rows of interest. */
 jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) JB_MUST_CHECK;
+/* Wakes the listeners of jobbridge_<what>_<schema> ("jobs": idle workers, "outbox": the relay)
+ * after a commit that gave them work. Best effort: a lost notification costs its listener one
+ * polling interval, never a job or an event, so a failure is only logged (debug). */
+void jb_pg_notify(jb_pg *pg, const char *what);
 /* Best-effort ROLLBACK after a failure (nothing to do on a dead connection). */
 void jb_pg_rollback(jb_pg *pg);
 jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e);

@@ -218,8 +218,10 @@ static jb_err pg_finish(void *self, const char *owner, const jb_finish *items, s
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &st_finish, params, &res, e);
   if (rc != JB_OK) return rc;
-  if (applied) *applied = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  size_t done = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
+  if (done > 0) jb_pg_notify(pg, "outbox");
+  if (applied) *applied = done;
   return JB_OK;
 }
 
@@ -259,8 +261,10 @@ static jb_err pg_reap(void *self, double base_s, double max_s, size_t *reaped, j
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &st_reap, params, &res, e);
   if (rc != JB_OK) return rc;
-  if (reaped) *reaped = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  size_t done = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
+  if (done > 0) jb_pg_notify(self, "outbox");
+  if (reaped) *reaped = done;
   return JB_OK;
 }
 

@@ -1,6 +1,7 @@
 /* The PostgreSQL JobQueue against a real server (JOBBRIDGE_DATABASE_URL, from tests/run.sh).
  * Each test works in a schema of its own, so tests are independent. */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static void setup(void) {
   cr_assert_eq(jb_pg_connect(db_url(), schema, &pg, &e), JB_OK, "%s", e.msg);
   int applied = -1;
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
-  cr_assert_eq(applied, 5);
+  cr_assert_eq(applied, 6);
   cr_assert_eq(jb_config_parse("{\"job_types\": {\"email\": {\"handler\": \"noop\"},"
                                " \"resize\": {\"handler\": \"noop\", \"max_retries\": 9}}}",
                                "t.json", &cfg, &e),
@@ -84,7 +85,7 @@ Test(pg_queue, migrations_are_idempotent) {
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
   cr_expect_eq(applied, 0, "a second run applies nothing");
   PGresult *res = PQexec(jb_pg_conn(pg), "SELECT version FROM schema_migrations");
-  cr_expect_eq(PQntuples(res), 5);
+  cr_expect_eq(PQntuples(res), 6);
   PQclear(res);
   /* A second connection migrating the same schema also finds nothing to do. */
   jb_pg *other;
@@ -421,4 +422,70 @@ Test(pg_queue, a_result_that_cannot_be_stored_still_completes_the_job) {
   cr_expect_eq(count("status = 'COMPLETED' AND result IS NULL"), 1,
                "the job completed, without the result it could not store");
   cr_expect_eq(count("true"), 1);
+}
+
+/* A notification on jobbridge_<what>_<schema> within five seconds, and, once it is there, the
+ * number of rows `sql` counts as seen by the listener's own session. -1: no notification. */
+static long notified_then_count(PGconn *listener, const char *what, const char *sql) {
+  char channel[160];
+  snprintf(channel, sizeof channel, "jobbridge_%s_%s", what, schema);
+  for (int i = 0; i < 50; i++) {
+    struct pollfd pfd = {PQsocket(listener), POLLIN, 0};
+    poll(&pfd, 1, 100);
+    PQconsumeInput(listener);
+    PGnotify *n;
+    bool mine = false;
+    while ((n = PQnotifies(listener)) != NULL) {
+      mine = mine || strcmp(n->relname, channel) == 0;
+      PQfreemem(n);
+    }
+    if (mine) {
+      PGresult *res = PQexec(listener, sql);
+      long rows = atol(PQgetvalue(res, 0, 0));
+      PQclear(res);
+      return rows;
+    }
+  }
+  return -1;
+}
+
+/* Idle workers and the relay are woken by notifications sent once the data has committed: the
+ * listener sees the new job, and then the outbox event, when its notification arrives. */
+Test(pg_queue, notifications_follow_the_commit) {
+  PGconn *listener = PQconnectdb(db_url());
+  cr_assert_eq(PQstatus(listener), CONNECTION_OK, "%s", PQerrorMessage(listener));
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SET search_path TO %s; LISTEN \"jobbridge_jobs_%s\"; "
+           "LISTEN \"jobbridge_outbox_%s\"",
+           schema, schema, schema);
+  PGresult *res = PQexec(listener, sql);
+  cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(listener));
+  PQclear(res);
+
+  char id[37];
+  create("email", "default", 0, NULL, id);
+  cr_expect_eq(notified_then_count(listener, "jobs", "SELECT count(*) FROM jobs"), 1,
+               "the new job is visible when its notification arrives");
+
+  jb_job_queue q = jb_pg_queue(pg);
+  jb_job *jobs = NULL;
+  size_t n = 0;
+  jb_error e;
+  cr_assert_eq(q.ops->claim(q.self, "t/w0", NULL, 0, 10, 60, &jobs, &n, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(n, 1);
+  jb_finish f = {.status = JB_STATUS_COMPLETED};
+  memcpy(f.id, jobs[0].id, sizeof f.id);
+  size_t applied = 0;
+  cr_assert_eq(q.ops->finish(q.self, "t/w0", &f, 1, &applied, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(applied, 1);
+  jb_jobs_free(jobs, n);
+  cr_expect_eq(notified_then_count(listener, "outbox", "SELECT count(*) FROM outbox"), 1,
+               "the job.completed event is visible when its notification arrives");
+
+  /* An outcome that changes nothing (the job is no longer ours) wakes nobody. */
+  cr_assert_eq(q.ops->finish(q.self, "t/w0", &f, 1, &applied, &e), JB_OK, "%s", e.msg);
+  cr_expect_eq(applied, 0);
+  cr_expect_eq(notified_then_count(listener, "outbox", "SELECT 1"), -1);
+  PQfinish(listener);
 }
