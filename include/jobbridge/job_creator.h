@@ -32,6 +32,7 @@ typedef enum {
 typedef struct jb_create_outcome {
   jb_create_status status;
   char id[37];
+  jb_time created_at; /* JB_CREATE_CREATED: when the job was stored; 0 otherwise */
 } jb_create_outcome;
 
 typedef struct jb_job_creator_ops {

@@ -19,6 +19,11 @@ typedef struct jb_new_job {
   const char *created_by;
   json_t *metadata; /* NULL: {} */
   const char *dedupe_key;
+  /* Non-NULL: the job is handed straight to an idle worker of this process, and is stored
+   * already RUNNING under this owner (locked_by) with a lease of lease_s, as a claim would
+   * leave it. NULL: stored waiting. */
+  const char *run_by;
+  int lease_s;
 } jb_new_job;
 
 /* Filters of list; NULL / <0 / 0 mean "any". */
@@ -42,7 +47,8 @@ typedef struct jb_finish {
 
 typedef struct jb_job_queue_ops {
   /* Stores n jobs in one transaction; a dedupe_key already present (or repeated in the batch)
-   * is not an error: out[i] says JB_CREATE_DUPLICATE with the existing job's id. */
+   * is not an error: out[i] says JB_CREATE_DUPLICATE with the existing job's id. A created
+   * job's out[i].created_at is the database's. */
   jb_err (*enqueue)(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
                     jb_error *e);
   /* Fills *out (caller owns, free with jb_job_clear). JB_ERR_NOT_FOUND if no such job. */
@@ -74,9 +80,10 @@ typedef struct jb_job_queue_ops {
   /* Jobs RUNNING with an expired lease (their worker died) fail retriably: RETRYING with backoff
    * or DEAD_LETTER when exhausted (FAILED "Job cancelled" if cancellation was requested). */
   jb_err (*reap)(void *self, double base_s, double max_s, size_t *reaped, jb_error *e);
-  /* Blocks until jobs may be waiting (a notification since the last claim) or timeout_ms
-   * passes. */
-  jb_err (*wait)(void *self, int timeout_ms, jb_error *e);
+  /* Blocks until jobs may be waiting (a notification since the last claim), wake_fd (if not
+   * -1) becomes readable, or timeout_ms passes (0: only looks). *notified (may be NULL) tells
+   * whether a notification came. */
+  jb_err (*wait)(void *self, int timeout_ms, int wake_fd, bool *notified, jb_error *e);
   /* Asks for a RUNNING job to be cancelled (its worker stops the handler). */
   jb_err (*request_cancel)(void *self, const char *id, jb_error *e);
 } jb_job_queue_ops;

@@ -8,14 +8,39 @@
 #include "jobbridge/job_creator.h"
 #include "jobbridge/job_queue.h"
 
+/* Idle workers of this process that new jobs can be handed to straight from the transaction
+ * that creates them, skipping the notification and the claim (the worker pool implements it).
+ * Callable from any thread. */
+typedef struct jb_dispatcher_ops {
+  /* Reserves an idle worker that serves queue_name: *owner gets its locked_by (owned by the
+   * dispatcher, valid as long as it is) and *lease_s its lease; returns the worker's slot.
+   * -1: no worker is idle; -2: none of the idle ones serves that queue. A reservation must end
+   * in hand or release. */
+  int (*reserve)(void *self, const char *queue_name, const char **owner, int *lease_s);
+  /* The job is committed RUNNING under the slot's owner: the worker runs it. Takes what *job
+   * owns. */
+  void (*hand)(void *self, int slot, jb_job *job);
+  /* The reservation is not used (the insert failed, or the job was a duplicate). */
+  void (*release)(void *self, int slot);
+} jb_dispatcher_ops;
+
+typedef struct jb_dispatcher {
+  const jb_dispatcher_ops *ops; /* NULL: no dispatch, every job is stored waiting */
+  void *self;
+} jb_dispatcher;
+
 typedef struct jb_job_service {
   jb_job_queue queue;   /* borrowed */
   const jb_config *cfg; /* borrowed: the registered job types */
   int cancel_wait_ms;   /* cancel of a RUNNING job: how long to wait for it to stop */
+  jb_dispatcher dispatch;
 } jb_job_service;
 
-/* Binds a service to a queue and a config; both must outlive it. */
+/* Binds a service to a queue and a config; both must outlive it. No dispatcher. */
 void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_config *cfg);
+
+/* Jobs due now go straight to idle workers of d (borrowed; it must outlive the service). */
+void jb_job_service_set_dispatcher(jb_job_service *svc, jb_dispatcher d);
 
 /* The JobCreator port backed by this service (borrows svc). */
 jb_job_creator jb_job_service_creator(jb_job_service *svc);

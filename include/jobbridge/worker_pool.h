@@ -6,10 +6,11 @@
 #include "jobbridge/config.h"
 #include "jobbridge/job_handler.h"
 #include "jobbridge/job_queue.h"
+#include "jobbridge/job_service.h"
 
 typedef struct jb_worker_pool jb_worker_pool;
 
-/* A pool of cfg->workers_threads workers (0: one per core). queues[i] serves worker i and
+/* A pool of cfg->workers_threads workers (0: two per core, at least 4). queues[i] serves worker i and
  * queues[nthreads] the maintenance thread (lease renewal, cancellation, the reaper): each must
  * be its own connection, used by that thread only. Handlers for cfg's job types are built
  * here; `instance` names this process in locked_by. cfg and queues are borrowed. */
@@ -28,6 +29,10 @@ jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) JB_MUST_CHECK;
 /* Stops claiming, lets running handlers finish for up to grace_s, then stops them (their jobs
  * return to RETRYING without burning a retry), records every outcome, and joins the threads. */
 void jb_worker_pool_stop(jb_worker_pool *p, double grace_s);
+
+/* The pool as a JobService dispatcher: jobs created while a worker is idle are handed to it
+ * from the creating transaction (borrows p; valid until jb_worker_pool_free). */
+jb_dispatcher jb_worker_pool_dispatcher(jb_worker_pool *p);
 
 /* Stops if running, then frees (handlers included). */
 void jb_worker_pool_free(jb_worker_pool *p);

@@ -164,6 +164,10 @@ static int serve(const jb_config *cfg, const char *path) {
     code = jb_report(&e);
     goto out;
   }
+  /* Jobs due now go straight to idle workers of this instance, skipping the notification and
+   * the claim; the others wait in the table for any instance's workers. */
+  for (size_t i = 0; pool != NULL && i < nc; i++)
+    jb_job_service_set_dispatcher(&svcs[i], jb_worker_pool_dispatcher(pool));
   jb_job_trigger port = jb_mq_trigger_port(trigger);
   if (jb_outbox_relay_start(relay, &e) != JB_OK ||
       (pool != NULL && jb_worker_pool_start(pool, &e) != JB_OK) ||

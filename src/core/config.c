@@ -80,7 +80,7 @@ static const key_decl root_keys[] = {
     {"workers.enabled", K_BOOL, CFG(workers_enabled), 0, "true", 0, 0, false,
      "run workers in this instance (false: an ingest-only instance)"},
     {"workers.threads", K_INT, CFG(workers_threads), 0, "0", 0, 256, false,
-     "worker threads (0: one per core)"},
+     "worker threads (0: two per core, at least 4)"},
     {"workers.queues", K_STRINGS, CFG(workers_queues), CFG(workers_queues_len), "[]", 0, 0, false,
      "queues the workers serve (empty: all)"},
     {"workers.lease_s", K_INT, CFG(workers_lease_s), 0, "30", 1, 86400, false,

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "jobbridge/log.h"
+
 #define JB_MAX_QUEUE_NAME 127
 #define JB_MAX_DEDUPE_KEY 1024
 
@@ -15,6 +17,11 @@ void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_confi
   svc->queue = queue;
   svc->cfg = cfg;
   svc->cancel_wait_ms = 15000;
+  svc->dispatch = (jb_dispatcher){NULL, NULL};
+}
+
+void jb_job_service_set_dispatcher(jb_job_service *svc, jb_dispatcher d) {
+  svc->dispatch = d;
 }
 
 bool jb_is_uuid(const char *s) {
@@ -107,6 +114,78 @@ jb_err jb_job_service_validate(const jb_job_service *svc, const jb_job_request *
   return JB_OK;
 }
 
+/* Reserves idle workers for the jobs due now, highest priority first, one job each: slot[i]
+ * gets job i's worker (its run_by and lease are set), or stays -1. */
+static void reserve_workers(jb_job_service *svc, jb_new_job *jobs, size_t n, int *slot) {
+  const jb_dispatcher *d = &svc->dispatch;
+  jb_time now = jb_time_now();
+  bool *tried = calloc(n, sizeof *tried);
+  if (tried == NULL) return; /* the jobs are stored waiting, as without a dispatcher */
+  for (;;) {
+    size_t best = n;
+    for (size_t i = 0; i < n; i++)
+      if (!tried[i] && jobs[i].scheduled_at <= now &&
+          (best == n || jobs[i].priority > jobs[best].priority))
+        best = i;
+    if (best == n) break;
+    tried[best] = true;
+    int s =
+        d->ops->reserve(d->self, jobs[best].queue_name, &jobs[best].run_by, &jobs[best].lease_s);
+    if (s < 0) {
+      jobs[best].run_by = NULL;
+      if (s == -1) break; /* nobody idle; -2: not this queue, another job's may do */
+      continue;
+    }
+    slot[best] = s;
+  }
+  free(tried);
+}
+
+/* The job as the worker would have claimed it: what was stored, RUNNING since `at`. */
+static jb_err running_job(const jb_new_job *nj, jb_time at, jb_job *j) {
+  memset(j, 0, sizeof *j);
+  memcpy(j->id, nj->id, sizeof j->id);
+  j->queue_name = strdup(nj->queue_name);
+  j->job_type = strdup(nj->job_type);
+  j->payload = json_deep_copy(nj->payload);
+  j->priority = nj->priority;
+  j->max_retries = nj->max_retries;
+  j->scheduled_at = nj->scheduled_at != 0 ? nj->scheduled_at : at;
+  j->started_at = j->created_at = j->updated_at = at;
+  j->status = JB_STATUS_RUNNING;
+  if (nj->created_by != NULL) snprintf(j->created_by, sizeof j->created_by, "%s", nj->created_by);
+  j->metadata = nj->metadata != NULL ? json_deep_copy(nj->metadata) : json_object();
+  j->dedupe_key = nj->dedupe_key != NULL ? strdup(nj->dedupe_key) : NULL;
+  j->locked_by = strdup(nj->run_by);
+  j->locked_until = at + (jb_time)nj->lease_s * 1000000;
+  if (j->queue_name && j->job_type && j->payload && j->metadata && j->locked_by &&
+      (nj->dedupe_key == NULL || j->dedupe_key))
+    return JB_OK;
+  jb_job_clear(j);
+  return JB_ERR_NOMEM;
+}
+
+/* After the insert: each reserved worker gets its job if it was created, or is let go. */
+static void hand_over(jb_job_service *svc, const jb_new_job *jobs, size_t n, const int *slot,
+                      jb_err rc, const jb_create_outcome *out) {
+  const jb_dispatcher *d = &svc->dispatch;
+  for (size_t i = 0; i < n; i++) {
+    if (slot[i] < 0) continue;
+    jb_job job;
+    if (rc != JB_OK || out[i].status != JB_CREATE_CREATED) {
+      d->ops->release(d->self, slot[i]);
+    } else if (running_job(&jobs[i], out[i].created_at, &job) == JB_OK) {
+      d->ops->hand(d->self, slot[i], &job);
+    } else {
+      d->ops->release(d->self, slot[i]);
+      jb_log(JB_LOG_ERROR,
+             "out of memory handing a job to its worker; the reaper retries it when its lease "
+             "expires",
+             "job_id", jobs[i].id, JB_LOG_END);
+    }
+  }
+}
+
 static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t n,
                                   jb_create_outcome *out, jb_error *e) {
   jb_job_service *svc = self;
@@ -116,6 +195,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     if (rc != JB_OK) return rc;
   }
   jb_new_job *jobs = calloc(n, sizeof *jobs);
+  int *slot = NULL;
   if (jobs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for %zu jobs", n);
   for (size_t i = 0; i < n; i++) {
     const jb_job_request *r = &reqs[i];
@@ -131,7 +211,13 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     jobs[i].metadata = r->opts.metadata;
     jobs[i].dedupe_key = r->opts.dedupe_key;
   }
+  if (svc->dispatch.ops != NULL && (slot = malloc(n * sizeof *slot)) != NULL) {
+    for (size_t i = 0; i < n; i++) slot[i] = -1;
+    reserve_workers(svc, jobs, n, slot);
+  }
   jb_err rc = svc->queue.ops->enqueue(svc->queue.self, jobs, n, out, e);
+  if (slot != NULL) hand_over(svc, jobs, n, slot, rc, out);
+  free(slot);
   free(jobs);
   return rc;
 }

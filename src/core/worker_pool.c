@@ -3,12 +3,14 @@
  * (a JobQueue) belongs to exactly one of these threads. */
 #include "jobbridge/worker_pool.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +35,11 @@ typedef struct slot {
   jb_handler_ctx ctx;
 } slot;
 
+/* Where a worker stands for the dispatcher (guarded by the pool's idle_lock): BUSY claims and
+ * runs; IDLE waits and may be reserved; RESERVED waits for the job an ingest transaction is
+ * creating for it; HANDED has that job in `handed`. */
+typedef enum { W_BUSY, W_IDLE, W_RESERVED, W_HANDED } worker_state;
+
 typedef struct worker {
   struct jb_worker_pool *pool;
   int index;
@@ -41,6 +48,10 @@ typedef struct worker {
   char owner[160];
   slot slot;
   unsigned seed;
+  worker_state state;
+  jb_job handed;
+  pthread_cond_t resolved; /* RESERVED became HANDED or IDLE */
+  int wake_fd;             /* an eventfd: written when a job is handed over */
 } worker;
 
 struct jb_worker_pool {
@@ -57,11 +68,21 @@ struct jb_worker_pool {
   atomic_int stop_handlers; /* a jb_stop_reason for every running handler, after the grace */
   atomic_int_fast64_t grace_end_ms; /* when stopping: outcomes are retried until then */
   bool running;
+  pthread_mutex_t idle_lock; /* the workers' states */
+  atomic_int idle;           /* how many are IDLE: the dispatcher's quick "nobody" */
 };
 
+/* By default two workers per core, at least four: a worker spends much of each job waiting on
+ * the database (the finish, a claim) or on its handler's I/O, and a worker that is idle when a
+ * job arrives gets it straight from the ingest transaction. At 1,000 events/s on two cores, two
+ * workers were idle for 18% of arrivals (p50 5.5 ms), four for 81% (p50 4.4 ms). */
 size_t jb_worker_pool_connections(const jb_config *cfg) {
-  long n = cfg->workers_threads > 0 ? cfg->workers_threads : sysconf(_SC_NPROCESSORS_ONLN);
-  return (size_t)(n > 0 ? n : 1) + 1;
+  long n = cfg->workers_threads;
+  if (n <= 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    n = cores > 2 ? 2 * cores : 4;
+  }
+  return (size_t)n + 1;
 }
 
 static const jb_job_handler *find_handler(const jb_worker_pool *p, const char *job_type) {
@@ -213,17 +234,131 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
            jb_status_name(out->status), "error", out->error, JB_LOG_END);
 }
 
+/* ---- handing new jobs straight to idle workers (the dispatcher) ---- */
+
+static bool serves_queue(const jb_config *cfg, const char *queue_name) {
+  if (cfg->workers_queues_len == 0) return true;
+  for (size_t i = 0; i < cfg->workers_queues_len; i++)
+    if (strcmp(cfg->workers_queues[i], queue_name) == 0) return true;
+  return false;
+}
+
+static int pool_reserve(void *self, const char *queue_name, const char **owner, int *lease_s) {
+  jb_worker_pool *p = self;
+  if (atomic_load(&p->idle) == 0) return -1;
+  if (!serves_queue(p->cfg, queue_name)) return -2;
+  int found = -1;
+  pthread_mutex_lock(&p->idle_lock);
+  for (size_t i = 0; found < 0 && !atomic_load(&p->stopping) && i < p->n; i++)
+    if (p->workers[i].state == W_IDLE) {
+      p->workers[i].state = W_RESERVED;
+      atomic_fetch_sub(&p->idle, 1);
+      found = (int)i;
+    }
+  pthread_mutex_unlock(&p->idle_lock);
+  if (found >= 0) {
+    *owner = p->workers[found].owner;
+    *lease_s = p->cfg->workers_lease_s;
+  }
+  return found;
+}
+
+static void pool_hand(void *self, int which, jb_job *job) {
+  jb_worker_pool *p = self;
+  worker *w = &p->workers[which];
+  pthread_mutex_lock(&p->idle_lock);
+  w->handed = *job;
+  w->state = W_HANDED;
+  pthread_cond_signal(&w->resolved);
+  pthread_mutex_unlock(&p->idle_lock);
+  memset(job, 0, sizeof *job);
+  uint64_t one = 1;
+  if (write(w->wake_fd, &one, sizeof one) < 0) { /* the counter is set already */
+  }
+}
+
+static void pool_release(void *self, int which) {
+  jb_worker_pool *p = self;
+  worker *w = &p->workers[which];
+  pthread_mutex_lock(&p->idle_lock);
+  if (w->state == W_RESERVED) {
+    w->state = W_IDLE;
+    atomic_fetch_add(&p->idle, 1);
+  }
+  pthread_cond_signal(&w->resolved);
+  pthread_mutex_unlock(&p->idle_lock);
+}
+
+static const jb_dispatcher_ops dispatcher_ops = {
+    .reserve = pool_reserve, .hand = pool_hand, .release = pool_release};
+
+jb_dispatcher jb_worker_pool_dispatcher(jb_worker_pool *p) {
+  return (jb_dispatcher){&dispatcher_ops, p};
+}
+
+/* Idle: waits for a notification, a job handed over, or the polling interval (which also finds
+ * due retries). Returns how many jobs it put in *jobs: the one handed over, or none. *notified:
+ * a notification came too (jobs may be waiting in the table). */
+static size_t idle_wait(worker *w, jb_job **jobs, bool *notified) {
+  jb_worker_pool *p = w->pool;
+  int timeout = p->cfg->workers_poll_ms > 200 ? 200 : p->cfg->workers_poll_ms;
+  uint64_t count;
+  /* A wake-up left from a hand-over taken after a notification: nothing is handed now. */
+  if (read(w->wake_fd, &count, sizeof count) < 0) { /* none left: the usual case */
+  }
+  pthread_mutex_lock(&p->idle_lock);
+  if (!atomic_load(&p->stopping)) {
+    w->state = W_IDLE;
+    atomic_fetch_add(&p->idle, 1);
+  }
+  pthread_mutex_unlock(&p->idle_lock);
+  jb_error e;
+  if (w->q.ops->wait(w->q.self, timeout, w->wake_fd, notified, &e) != JB_OK) {
+    *notified = true; /* claim (and so retry the database) after the pause */
+    jb_sleep_ms(100);
+  }
+  if (read(w->wake_fd, &count, sizeof count) < 0) { /* nothing was handed over */
+  }
+  size_t n = 0;
+  pthread_mutex_lock(&p->idle_lock);
+  /* A reserved worker waits for its job: the transaction creating it is under way. */
+  while (w->state == W_RESERVED) pthread_cond_wait(&w->resolved, &p->idle_lock);
+  if (w->state == W_HANDED) {
+    if ((*jobs = malloc(sizeof **jobs)) != NULL) {
+      **jobs = w->handed;
+      n = 1;
+    } else {
+      jb_log(JB_LOG_ERROR,
+             "out of memory taking a job handed over; the reaper retries it when its lease "
+             "expires",
+             "job_id", w->handed.id, JB_LOG_END);
+      jb_job_clear(&w->handed);
+    }
+    memset(&w->handed, 0, sizeof w->handed);
+  } else if (w->state == W_IDLE) {
+    atomic_fetch_sub(&p->idle, 1);
+  }
+  w->state = W_BUSY;
+  pthread_mutex_unlock(&p->idle_lock);
+  return n;
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   jb_worker_pool *p = w->pool;
   const jb_config *cfg = p->cfg;
   long backoff = 100;
   int claim = 1;
+  /* Jobs may be waiting in the table: at start, after a notification or the polling interval,
+   * and after a full claim. Otherwise the worker waits idle, where new jobs are handed to it
+   * straight from the transaction that creates them. */
+  bool must_claim = true;
   while (!atomic_load(&p->stopping)) {
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
-    if (w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len, claim,
+    if (must_claim &&
+        w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len, claim,
                         cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner,
              JB_LOG_END);
@@ -232,14 +367,18 @@ static void *worker_main(void *arg) {
       continue;
     }
     backoff = 100;
+    bool handed = false;
+    must_claim = false;
     if (n == 0) {
       free(jobs);
-      /* Idle: a NOTIFY on insert wakes us; poll_ms is the fallback (and finds due retries). */
-      if (w->q.ops->wait(w->q.self, cfg->workers_poll_ms > 200 ? 200 : cfg->workers_poll_ms, &e) !=
-          JB_OK)
-        jb_sleep_ms(100);
-      continue;
+      jobs = NULL;
+      bool notified = false;
+      n = idle_wait(w, &jobs, &notified);
+      must_claim = notified || n == 0;
+      if (n == 0) continue;
+      handed = true;
     }
+    must_claim = must_claim || (!handed && n == (size_t)claim);
     /* Claimed rows come back in no particular order: run the highest priority first. */
     for (size_t i = 1; i < n; i++)
       for (size_t j = i; j > 0 && (jobs[j].priority > jobs[j - 1].priority ||
@@ -272,7 +411,9 @@ static void *worker_main(void *arg) {
     }
     record(w, fin + recorded, done - recorded);
     int64_t per_job = (jb_mono_ms() - started) / (int64_t)n;
-    if (per_job < FAST_HANDLER_MS && n == (size_t)claim)
+    if (handed)
+      ; /* a job handed over says nothing of how much a claim should take */
+    else if (per_job < FAST_HANDLER_MS && n == (size_t)claim)
       claim = claim * 2 > CLAIM_MAX ? CLAIM_MAX : claim * 2;
     else if (per_job >= FAST_HANDLER_MS)
       claim = 1;
@@ -367,7 +508,17 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
     w->seed = (unsigned)(time(NULL) ^ (long)i * 2654435761u ^ getpid());
     snprintf(w->owner, sizeof w->owner, "%s/w%zu", instance, i);
     pthread_mutex_init(&w->slot.lock, NULL);
+    pthread_cond_init(&w->resolved, NULL);
+    w->state = W_BUSY;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   }
+  pthread_mutex_init(&p->idle_lock, NULL);
+  for (size_t i = 0; i < p->n; i++)
+    if (p->workers[i].wake_fd < 0) {
+      jb_fail(e, JB_ERR_IO, "cannot create a worker's wake-up descriptor: %s", strerror(errno));
+      jb_worker_pool_free(p);
+      return JB_ERR_IO;
+    }
   p->maint_q = queues[p->n];
   jb_err rc = JB_OK;
   for (size_t i = 0; rc == JB_OK && i < cfg->job_types_len; i++) {
@@ -451,7 +602,14 @@ void jb_worker_pool_free(jb_worker_pool *p) {
     free(p->handlers[i].job_type);
   }
   free(p->handlers);
-  for (size_t i = 0; i < p->n; i++) pthread_mutex_destroy(&p->workers[i].slot.lock);
+  for (size_t i = 0; i < p->n; i++) {
+    worker *w = &p->workers[i];
+    pthread_mutex_destroy(&w->slot.lock);
+    pthread_cond_destroy(&w->resolved);
+    if (w->wake_fd >= 0) close(w->wake_fd);
+    jb_job_clear(&w->handed); /* only if the pool never ran it: the reaper retries the job */
+  }
+  pthread_mutex_destroy(&p->idle_lock);
   free(p->workers);
   free(p);
 }

@@ -17,16 +17,20 @@ static const jb_pg_stmt stmts[] = {
     [ST_ENQUEUE] =
         {ST_ENQUEUE, "jb_enqueue",
          "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
-         "  scheduled_at, status, created_by, metadata, dedupe_key)\n"
-         "SELECT id, q, t, p, pr, mr, s, CASE WHEN s > now() THEN 'SCHEDULED' ELSE 'PENDING' END,\n"
-         "  cb, coalesce(m, '{}'), d\n"
+         "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"
+         "  locked_until)\n"
+         "SELECT id, q, t, p, pr, mr, s,\n"
+         "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"
+         "    ELSE 'PENDING' END,\n"
+         "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"
+         "  now() + l * interval '1 second'\n"
          "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"
          "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::int[], $6::int[],\n"
-         "    $7::int8[], $8::uuid[], $9::jsonb[], $10::text[])\n"
-         "    AS u(id, q, t, p, pr, mr, su, cb, m, d)) x\n"
+         "    $7::int8[], $8::uuid[], $9::jsonb[], $10::text[], $11::text[], $12::int[])\n"
+         "    AS u(id, q, t, p, pr, mr, su, cb, m, d, o, l)) x\n"
          "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
-         "RETURNING id::text",
-         10},
+         "RETURNING id::text, " JB_US("created_at") ", locked_by IS NULL",
+         12},
     [ST_DEDUPE_LOOKUP] =
         {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
          "SELECT dedupe_key, id::text FROM jobs WHERE dedupe_key = ANY($1::text[])", 1},
@@ -384,6 +388,11 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
     jb_pg_array_text(&a[7], j->created_by);
     jb_pg_array_json(&a[8], j->metadata);
     jb_pg_array_text(&a[9], j->dedupe_key);
+    jb_pg_array_text(&a[10], j->run_by);
+    if (j->run_by != NULL)
+      jb_pg_array_int(&a[11], j->lease_s);
+    else
+      jb_pg_array_text(&a[11], NULL);
   }
   const char *params[JB_ENQUEUE_COLUMNS];
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++)
@@ -395,10 +404,18 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
   jb_err rc = jb_pg_exec(pg, &stmts[ST_ENQUEUE], params, &res, e);
   if (rc != JB_OK) return rc;
   size_t created = (size_t)PQntuples(res);
-  if (created > 0) jb_pg_notify(pg, "jobs");
+  /* Every row comes from one statement, so one created_at; jobs handed to a worker (stored
+   * RUNNING) need nobody woken. */
+  jb_time at = created ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+  for (size_t r = 0; r < created; r++)
+    if (PQgetvalue(res, (int)r, 2)[0] == 't') {
+      jb_pg_notify(pg, "jobs");
+      break;
+    }
   if (created == n) { /* the common case: no duplicate */
     for (size_t i = 0; i < n; i++) {
       out[i].status = JB_CREATE_CREATED;
+      out[i].created_at = at;
       memcpy(out[i].id, jobs[i].id, sizeof out[i].id);
     }
     PQclear(res);
@@ -415,6 +432,7 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
     const char *mine = jobs[i].id;
     bool made = bsearch(&mine, ids, created, sizeof *ids, cmp_id) != NULL;
     out[i].status = made ? JB_CREATE_CREATED : JB_CREATE_DUPLICATE;
+    out[i].created_at = made ? at : 0;
     memcpy(out[i].id, made ? jobs[i].id : "", made ? sizeof out[i].id : 1);
   }
   free(ids);

@@ -7,7 +7,7 @@
 #include "postgres/pg_array.h"
 
 /* The columns enqueue sends, one array parameter each; the most of any statement. */
-#define JB_ENQUEUE_COLUMNS 10
+#define JB_ENQUEUE_COLUMNS 12
 
 /* Every prepared statement has a slot; a connection prepares each on first use. */
 typedef enum {
@@ -20,6 +20,7 @@ typedef enum {
   ST_RETRY,
   ST_STATS,
   ST_CLAIM,
+  ST_CLAIM_ANY,
   ST_FINISH,
   ST_RENEW,
   ST_REAP,

@@ -26,29 +26,40 @@
   "\n"                                                                                  \
   "  FROM upd ORDER BY id)\n"
 
-/* Statements that search the jobs table by status (claim, renew, the cancellation check, the
- * reaper) are planned at every run (plan_each_run): a plan cached while the table was empty,
- * as after a fresh deployment, read the whole table on every run once it had grown (a claim
- * went from 0.2 to 0.7 ms in 30 s at 1,000 jobs/s, and the half-second cancellation check
- * scanned every job). The finish looks jobs up by primary key, and enqueue only inserts: their
- * cached plans stay good. */
-static const jb_pg_stmt st_claim = {
-    ST_CLAIM, "jb_claim",
-    /* River/Oban shape: pick due waiting rows in claim order, skipping rows other workers hold,
-     * then mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition).
-     * The claimed ids reach the UPDATE as an array: joined to the CTE instead, the generic
-     * plan (from the sixth run on) hashed the whole table for every claim. */
-    "WITH next AS (\n"
-    "  SELECT id AS claim_id FROM jobs\n"
-    "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n"
-    "    AND ($2::text[] IS NULL OR queue_name = ANY($2::text[]))\n"
-    "  ORDER BY priority DESC, scheduled_at, id\n"
-    "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"
-    "UPDATE jobs SET status = 'RUNNING', started_at = now(), updated_at = now(), locked_by = $1,\n"
-    "  locked_until = now() + $4::int * interval '1 second'\n"
-    "WHERE id = ANY(ARRAY(SELECT claim_id FROM next))\n"
-    "RETURNING " JB_JOB_COLUMNS,
-    4, true};
+/* Statements that search the jobs table by status (the claim of some queues, renew, the
+ * cancellation check, the reaper) are planned at every run (plan_each_run): a plan cached while
+ * the table was empty, as after a fresh deployment, read the whole table on every run once it
+ * had grown (the half-second cancellation check scanned every job). The claim of every queue
+ * is the exception (see st_claim_any). The finish looks jobs up by primary key, and enqueue
+ * only inserts: their cached plans stay good. */
+/* River/Oban shape: pick due waiting rows in claim order, skipping rows other workers hold, then
+ * mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition). The claimed
+ * ids reach the UPDATE as an array: joined to the CTE instead, the generic plan (from the sixth
+ * run on) hashed the whole table for every claim. */
+#define CLAIM(queue_filter)                                                                       \
+  "WITH next AS (\n"                                                                              \
+  "  SELECT id AS claim_id FROM jobs\n"                                                           \
+  "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n"            \
+  "    " queue_filter                                                                             \
+  "\n"                                                                                            \
+  "  ORDER BY priority DESC, scheduled_at, id\n"                                                  \
+  "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"                                                     \
+  "UPDATE jobs SET status = 'RUNNING', started_at = now(), updated_at = now(), locked_by = $1,\n" \
+  "  locked_until = now() + $4::int * interval '1 second'\n"                                      \
+  "WHERE id = ANY(ARRAY(SELECT claim_id FROM next))\n"                                            \
+  "RETURNING " JB_JOB_COLUMNS
+
+/* Workers of some queues (workers.queues): planned at every run, so the planner sees the queue
+ * list and can use the queue index. */
+static const jb_pg_stmt st_claim = {ST_CLAIM, "jb_claim", CLAIM("AND queue_name = ANY($2::text[])"),
+                                    4, true};
+
+/* Workers of every queue: prepared once. Its generic plan walks the waiting-jobs index in claim
+ * order and stops at the limit, whether the plan was made on an empty table, on 100,000
+ * finished jobs, or on 100,000 waiting ones (checked with plan_cache_mode force_generic_plan);
+ * planning it at every claim had cost more than running it. $2 is unused (NULL). */
+static const jb_pg_stmt st_claim_any = {ST_CLAIM_ANY, "jb_claim_any",
+                                        CLAIM("AND $2::text[] IS NULL"), 4, false};
 
 static const jb_pg_stmt st_finish = {
     ST_FINISH, "jb_finish",
@@ -180,7 +191,7 @@ static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_
   snprintf(lease, sizeof lease, "%d", lease_s);
   const char *params[4] = {owner, arr, maxs, lease};
   PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, &st_claim, params, &res, e);
+  jb_err rc = jb_pg_exec(pg, arr != NULL ? &st_claim : &st_claim_any, params, &res, e);
   if (rc != JB_OK) return rc;
   rc = jb_pg_rows_to_jobs(res, out, n, e);
   PQclear(res);
@@ -298,8 +309,11 @@ static jb_err listen_on(jb_pg *pg, const char *what, jb_error *e) {
   return JB_OK;
 }
 
-/* Waits for a notification on jobbridge_<what>_<schema>, at most timeout_ms. */
-static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, jb_error *e) {
+/* Waits for a notification on jobbridge_<what>_<schema>, or for wake_fd (-1: none) to become
+ * readable, at most timeout_ms; *notified (may be NULL) tells whether a notification came. */
+static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, int wake_fd, bool *notified,
+                       jb_error *e) {
+  if (notified) *notified = false;
   jb_err rc = listen_on(pg, what, e);
   if (rc != JB_OK) return rc;
   PGnotify *n;
@@ -308,21 +322,26 @@ static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, jb_error *e)
     PQfreemem(n);
     woken = true;
   }
-  if (woken) return JB_OK;
-  struct pollfd pfd = {PQsocket(pg->conn), POLLIN, 0};
-  int r = poll(&pfd, 1, timeout_ms);
-  if (r < 0 && errno != EINTR) return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
-  if (r > 0) {
-    if (!PQconsumeInput(pg->conn))
-      return jb_fail(e, JB_ERR_DB_CONN, "database connection lost while waiting: %s",
-                     PQerrorMessage(pg->conn));
-    while ((n = PQnotifies(pg->conn)) != NULL) PQfreemem(n);
+  if (!woken) {
+    struct pollfd pfd[2] = {{PQsocket(pg->conn), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int r = poll(pfd, wake_fd >= 0 ? 2 : 1, timeout_ms);
+    if (r < 0 && errno != EINTR) return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
+    if (r > 0 && pfd[0].revents != 0) {
+      if (!PQconsumeInput(pg->conn))
+        return jb_fail(e, JB_ERR_DB_CONN, "database connection lost while waiting: %s",
+                       PQerrorMessage(pg->conn));
+      while ((n = PQnotifies(pg->conn)) != NULL) {
+        PQfreemem(n);
+        woken = true;
+      }
+    }
   }
+  if (notified) *notified = woken;
   return JB_OK;
 }
 
-static jb_err pg_wait_jobs(void *self, int timeout_ms, jb_error *e) {
-  return wait_for(self, "jobs", timeout_ms, e);
+static jb_err pg_wait_jobs(void *self, int timeout_ms, int wake_fd, bool *notified, jb_error *e) {
+  return wait_for(self, "jobs", timeout_ms, wake_fd, notified, e);
 }
 
 void jb_pg_work_ops(jb_job_queue_ops *ops) {
@@ -400,7 +419,7 @@ static jb_err ob_remove(void *self, const int64_t *ids, size_t n, jb_error *e) {
 }
 
 static jb_err ob_wait(void *self, int timeout_ms, jb_error *e) {
-  return wait_for(self, "outbox", timeout_ms, e);
+  return wait_for(self, "outbox", timeout_ms, -1, NULL, e);
 }
 
 static jb_err ob_notify_fd(void *self, int *fd, jb_error *e) {

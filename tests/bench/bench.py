@@ -73,7 +73,7 @@ class Bench:
                      "output": {"exchange": "out." + tag}},
             "database": {"schema": "bench_" + tag},
             "ingest": {},  # jobbridge's defaults, unless --consumers says otherwise
-            "workers": {"threads": 2, "lease_s": 60},
+            "workers": {"lease_s": 60},  # threads: jobbridge's default
             "retry": {"base_s": 1, "max_s": 60, "jitter": 0.2},
             "mappings": mappings,
             "job_types": job_types,

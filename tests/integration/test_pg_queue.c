@@ -489,3 +489,85 @@ Test(pg_queue, notifications_follow_the_commit) {
   cr_expect_eq(notified_then_count(listener, "outbox", "SELECT 1"), -1);
   PQfinish(listener);
 }
+
+/* 1 if job `id` was handed to a worker by the transaction that created it (that transaction
+ * also started it), 0 if a claim started it, -1 if it has not started. */
+static int handed_over(const char *id) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT CASE WHEN started_at IS NULL THEN -1 WHEN started_at = created_at THEN 1 "
+           "ELSE 0 END FROM jobs WHERE id = '%s'",
+           id);
+  PGresult *res = PQexec(jb_pg_conn(pg), sql);
+  cr_assert_eq(PQntuples(res), 1, "job %s: %s", id, PQerrorMessage(jb_pg_conn(pg)));
+  int v = atoi(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return v;
+}
+
+static long wait_count(const char *where, long want) {
+  long got = 0;
+  for (int i = 0; i < 100 && (got = count(where)) < want; i++) usleep(50000);
+  return got;
+}
+
+/* A job due now, created while a worker that serves its queue is idle, goes straight to it:
+ * stored RUNNING under the worker's lease and run without a claim. Jobs not due, duplicates,
+ * and jobs of queues no worker serves are stored as before, and the worker stays available. */
+Test(pg_queue, jobs_created_while_a_worker_is_idle_go_straight_to_it) {
+  jb_error e;
+  jb_config *wcfg = NULL;
+  cr_assert_eq(jb_config_parse("{\"workers\": {\"threads\": 1, \"queues\": [\"default\"]},"
+                               " \"job_types\": {\"email\": {\"handler\": \"noop\"}}}",
+                               "w.json", &wcfg, &e),
+               JB_OK, "%s", e.msg);
+  jb_pg *conns[2];
+  jb_job_queue queues[2];
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(jb_pg_connect(db_url(), schema, &conns[i], &e), JB_OK, "%s", e.msg);
+    queues[i] = jb_pg_queue(conns[i]);
+  }
+  jb_worker_pool *pool = NULL;
+  cr_assert_eq(jb_worker_pool_new(wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
+  jb_job_service_set_dispatcher(&svc, jb_worker_pool_dispatcher(pool));
+  cr_assert_eq(jb_worker_pool_start(pool, &e), JB_OK, "%s", e.msg);
+
+  /* The worker is idle once its first claim found nothing; until then a job is claimed. */
+  char id[37];
+  int how = 0;
+  for (int i = 0; i < 20 && how != 1; i++) {
+    usleep(100000);
+    create("email", "default", 0, i == 0 ? "first" : NULL, id);
+    cr_assert_eq(wait_count("status = 'COMPLETED'", i + 1), i + 1, "job %d completed", i);
+    how = handed_over(id);
+  }
+  cr_expect_eq(how, 1, "a job created while the worker was idle was handed to it");
+  long done = count("status = 'COMPLETED'");
+
+  /* Each of these leaves the worker idle: the next due job still goes straight to it. */
+  char later[37], dup[37], other[37];
+  json_t *payload = json_object();
+  jb_job_request req = {.job_type = "email", .payload = payload};
+  req.opts.max_retries = -1;
+  req.opts.scheduled_at = jb_time_now() + 3600 * 1000000LL;
+  jb_create_outcome oc;
+  cr_assert_eq(jb_create_job(&creator, &req, &oc, &e), JB_OK, "%s", e.msg);
+  memcpy(later, oc.id, 37);
+  json_decref(payload);
+  create("email", "default", 0, "first", dup);
+  create("email", "elsewhere", 0, NULL, other);
+  create("email", "default", 0, NULL, id);
+  cr_expect_eq(wait_count("status = 'COMPLETED'", done + 1), done + 1);
+  cr_expect_eq(handed_over(id), 1, "the worker was still free for the next due job");
+  cr_expect_eq(handed_over(later), -1);
+  cr_expect_eq(count("status = 'SCHEDULED'"), 1, "a job due later waits");
+  cr_expect_eq(count("status = 'PENDING' AND queue_name = 'elsewhere'"), 1,
+               "a job of a queue the worker does not serve waits");
+  cr_expect_eq(count("status = 'RUNNING'"), 0, "no job is left RUNNING without its worker");
+  cr_expect_eq(count("dedupe_key = 'first'"), 1);
+
+  jb_worker_pool_free(pool);
+  jb_job_service_set_dispatcher(&svc, (jb_dispatcher){NULL, NULL});
+  for (int i = 0; i < 2; i++) jb_pg_close(conns[i]);
+  jb_config_free(wcfg);
+}
