@@ -390,21 +390,28 @@ static void unstorable_result(void *self, const jb_job *job, jb_handler_ctx *ctx
   json_object_set_new(r->result_data, "bad", json_string_nocheck("\xff\xfe"));
 }
 
-Test(pg_queue, a_result_that_cannot_be_stored_still_completes_the_job) {
+/* A one-worker pool for this test's schema, built from a config's JSON; conns get its two
+ * connections (the worker's and the maintenance thread's). */
+static jb_worker_pool *one_worker_pool(const char *json, jb_config **wcfg, jb_pg *conns[2]) {
   jb_error e;
-  jb_config *wcfg = NULL;
-  cr_assert_eq(jb_config_parse("{\"workers\": {\"threads\": 1},"
-                               " \"job_types\": {\"email\": {\"handler\": \"noop\"}}}",
-                               "w.json", &wcfg, &e),
-               JB_OK, "%s", e.msg);
-  jb_pg *conns[2];
+  cr_assert_eq(jb_config_parse(json, "w.json", wcfg, &e), JB_OK, "%s", e.msg);
   jb_job_queue queues[2];
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(jb_pg_connect(db_url(), schema, &conns[i], &e), JB_OK, "%s", e.msg);
     queues[i] = jb_pg_queue(conns[i]);
   }
   jb_worker_pool *pool = NULL;
-  cr_assert_eq(jb_worker_pool_new(wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(jb_worker_pool_new(*wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
+  return pool;
+}
+
+Test(pg_queue, a_result_that_cannot_be_stored_still_completes_the_job) {
+  jb_error e;
+  jb_config *wcfg = NULL;
+  jb_pg *conns[2];
+  jb_worker_pool *pool = one_worker_pool(
+      "{\"workers\": {\"threads\": 1}, \"job_types\": {\"email\": {\"handler\": \"noop\"}}}", &wcfg,
+      conns);
   cr_assert_eq(
       jb_worker_pool_register(pool, "email", jb_callback_handler(unstorable_result, NULL), &e),
       JB_OK);
@@ -517,18 +524,11 @@ static long wait_count(const char *where, long want) {
 Test(pg_queue, jobs_created_while_a_worker_is_idle_go_straight_to_it) {
   jb_error e;
   jb_config *wcfg = NULL;
-  cr_assert_eq(jb_config_parse("{\"workers\": {\"threads\": 1, \"queues\": [\"default\"]},"
-                               " \"job_types\": {\"email\": {\"handler\": \"noop\"}}}",
-                               "w.json", &wcfg, &e),
-               JB_OK, "%s", e.msg);
   jb_pg *conns[2];
-  jb_job_queue queues[2];
-  for (int i = 0; i < 2; i++) {
-    cr_assert_eq(jb_pg_connect(db_url(), schema, &conns[i], &e), JB_OK, "%s", e.msg);
-    queues[i] = jb_pg_queue(conns[i]);
-  }
-  jb_worker_pool *pool = NULL;
-  cr_assert_eq(jb_worker_pool_new(wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
+  jb_worker_pool *pool = one_worker_pool(
+      "{\"workers\": {\"threads\": 1, \"queues\": [\"default\"]},"
+      " \"job_types\": {\"email\": {\"handler\": \"noop\"}}}",
+      &wcfg, conns);
   jb_job_service_set_dispatcher(&svc, jb_worker_pool_dispatcher(pool));
   cr_assert_eq(jb_worker_pool_start(pool, &e), JB_OK, "%s", e.msg);
 
