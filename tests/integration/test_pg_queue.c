@@ -405,6 +405,19 @@ static jb_worker_pool *one_worker_pool(const char *json, jb_config **wcfg, jb_pg
   return pool;
 }
 
+static void free_pool(jb_worker_pool *pool, jb_config *wcfg, jb_pg *conns[2]) {
+  jb_worker_pool_free(pool);
+  for (int i = 0; i < 2; i++) jb_pg_close(conns[i]);
+  jb_config_free(wcfg);
+}
+
+/* The count of jobs matching `where` once it reaches want, or after 10 s. */
+static long wait_count(const char *where, long want) {
+  long got = 0;
+  for (int i = 0; i < 200 && (got = count(where)) < want; i++) usleep(50000);
+  return got;
+}
+
 Test(pg_queue, a_result_that_cannot_be_stored_still_completes_the_job) {
   jb_error e;
   jb_config *wcfg = NULL;
@@ -422,10 +435,8 @@ Test(pg_queue, a_result_that_cannot_be_stored_still_completes_the_job) {
   cr_assert_eq(jb_create_job(&creator, &req, &oc, &e), JB_OK, "%s", e.msg);
   json_decref(payload);
   cr_assert_eq(jb_worker_pool_start(pool, &e), JB_OK, "%s", e.msg);
-  for (int i = 0; i < 100 && count("status = 'COMPLETED'") == 0; i++) usleep(100000);
-  jb_worker_pool_free(pool);
-  for (int i = 0; i < 2; i++) jb_pg_close(conns[i]);
-  jb_config_free(wcfg);
+  wait_count("status = 'COMPLETED'", 1);
+  free_pool(pool, wcfg, conns);
   cr_expect_eq(count("status = 'COMPLETED' AND result IS NULL"), 1,
                "the job completed, without the result it could not store");
   cr_expect_eq(count("true"), 1);
@@ -512,12 +523,6 @@ static int handed_over(const char *id) {
   return v;
 }
 
-static long wait_count(const char *where, long want) {
-  long got = 0;
-  for (int i = 0; i < 100 && (got = count(where)) < want; i++) usleep(50000);
-  return got;
-}
-
 /* A job due now, created while a worker that serves its queue is idle, goes straight to it:
  * stored RUNNING under the worker's lease and run without a claim. Jobs not due, duplicates,
  * and jobs of queues no worker serves are stored as before, and the worker stays available. */
@@ -566,8 +571,6 @@ Test(pg_queue, jobs_created_while_a_worker_is_idle_go_straight_to_it) {
   cr_expect_eq(count("status = 'RUNNING'"), 0, "no job is left RUNNING without its worker");
   cr_expect_eq(count("dedupe_key = 'first'"), 1);
 
-  jb_worker_pool_free(pool);
+  free_pool(pool, wcfg, conns);
   jb_job_service_set_dispatcher(&svc, (jb_dispatcher){NULL, NULL});
-  for (int i = 0; i < 2; i++) jb_pg_close(conns[i]);
-  jb_config_free(wcfg);
 }
