@@ -1,6 +1,9 @@
 /* JobService validation, against a recording JobQueue (no server). */
 #include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jobbridge/job_service.h"
 
@@ -93,22 +96,45 @@ Test(job_service, explicit_options_win) {
   json_decref(meta);
 }
 
-Test(job_service, ids_are_unique_version_4_uuids) {
+/* The unix milliseconds at the start of a version 7 id. */
+static uint64_t id_ms(const char *id) {
+  char hex[13];
+  memcpy(hex, id, 8);
+  memcpy(hex + 8, id + 9, 4);
+  hex[12] = '\0';
+  return strtoull(hex, NULL, 16);
+}
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+Test(job_service, ids_are_unique_time_ordered_version_7_uuids) {
   /* 8 calls of 8: more ids than one refill of the generator's pool. */
   json_t *payload = json_object();
   jb_job_request reqs[8];
   for (int i = 0; i < 8; i++) reqs[i] = (jb_job_request){.job_type = "email", .payload = payload};
   char ids[64][37];
+  uint64_t before = now_ms();
   for (int call = 0; call < 8; call++) {
     jb_create_outcome oc[8];
     jb_error e;
     cr_assert_eq(creator.ops->create_jobs(creator.self, reqs, 8, oc, &e), JB_OK);
     for (int i = 0; i < 8; i++) memcpy(ids[call * 8 + i], oc[i].id, 37);
   }
+  uint64_t after = now_ms();
   for (int i = 0; i < 64; i++) {
     cr_expect(jb_is_uuid(ids[i]), "%s", ids[i]);
-    cr_expect_eq(ids[i][14], '4', "version 4: %s", ids[i]);
-    cr_expect(strchr("89ab", ids[i][19]) != NULL, "RFC 4122 variant: %s", ids[i]);
+    cr_expect_eq(ids[i][14], '7', "version 7: %s", ids[i]);
+    cr_expect(strchr("89ab", ids[i][19]) != NULL, "RFC 9562 variant: %s", ids[i]);
+    cr_expect(id_ms(ids[i]) >= before && id_ms(ids[i]) <= after,
+              "%s carries its creation time (%llu..%llu ms)", ids[i], (unsigned long long)before,
+              (unsigned long long)after);
+    /* The first 60 bits are the time: never decreasing from one id to the next (the clock
+     * does not step back during a test). */
+    if (i > 0) cr_expect(strncmp(ids[i - 1], ids[i], 18) <= 0, "%s then %s", ids[i - 1], ids[i]);
     for (int j = i + 1; j < 64; j++) cr_expect_str_neq(ids[i], ids[j]);
   }
   json_decref(payload);
