@@ -13,8 +13,8 @@ typedef struct jb_pg_array {
   char *buf; /* owned; NUL-terminated after jb_pg_array_end */
   size_t len, cap;
   size_t n;         /* elements so far */
-  bool failed;      /* out of memory, or a JSON value jansson cannot encode: unusable */
-  bool unencodable; /* of those, a JSON value jansson cannot encode */
+  bool failed;      /* out of memory, or a JSON value that cannot be encoded: unusable */
+  bool unencodable; /* of those, a JSON value that cannot be encoded (invalid UTF-8) */
 } jb_pg_array;
 
 /* Starts an empty literal; reuses the buffer's memory if any. */
