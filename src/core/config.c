@@ -43,7 +43,7 @@ static const key_decl root_keys[] = {
      "AMQP 0-9-1 URL of the broker; JOBBRIDGE_AMQP_URL overrides it"},
     {"amqp.heartbeat_s", K_INT, CFG(amqp_heartbeat_s), 0, "15", 0, 600, false,
      "AMQP heartbeat interval in seconds (0 turns heartbeats off; not advised)"},
-    {"amqp.prefetch", K_INT, CFG(amqp_prefetch), 0, "500", 1, 65535, false,
+    {"amqp.prefetch", K_INT, CFG(amqp_prefetch), 0, "1000", 1, 65535, false,
      "unacknowledged deliveries the broker may send each consumer"},
     {"amqp.input.exchange", K_STRING, CFG(in_exchange), 0, "\"jobbridge.events\"", 0, 0, false,
      "exchange producers publish domain events to (declared durable)"},

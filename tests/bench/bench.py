@@ -67,7 +67,7 @@ class Bench:
 
     def config(self, tag, mappings, job_types, **ingest_workers):
         cfg = {
-            "amqp": {"prefetch": 500, "heartbeat_s": 15,
+            "amqp": {"heartbeat_s": 15,
                      "input": {"exchange": "ev." + tag, "queue": "q." + tag,
                                "dead_letter_exchange": "dl." + tag},
                      "output": {"exchange": "out." + tag}},

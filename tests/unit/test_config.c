@@ -72,7 +72,7 @@ Test(config, defaults_fill_an_empty_file) {
   jb_config *cfg = NULL;
   jb_error e;
   cr_assert_eq(jb_config_parse("{}", "t.json", &cfg, &e), JB_OK, "%s", e.msg);
-  cr_expect_eq(cfg->amqp_prefetch, 500);
+  cr_expect_eq(cfg->amqp_prefetch, 1000);
   cr_expect_eq(cfg->amqp_heartbeat_s, 15);
   cr_expect_str_eq(cfg->in_exchange_type, "topic");
   cr_expect_str_eq(cfg->db_schema, "jobbridge");
