@@ -79,6 +79,7 @@ static const jb_pg_stmt stmts[] = {
 };
 
 PGconn *jb_pg_conn(jb_pg *pg) {
+  jb_pg_collect(pg);
   return pg->conn;
 }
 
@@ -98,6 +99,7 @@ jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *
 
 /* Runs a plain SQL command expecting no rows. */
 jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) {
+  jb_pg_collect(pg);
   PGresult *res = PQexec(pg->conn, sql);
   jb_err rc = JB_OK;
   if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -106,21 +108,56 @@ jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) {
   return rc;
 }
 
+/* Prepares st on this session the first time it is used. */
+static jb_err prepare_once(jb_pg *pg, const jb_pg_stmt *st, jb_error *e) {
+  if (pg->prepared[st->slot]) return JB_OK;
+  PGresult *prep = PQprepare(pg->conn, st->name, st->sql, st->nparams, NULL);
+  jb_err rc = JB_OK;
+  if (PQresultStatus(prep) != PGRES_COMMAND_OK)
+    rc = jb_pg_result_error(pg, prep, st->name, e);
+  else
+    pg->prepared[st->slot] = true;
+  PQclear(prep);
+  return rc;
+}
+
+void jb_pg_collect(jb_pg *pg) {
+  if (!pg->notify_pending) return;
+  pg->notify_pending = false;
+  PGresult *res;
+  while ((res = PQgetResult(pg->conn)) != NULL) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+      jb_log(JB_LOG_DEBUG, "notification not sent; its listeners will poll", "error",
+             PQresultErrorMessage(res), JB_LOG_END);
+    PQclear(res);
+  }
+}
+
+/* Sent without waiting for the reply: the caller goes back to its work (reading the broker,
+ * running the next job) while the server runs it, and the reply is collected before the
+ * connection's next command (jb_pg_collect). That saved a round trip per ingest batch. */
 void jb_pg_notify(jb_pg *pg, const char *what) {
+  jb_pg_collect(pg);
   char channel[160];
   snprintf(channel, sizeof channel, "jobbridge_%s_%s", what, pg->schema);
   const char *params[1] = {channel};
-  PGresult *res = NULL;
+  const jb_pg_stmt *st = &stmts[ST_NOTIFY];
   jb_error e;
-  if (jb_pg_exec(pg, &stmts[ST_NOTIFY], params, &res, &e) != JB_OK) {
+  if (jb_pg_ensure(pg, &e) != JB_OK || prepare_once(pg, st, &e) != JB_OK) {
     jb_log(JB_LOG_DEBUG, "notification not sent; its listeners will poll", "channel", channel,
            "error", e.msg, JB_LOG_END);
     return;
   }
-  PQclear(res);
+  if (!PQsendQueryPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0)) {
+    jb_log(JB_LOG_DEBUG, "notification not sent; its listeners will poll", "channel", channel,
+           "error", PQerrorMessage(pg->conn), JB_LOG_END);
+    return;
+  }
+  pg->notify_pending = true;
 }
 
 void jb_pg_rollback(jb_pg *pg) {
+  jb_pg_collect(pg);
   if (PQstatus(pg->conn) != CONNECTION_OK) return;
   PQclear(PQexec(pg->conn, "ROLLBACK"));
 }
@@ -174,7 +211,10 @@ out:
 
 void jb_pg_close(jb_pg *pg) {
   if (pg == NULL) return;
-  if (pg->conn) PQfinish(pg->conn);
+  if (pg->conn) {
+    jb_pg_collect(pg); /* a notification sent last is surely run before we hang up */
+    PQfinish(pg->conn);
+  }
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_free(&pg->arrays[c]);
   free(pg->url);
   free(pg->schema);
@@ -182,6 +222,7 @@ void jb_pg_close(jb_pg *pg) {
 }
 
 jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
+  jb_pg_collect(pg);
   if (PQstatus(pg->conn) == CONNECTION_OK) return JB_OK;
   /* Prepared statements die with the old session: forget we had them. */
   memset(pg->prepared, 0, sizeof pg->prepared);
@@ -205,16 +246,7 @@ jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PG
   if (st->plan_each_run) {
     res = PQexecParams(pg->conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0);
   } else {
-    if (!pg->prepared[st->slot]) {
-      PGresult *prep = PQprepare(pg->conn, st->name, st->sql, st->nparams, NULL);
-      if (PQresultStatus(prep) != PGRES_COMMAND_OK) {
-        rc = jb_pg_result_error(pg, prep, st->name, e);
-        PQclear(prep);
-        return rc;
-      }
-      PQclear(prep);
-      pg->prepared[st->slot] = true;
-    }
+    if ((rc = prepare_once(pg, st, e)) != JB_OK) return rc;
     res = PQexecPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0);
   }
   ExecStatusType status = PQresultStatus(res);

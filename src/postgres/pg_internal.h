@@ -48,7 +48,8 @@ struct jb_pg {
   char *url;
   char *schema;
   bool prepared[ST_COUNT];
-  bool listening; /* LISTEN channels are set up on this session */
+  bool listening;      /* LISTEN channels are set up on this session */
+  bool notify_pending; /* a notification was sent and its reply is not read yet */
   char listen_sql[256];
   jb_pg_array arrays[JB_ENQUEUE_COLUMNS]; /* parameter buffers, reused from batch to batch */
 };
@@ -69,8 +70,12 @@ jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PG
 jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) JB_MUST_CHECK;
 /* Wakes the listeners of jobbridge_<what>_<schema> ("jobs": idle workers, "outbox": the relay)
  * after a commit that gave them work. Best effort: a lost notification costs its listener one
- * polling interval, never a job or an event, so a failure is only logged (debug). */
+ * polling interval, never a job or an event, so a failure is only logged (debug). Returns
+ * without waiting for the server's reply. */
 void jb_pg_notify(jb_pg *pg, const char *what);
+/* Reads the reply of a notification sent by jb_pg_notify, if any. Every function here that uses
+ * the connection calls it first: libpq runs one command at a time. */
+void jb_pg_collect(jb_pg *pg);
 /* Best-effort ROLLBACK after a failure (nothing to do on a dead connection). */
 void jb_pg_rollback(jb_pg *pg);
 jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e);

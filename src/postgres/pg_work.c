@@ -173,6 +173,7 @@ static const char *ids_param(jb_pg *pg, const int64_t *ids, size_t n) {
 /* Forgets the job notifications this session has received so far: a claim sent after them sees
  * every job they announced, so they must not wake the next wait (an empty claim each time). */
 static void forget_notifications(jb_pg *pg) {
+  jb_pg_collect(pg);
   if (!pg->listening || PQstatus(pg->conn) != CONNECTION_OK) return;
   PQconsumeInput(pg->conn);
   PGnotify *n;
@@ -314,6 +315,7 @@ static jb_err listen_on(jb_pg *pg, const char *what, jb_error *e) {
 static jb_err wait_for(jb_pg *pg, const char *what, int timeout_ms, int wake_fd, bool *notified,
                        jb_error *e) {
   if (notified) *notified = false;
+  jb_pg_collect(pg);
   jb_err rc = listen_on(pg, what, e);
   if (rc != JB_OK) return rc;
   PGnotify *n;
@@ -424,6 +426,7 @@ static jb_err ob_wait(void *self, int timeout_ms, jb_error *e) {
 
 static jb_err ob_notify_fd(void *self, int *fd, jb_error *e) {
   jb_pg *pg = self;
+  jb_pg_collect(pg);
   jb_err rc = listen_on(pg, "outbox", e);
   if (rc != JB_OK) return rc;
   /* A notification libpq already read (during the last query) is no longer on the socket:
