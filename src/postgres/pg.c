@@ -237,17 +237,29 @@ jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
   return session_setup(pg, e);
 }
 
-/* Runs statement `id` with text parameters; *out gets the result on success (caller clears). */
+/* Runs statement st with text parameters; *out gets the result on success (caller clears). */
 jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PGresult **out,
                   jb_error *e) {
+  return jb_pg_exec_binary(pg, st, params, NULL, out, e);
+}
+
+jb_err jb_pg_exec_binary(jb_pg *pg, const jb_pg_stmt *st, const char *const *params,
+                         const int *lengths, PGresult **out, jb_error *e) {
   jb_err rc = jb_pg_ensure(pg, e);
   if (rc != JB_OK) return rc;
+  int formats[JB_ENQUEUE_COLUMNS + 1];
+  if (lengths != NULL) {
+    if (st->nparams > (int)(sizeof formats / sizeof formats[0]))
+      return jb_fail(e, JB_ERR_INVALID, "%s: too many binary parameters", st->name);
+    for (int i = 0; i < st->nparams; i++) formats[i] = lengths[i] >= 0;
+  }
+  const int *fmts = lengths != NULL ? formats : NULL;
   PGresult *res;
   if (st->plan_each_run) {
-    res = PQexecParams(pg->conn, st->sql, st->nparams, NULL, params, NULL, NULL, 0);
+    res = PQexecParams(pg->conn, st->sql, st->nparams, NULL, params, lengths, fmts, 0);
   } else {
     if ((rc = prepare_once(pg, st, e)) != JB_OK) return rc;
-    res = PQexecPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0);
+    res = PQexecPrepared(pg->conn, st->name, st->nparams, params, lengths, fmts, 0);
   }
   ExecStatusType status = PQresultStatus(res);
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
@@ -403,8 +415,15 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
                          jb_error *e) {
   jb_pg *pg = self;
   if (n == 0) return JB_OK;
+  /* Binary arrays: the server takes each element as it is (see pg_array.h). */
+  static const jb_pg_type types[JB_ENQUEUE_COLUMNS] = {
+      JB_PG_UUID, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4,
+      JB_PG_INT8, JB_PG_UUID, JB_PG_JSONB, JB_PG_TEXT,  JB_PG_TEXT, JB_PG_INT4};
+  static const char *const names[JB_ENQUEUE_COLUMNS] = {
+      "id",           "queue_name", "job_type", "payload",    "priority", "max_retries",
+      "scheduled_at", "created_by", "metadata", "dedupe_key", "run_by",   "lease"};
   jb_pg_array *a = pg->arrays;
-  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_begin(&a[c]);
+  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_begin_binary(&a[c], types[c]);
   for (size_t i = 0; i < n; i++) {
     const jb_new_job *j = &jobs[i];
     jb_pg_array_text(&a[0], j->id);
@@ -427,13 +446,17 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
       jb_pg_array_text(&a[11], NULL);
   }
   const char *params[JB_ENQUEUE_COLUMNS];
-  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++)
+  int lengths[JB_ENQUEUE_COLUMNS];
+  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) {
     if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
-      return a[c].unencodable ? jb_fail(e, JB_ERR_INVALID, "a job's %s cannot be encoded as JSON",
-                                        c == 3 ? "payload" : "metadata")
-                              : jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
+      return a[c].unencodable
+                 ? jb_fail(e, JB_ERR_INVALID, "a job's %s cannot be encoded (%s)", names[c],
+                           types[c] == JB_PG_UUID ? "not a UUID" : "JSON with invalid UTF-8")
+                 : jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
+    lengths[c] = jb_pg_array_len(&a[c]);
+  }
   PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, &stmts[ST_ENQUEUE], params, &res, e);
+  jb_err rc = jb_pg_exec_binary(pg, &stmts[ST_ENQUEUE], params, lengths, &res, e);
   if (rc != JB_OK) return rc;
   size_t created = (size_t)PQntuples(res);
   /* Every row comes from one statement, so one created_at; jobs handed to a worker (stored

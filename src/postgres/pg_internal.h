@@ -66,6 +66,10 @@ struct jb_pg {
 /* Runs a prepared statement with text parameters; *out gets the result (caller clears). */
 jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PGresult **out,
                   jb_error *e) JB_MUST_CHECK;
+/* The same, with some parameters in binary format: those whose lengths[i] >= 0 (a binary
+ * jb_pg_array and its jb_pg_array_len); -1 marks a text parameter. */
+jb_err jb_pg_exec_binary(jb_pg *pg, const jb_pg_stmt *st, const char *const *params,
+                         const int *lengths, PGresult **out, jb_error *e) JB_MUST_CHECK;
 /* Runs plain SQL expecting no rows of interest. */
 jb_err jb_pg_simple(jb_pg *pg, const char *sql, const char *what, jb_error *e) JB_MUST_CHECK;
 /* Wakes the listeners of jobbridge_<what>_<schema> ("jobs": idle workers, "outbox": the relay)

@@ -113,3 +113,86 @@ Test(pg_array, text_and_int_elements) {
   cr_assert_str_eq(jb_pg_array_end(&a), "{\"plain\",\"q\\\"b\\\\s,{}\",NULL,-9223372036854775808}");
   jb_pg_array_free(&a);
 }
+
+static uint32_t be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* array_send's header: one dimension of n elements from index 1, of element type oid. */
+static const unsigned char *expect_header(const jb_pg_array *a, uint32_t oid, uint32_t n,
+                                          bool nulls) {
+  const unsigned char *p = (const unsigned char *)a->buf;
+  cr_expect_eq(be32(p), 1, "one dimension");
+  cr_expect_eq(be32(p + 4), nulls, "has-NULLs flag");
+  cr_expect_eq(be32(p + 8), oid, "element type");
+  cr_expect_eq(be32(p + 12), n, "length");
+  cr_expect_eq(be32(p + 16), 1, "lower bound");
+  return p + 20;
+}
+
+Test(pg_array, binary_arrays_have_array_sends_layout) {
+  jb_pg_array a = {0};
+  jb_pg_array_begin_binary(&a, JB_PG_UUID);
+  jb_pg_array_text(&a, "01a20695-e5d5-75a1-ab5e-F49A07517A33");
+  jb_pg_array_text(&a, NULL);
+  cr_assert_not_null(jb_pg_array_end(&a));
+  cr_assert_eq(jb_pg_array_len(&a), 20 + 4 + 16 + 4);
+  const unsigned char *p = expect_header(&a, 2950, 2, true);
+  const unsigned char want[16] = {0x01, 0xa2, 0x06, 0x95, 0xe5, 0xd5, 0x75, 0xa1,
+                                  0xab, 0x5e, 0xf4, 0x9a, 0x07, 0x51, 0x7a, 0x33};
+  cr_expect_eq(be32(p), 16);
+  cr_expect_arr_eq(p + 4, want, 16);
+  cr_expect_eq(be32(p + 20), UINT32_MAX, "NULL is length -1");
+
+  jb_pg_array_begin_binary(&a, JB_PG_TEXT);
+  jb_pg_array_text(&a, "q\"b\\s");
+  cr_assert_not_null(jb_pg_array_end(&a));
+  p = expect_header(&a, 25, 1, false);
+  cr_expect_eq(be32(p), 5);
+  cr_expect_arr_eq(p + 4, "q\"b\\s", 5, "text goes as it is, unescaped");
+
+  jb_pg_array_begin_binary(&a, JB_PG_INT4);
+  jb_pg_array_int(&a, -2);
+  cr_assert_not_null(jb_pg_array_end(&a));
+  p = expect_header(&a, 23, 1, false);
+  cr_expect_eq(be32(p), 4);
+  cr_expect_eq(be32(p + 4), (uint32_t)-2);
+
+  jb_pg_array_begin_binary(&a, JB_PG_INT8);
+  jb_pg_array_int(&a, 1795000000123456LL);
+  cr_assert_not_null(jb_pg_array_end(&a));
+  p = expect_header(&a, 20, 1, false);
+  cr_expect_eq(be32(p), 8);
+  cr_expect_eq(((uint64_t)be32(p + 4) << 32 | be32(p + 8)), 1795000000123456ULL);
+
+  json_t *v = json_pack("{s:s}", "k", "a\"b");
+  jb_pg_array_begin_binary(&a, JB_PG_JSONB);
+  jb_pg_array_json(&a, v);
+  cr_assert_not_null(jb_pg_array_end(&a));
+  p = expect_header(&a, 3802, 1, false);
+  const char *text = "{\"k\":\"a\\\"b\"}";
+  cr_expect_eq(be32(p), 1 + strlen(text));
+  cr_expect_eq(p[4], 1, "jsonb's version byte");
+  cr_expect_arr_eq(p + 5, text, strlen(text), "JSON text without the literal's escaping");
+  json_decref(v);
+
+  jb_pg_array_begin_binary(&a, JB_PG_TEXT);
+  cr_assert_not_null(jb_pg_array_end(&a));
+  cr_expect_eq(jb_pg_array_len(&a), 12, "an empty array has no dimension");
+  cr_expect_eq(be32((const unsigned char *)a.buf), 0);
+  jb_pg_array_free(&a);
+}
+
+Test(pg_array, a_uuid_element_that_is_not_one_is_refused) {
+  const char *bad[] = {"", "01a20695-e5d5-75a1-ab5e-f49a07517a3",
+                       "01a20695xe5d5-75a1-ab5e-f49a07517a33",
+                       "01a20695-e5d5-75a1-ab5e-f49a07517a3g"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    jb_pg_array a = {0};
+    jb_pg_array_begin_binary(&a, JB_PG_UUID);
+    jb_pg_array_text(&a, bad[i]);
+    cr_expect_null(jb_pg_array_end(&a), "\"%s\"", bad[i]);
+    cr_expect(a.unencodable, "\"%s\" is reported as unencodable", bad[i]);
+    jb_pg_array_free(&a);
+  }
+}
