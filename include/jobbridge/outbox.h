@@ -16,7 +16,7 @@ typedef struct jb_outbox_row {
   char *event_type;     /* job.completed, job.failed, job.dead_letter, job.retrying */
   char *routing_key;    /* job.<status>.<job_type> */
   char *correlation_id; /* the source event's id, or NULL */
-  json_t *data;         /* the job snapshot */
+  char *data;           /* the job snapshot, as JSON text (an object) */
   jb_time created_at;
 } jb_outbox_row;
 

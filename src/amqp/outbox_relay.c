@@ -30,7 +30,25 @@ struct jb_outbox_relay {
   bool running;
   amqp_connection_state_t conn;
   uint64_t seq, confirmed;
+  char *body; /* the event being published; owned, reused */
+  size_t body_len, body_cap;
+  bool body_failed; /* out of memory while building it */
 };
+
+static bool body_reserve(jb_outbox_relay *r, size_t more) {
+  if (r->body_failed) return false;
+  if (r->body_len + more <= r->body_cap) return true;
+  size_t cap = r->body_cap ? r->body_cap : 1024;
+  while (cap < r->body_len + more) cap *= 2;
+  char *p = realloc(r->body, cap);
+  if (p == NULL) {
+    r->body_failed = true;
+    return false;
+  }
+  r->body = p;
+  r->body_cap = cap;
+  return true;
+}
 
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   r->seq = r->confirmed = 0;
@@ -47,22 +65,61 @@ static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   return rc;
 }
 
-/* The CloudEvents structured body of one row. Caller frees. */
-static char *event_body(jb_outbox_relay *r, const jb_outbox_row *row) {
+/* Appends s to the body as a JSON string. Every string here is valid UTF-8 (the database's
+ * text, the configuration, ids and times we format), so only quotes, backslashes and control
+ * characters need escaping. */
+static void body_string(jb_outbox_relay *r, const char *s) {
+  size_t n = strlen(s);
+  if (!body_reserve(r, 6 * n + 3)) return; /* and sprintf's NUL */
+  char *p = r->body + r->body_len;
+  *p++ = '"';
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = (char)c;
+    } else if (c < 0x20) {
+      p += sprintf(p, "\\u%04X", c);
+    } else {
+      *p++ = (char)c;
+    }
+  }
+  *p++ = '"';
+  r->body_len = (size_t)(p - r->body);
+}
+
+static void body_raw(jb_outbox_relay *r, const char *s) {
+  size_t n = strlen(s);
+  if (!body_reserve(r, n)) return;
+  memcpy(r->body + r->body_len, s, n);
+  r->body_len += n;
+}
+
+/* The CloudEvents structured body of one row, in r->body (reused from event to event); false
+ * when out of memory. The job snapshot goes in as the text the database wrote. */
+static bool event_body(jb_outbox_relay *r, const jb_outbox_row *row) {
   char ts[40];
-  json_t *o =
-      json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0", "type",
-                row->event_type, "source", r->source, "id", row->message_id, "time",
-                jb_time_format(row->created_at, ts, sizeof ts), "subject", row->job_id,
-                "datacontenttype", "application/json", "data", row->data ? row->data : json_null());
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-  json_decref(o);
-  return text;
+  r->body_len = 0;
+  r->body_failed = false;
+  body_raw(r, "{\"specversion\":\"1.0\",\"type\":");
+  body_string(r, row->event_type);
+  body_raw(r, ",\"source\":");
+  body_string(r, r->source);
+  body_raw(r, ",\"id\":");
+  body_string(r, row->message_id);
+  body_raw(r, ",\"time\":");
+  body_string(r, jb_time_format(row->created_at, ts, sizeof ts));
+  body_raw(r, ",\"subject\":");
+  body_string(r, row->job_id);
+  body_raw(r, ",\"datacontenttype\":\"application/json\",\"data\":");
+  body_raw(r, row->data ? row->data : "null");
+  body_raw(r, "}");
+  return !r->body_failed;
 }
 
 static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e) {
-  char *body = event_body(r, row);
-  if (body == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot encode event %s", row->message_id);
+  if (!event_body(r, row))
+    return jb_fail(e, JB_ERR_NOMEM, "cannot encode event %s", row->message_id);
   amqp_basic_properties_t props;
   memset(&props, 0, sizeof props);
   props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -78,8 +135,7 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e)
   }
   int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
                               amqp_cstring_bytes(row->routing_key), 1, 0, &props,
-                              amqp_cstring_bytes(body));
-  free(body);
+                              (amqp_bytes_t){r->body_len, r->body});
   if (st != AMQP_STATUS_OK)
     return jb_fail(e, JB_ERR_AMQP_CONN, "publish: %s", amqp_error_string2(st));
   r->seq++;
@@ -312,5 +368,6 @@ void jb_outbox_relay_stop(jb_outbox_relay *r, double flush_s) {
 void jb_outbox_relay_free(jb_outbox_relay *r) {
   if (r == NULL) return;
   jb_outbox_relay_stop(r, 0);
+  free(r->body);
   free(r);
 }

@@ -363,7 +363,7 @@ void jb_outbox_rows_free(jb_outbox_row *rows, size_t n) {
     free(rows[i].event_type);
     free(rows[i].routing_key);
     free(rows[i].correlation_id);
-    json_decref(rows[i].data);
+    free(rows[i].data);
   }
   free(rows);
 }
@@ -400,8 +400,16 @@ static jb_err ob_fetch(void *self, const int64_t *skip, size_t nskip, int max, j
     r[i].event_type = strdup(PQgetvalue(res, i, 3));
     r[i].routing_key = strdup(PQgetvalue(res, i, 4));
     r[i].correlation_id = PQgetisnull(res, i, 5) ? NULL : strdup(PQgetvalue(res, i, 5));
-    r[i].data = json_loads(PQgetvalue(res, i, 6), 0, NULL);
+    /* The snapshot stays the text the server wrote: the relay embeds it in the event as it is
+     * (parsing it to write it out again was half of the relay's CPU). */
+    r[i].data = strdup(PQgetvalue(res, i, 6));
     r[i].created_at = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+    if (r[i].event_type == NULL || r[i].routing_key == NULL || r[i].data == NULL ||
+        (r[i].correlation_id == NULL && !PQgetisnull(res, i, 5))) {
+      PQclear(res);
+      jb_outbox_rows_free(r, (size_t)i + 1);
+      return jb_fail(e, JB_ERR_NOMEM, "out of memory reading outbox rows");
+    }
   }
   PQclear(res);
   *out = r;
