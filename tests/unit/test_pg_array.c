@@ -9,7 +9,9 @@
 #include "postgres/pg_array.h"
 
 /* The elements of a one-dimensional literal of quoted (or NULL) elements, unescaped. */
-static size_t elements(const char *lit, char out[][4096], size_t max) {
+#define ELEM_MAX 65536
+
+static size_t elements(const char *lit, char out[][ELEM_MAX], size_t max) {
   size_t n = 0;
   cr_assert_eq(*lit++, '{', "%s", lit);
   while (*lit != '}' && n < max) {
@@ -22,6 +24,7 @@ static size_t elements(const char *lit, char out[][4096], size_t max) {
       while (*lit != '"') {
         if (*lit == '\\') lit++;
         cr_assert(*lit != '\0', "unterminated element");
+        cr_assert(k < ELEM_MAX - 1, "element too long for the test");
         out[n][k++] = *lit++;
       }
       out[n++][k] = '\0';
@@ -42,7 +45,7 @@ static void expect_same_as_jansson(json_t *v) {
   jb_pg_array_json(&a, v);
   const char *lit = jb_pg_array_end(&a);
   cr_assert_not_null(lit, "encodes %s", want);
-  static char got[2][4096];
+  static char got[2][ELEM_MAX];
   cr_assert_eq(elements(lit, got, 2), 2);
   cr_expect_str_eq(got[0], want, "literal %s", lit);
   cr_expect_str_eq(got[1], want);
@@ -74,6 +77,78 @@ Test(pg_array, json_elements_read_back_as_jansson_writes_them) {
   expect_same_as_jansson(json_real(1.0 / 3.0));
   expect_same_as_jansson(json_real(1e21));
   expect_same_as_jansson(json_real(-2.5e-7));
+}
+
+/* A random JSON value of at most `depth` levels, from a fixed seed: strings of random code
+ * points (control characters, quotes, backslashes, 2-4 byte UTF-8), integers of every size,
+ * reals of every magnitude. */
+static json_t *random_json(unsigned *seed, int depth) {
+  int kind = rand_r(seed) % (depth > 0 ? 8 : 6);
+  switch (kind) {
+    case 0: {
+      char s[64];
+      size_t n = 0;
+      int len = rand_r(seed) % 12;
+      for (int i = 0; i < len; i++) {
+        static const unsigned cps[] = {0x01, 0x1f, '"',  '\\',   '/',
+                                       'a',  0x7f, 0xe9, 0x20ac, 0x1f600};
+        unsigned cp = cps[rand_r(seed) % 10];
+        if (cp < 0x80) {
+          s[n++] = (char)cp;
+        } else if (cp < 0x800) {
+          s[n++] = (char)(0xc0 | cp >> 6);
+          s[n++] = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+          s[n++] = (char)(0xe0 | cp >> 12);
+          s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+          s[n++] = (char)(0x80 | (cp & 0x3f));
+        } else {
+          s[n++] = (char)(0xf0 | cp >> 18);
+          s[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+          s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+          s[n++] = (char)(0x80 | (cp & 0x3f));
+        }
+      }
+      return json_stringn(s, n);
+    }
+    case 1:
+      return json_integer(((json_int_t)rand_r(seed) << 33) ^ ((json_int_t)rand_r(seed) << 2) ^
+                          (rand_r(seed) % 7 - 3));
+    case 2: {
+      double m = (double)rand_r(seed) / RAND_MAX - 0.5;
+      int exp = rand_r(seed) % 600 - 300;
+      char num[64];
+      snprintf(num, sizeof num, "%.6fe%d", m, exp);
+      return json_real(strtod(num, NULL));
+    }
+    case 3:
+      return json_true();
+    case 4:
+      return json_false();
+    case 5:
+      return json_null();
+    case 6: {
+      json_t *o = json_object();
+      int n = rand_r(seed) % 5;
+      for (int i = 0; i < n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d\"%d", i, rand_r(seed) % 100);
+        json_object_set_new(o, key, random_json(seed, depth - 1));
+      }
+      return o;
+    }
+    default: {
+      json_t *a = json_array();
+      int n = rand_r(seed) % 5;
+      for (int i = 0; i < n; i++) json_array_append_new(a, random_json(seed, depth - 1));
+      return a;
+    }
+  }
+}
+
+Test(pg_array, random_json_reads_back_as_jansson_writes_it) {
+  unsigned seed = 42;
+  for (int i = 0; i < 2000; i++) expect_same_as_jansson(random_json(&seed, 4));
 }
 
 Test(pg_array, json_keeps_the_order_of_object_keys) {
