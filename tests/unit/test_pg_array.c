@@ -111,9 +111,11 @@ static json_t *random_json(unsigned *seed, int depth) {
       }
       return json_stringn(s, n);
     }
-    case 1:
-      return json_integer(((json_int_t)rand_r(seed) << 33) ^ ((json_int_t)rand_r(seed) << 2) ^
-                          (rand_r(seed) % 7 - 3));
+    case 1: { /* any 64-bit pattern (built unsigned: a signed shift could overflow), or small */
+      uint64_t u =
+          (uint64_t)rand_r(seed) << 33 ^ (uint64_t)rand_r(seed) << 2 ^ (uint64_t)rand_r(seed);
+      return json_integer(rand_r(seed) % 2 ? (json_int_t)u : (json_int_t)(rand_r(seed) % 7) - 3);
+    }
     case 2: {
       double m = (double)rand_r(seed) / RAND_MAX - 0.5;
       int exp = rand_r(seed) % 600 - 300;
