@@ -148,17 +148,17 @@ void jb_pg_notify(jb_pg *pg, const char *what) {
   const char *params[1] = {channel};
   const jb_pg_stmt *st = &stmts[ST_NOTIFY];
   jb_error e;
+  const char *why;
   if (jb_pg_ensure(pg, &e) != JB_OK || prepare_once(pg, st, &e) != JB_OK) {
-    jb_log(JB_LOG_DEBUG, "notification not sent; its listeners will poll", "channel", channel,
-           "error", e.msg, JB_LOG_END);
+    why = e.msg;
+  } else if (!PQsendQueryPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0)) {
+    why = PQerrorMessage(pg->conn);
+  } else {
+    pg->notify_pending = true;
     return;
   }
-  if (!PQsendQueryPrepared(pg->conn, st->name, st->nparams, params, NULL, NULL, 0)) {
-    jb_log(JB_LOG_DEBUG, "notification not sent; its listeners will poll", "channel", channel,
-           "error", PQerrorMessage(pg->conn), JB_LOG_END);
-    return;
-  }
-  pg->notify_pending = true;
+  jb_log(JB_LOG_DEBUG, "notification not sent; its listeners will poll", "channel", channel,
+         "error", why, JB_LOG_END);
 }
 
 void jb_pg_rollback(jb_pg *pg) {
