@@ -19,7 +19,8 @@
   X(JB_ERR_IO, -10, "input/output error")                   \
   X(JB_ERR_TIMEOUT, -11, "timed out")                       \
   X(JB_ERR_UNREGISTERED, -12, "unregistered job type")      \
-  X(JB_ERR_STOPPED, -13, "stopped")
+  X(JB_ERR_STOPPED, -13, "stopped")                         \
+  X(JB_ERR_DB_REFUSED, -14, "the database refused the data")
 
 typedef enum {
 #define JB_ERR_ENUM(name, value, text) name = (value),

@@ -106,6 +106,10 @@ json_t *jb_job_to_json(const jb_job *job);
 typedef struct jb_job_result {
   bool success;
   bool retriable; /* on failure: may it be retried? */
+  /* On failure: the fault is jobbridge's, not the job's (out of file descriptors, memory or
+   * processes): the job goes back without burning a retry, the condition is logged loudly,
+   * and the worker backs off before it claims again. */
+  bool requeue;
   json_t *result_data;
   char *error_message;
 } jb_job_result;
