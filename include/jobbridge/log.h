@@ -16,8 +16,14 @@ int jb_log_enabled(jb_log_level lvl);
 #define JB_LOG_END ((const char *)0)
 
 /* jb_log(level, msg, key1, value1, key2, value2, ..., JB_LOG_END): context values are strings
- * (NULL values are skipped). One write(2) per line, so lines from threads never interleave. */
+ * (NULL values are skipped). A value (or msg) that is not valid UTF-8 is written with each
+ * offending byte as the four characters \xNN, never dropped. One write(2) per line, so lines
+ * from threads never interleave. */
 void jb_log(jb_log_level lvl, const char *msg, ...) __attribute__((sentinel));
+
+/* A copy of s (malloc'd, the caller frees; NULL when out of memory) in which every byte that
+ * is not part of a valid UTF-8 sequence is written as the four characters \xNN. */
+char *jb_utf8_escape(const char *s);
 
 /* Copies url into buf with any password replaced by "***" (amqp://u:***@h, postgresql://u:***@h,
  * and password=... in key/value strings). Always use this before a URL reaches a log or error. */
