@@ -24,9 +24,12 @@ static int open_env(const char *config_opt, bool need_db, env *v) {
   memset(v, 0, sizeof *v);
   jb_error e;
   jb_error_clear(&e);
-  if (jb_config_load(jb_config_path(config_opt), &v->cfg, &e) != JB_OK) {
+  const char *path = jb_config_path(config_opt);
+  if (jb_config_load(path, &v->cfg, &e) != JB_OK || jb_check_db_url(v->cfg, path, &e) != JB_OK) {
     fprintf(stderr, "jobbridge: %s\n", e.msg);
-    return JB_EXIT_USAGE; /* a missing or bad config file is a usage/config error */
+    jb_config_free(v->cfg);
+    v->cfg = NULL;
+    return JB_EXIT_USAGE; /* a missing or bad config file, or a URL that cannot be parsed */
   }
   if (!need_db) return JB_EXIT_OK;
   if (jb_pg_connect(v->cfg->db_url, v->cfg->db_schema, &v->pg, &e) != JB_OK) {

@@ -500,6 +500,38 @@ static jb_err env_override(ctx *c, char **field, const char *var) {
   return JB_OK;
 }
 
+/* A URL that cannot be read is refused here (a URI must use one of `schemes`; a database URL
+ * may also be a keyword/value string), before anything connects: a client library would
+ * otherwise misread it (an unencoded '@' makes part of a password the host name) or quote it
+ * back in its error, and `run` would retry a config error forever. The messages name the setting
+ * the URL came from and never the URL. */
+static jb_err check_url(ctx *c, const char *url, const char *key, const char *var,
+                        const char *const *schemes, bool uri_only) {
+  const char *v = getenv(var);
+  char from[96];
+  if (v != NULL && *v != '\0')
+    snprintf(from, sizeof from, "%s (from %s)", key, var);
+  else
+    snprintf(from, sizeof from, "%s", key);
+  bool uri = strstr(url, "://") != NULL && strstr(url, "://") < url + strcspn(url, "= \t");
+  if (uri || uri_only) {
+    bool known = false;
+    for (const char *const *s = schemes; *s != NULL; s++)
+      known = known || strncmp(url, *s, strlen(*s)) == 0;
+    if (!known)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: %s: the URL must start with %s or %s (the URL is not shown: it may hold "
+                     "a password)",
+                     c->name, from, schemes[0], schemes[1]);
+  }
+  const char *problem = jb_url_problem(url);
+  if (problem != NULL)
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: %s: the URL %s (the URL is not shown: it may hold a password)", c->name,
+                   from, problem);
+  return JB_OK;
+}
+
 static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   if (!json_is_object(root))
     return jb_fail(c->e, JB_ERR_CONFIG, "%s: the top level must be a JSON object", c->name);
@@ -508,6 +540,12 @@ static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   jb_err rc = apply_table(c, &ROOT, root, "", cfg);
   if (rc == JB_OK) rc = env_override(c, &cfg->amqp_url, "JOBBRIDGE_AMQP_URL");
   if (rc == JB_OK) rc = env_override(c, &cfg->db_url, "JOBBRIDGE_DATABASE_URL");
+  static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
+  static const char *const pg_schemes[] = {"postgresql://", "postgres://", NULL};
+  if (rc == JB_OK)
+    rc = check_url(c, cfg->amqp_url, "amqp.url", "JOBBRIDGE_AMQP_URL", amqp_schemes, true);
+  if (rc == JB_OK)
+    rc = check_url(c, cfg->db_url, "database.url", "JOBBRIDGE_DATABASE_URL", pg_schemes, false);
   if (rc == JB_OK) rc = cross_check(c, cfg);
   if (rc != JB_OK) {
     jb_config_free(cfg);

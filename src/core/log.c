@@ -1,4 +1,4 @@
-/* JSON-lines logging on stderr, and URL redaction so secrets never reach a log. */
+/* JSON-lines logging on stderr (URL redaction is in redact.c). */
 #include "jobbridge/log.h"
 
 #include <jansson.h>
@@ -117,27 +117,4 @@ void jb_log(jb_log_level lvl, const char *msg, ...) {
   ssize_t w = write(STDERR_FILENO, line, n + 1);
   (void)w;
   free(line);
-}
-
-char *jb_redact_url(const char *url, char *buf, size_t len) {
-  if (len == 0) return buf;
-  if (url == NULL) {
-    snprintf(buf, len, "(none)");
-    return buf;
-  }
-  const char *scheme = strstr(url, "://");
-  const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-  const char *colon = (scheme && at) ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-  if (colon != NULL) {
-    snprintf(buf, len, "%.*s:***%s", (int)(colon - url), url, at);
-    return buf;
-  }
-  const char *pw = strstr(url, "password=");
-  if (pw != NULL) {
-    const char *end = pw + strcspn(pw, " &");
-    snprintf(buf, len, "%.*spassword=***%s", (int)(pw - url), url, end);
-    return buf;
-  }
-  snprintf(buf, len, "%s", url);
-  return buf;
 }

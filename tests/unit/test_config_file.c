@@ -1,5 +1,5 @@
-/* Config files that cannot be read: each an error whose message names the file and what is
- * wrong. */
+/* Config files that cannot be read, and URLs that cannot be parsed: each a config error whose
+ * message names the file and what is wrong (and never a password). */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -92,4 +92,21 @@ Test(config_file, a_good_file_still_loads) {
   cr_assert_eq(jb_config_load(write_file("ok.json", "{}", 0644), &cfg, &e), JB_OK, "%s", e.msg);
   cr_expect_str_eq(cfg->in_queue, "jobbridge.events");
   jb_config_free(cfg);
+}
+
+/* URLs: refused at load, naming the key (and the variable it came from), never the value. */
+Test(config_file, urls_that_cannot_be_parsed_are_config_errors) {
+  expect_load_error(
+      write_file("at.json", "{\"database\": {\"url\": \"postgresql://u:p@s3cret@h/db\"}}", 0644),
+      "database.url: the URL has more than one '@'", "%40");
+  expect_load_error(write_file("pct.json", "{\"amqp\": {\"url\": \"amqp://u:s3cret%ZZ@h\"}}", 0644),
+                    "amqp.url: the URL has a '%' not followed by two hex digits", NULL);
+  expect_load_error(
+      write_file("kw.json", "{\"database\": {\"url\": \"host=h password='s3cret\"}}", 0644),
+      "database.url: the URL has a quoted value whose closing quote is missing", NULL);
+  expect_load_error(write_file("scheme.json", "{\"amqp\": {\"url\": \"http://u:s3cret@h\"}}", 0644),
+                    "amqp.url: the URL must start with amqp:// or amqps://", NULL);
+  setenv("JOBBRIDGE_DATABASE_URL", "postgresql://u:p@s3cret@h/db", 1);
+  expect_load_error(write_file("env.json", "{}", 0644),
+                    "database.url (from JOBBRIDGE_DATABASE_URL)", "not shown");
 }
