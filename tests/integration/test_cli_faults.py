@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Issue 11, defects 14 and 17 (config part), through the real binary: passwords in every
+"""Issue 11, defects 14, 16 and 17 (config part), through the real binary: passwords in every
 connection-string form never reach stdout/stderr (check-config, `run` retrying an unreachable
 host, `jobs list`); a URL that cannot be parsed is a config error (exit 2 at once, no retry
-loop); unreadable config files say why.
+loop); CLI times and numbers are range-checked with exit 2; unreadable config files say why.
 
 usage: test_cli_faults.py JOBBRIDGE_BINARY SOURCE_DIR [unittest args, e.g. -k secrets]
 """
@@ -137,6 +137,59 @@ class CliFaults(unittest.TestCase):
                 self.assertEqual(out.returncode, 2, f"{cmd} {url}: {out.stderr}")
                 self.assertIn("amqp.url (from JOBBRIDGE_AMQP_URL)", out.stderr)
                 self.assert_no_secret(out.stdout + out.stderr, url)
+
+    # --- defect 16: times and numbers ---
+
+    def test_times_out_of_range_or_impossible_exit_2(self):
+        cases = [
+            ("99999999999999999999", "out of range"),
+            ("9999999999999", "out of range"),
+            ("2026-02-30T10:00:00Z", "2026-02 has 28 days"),
+            ("2026-02-01T10:00:00+25:00", "beyond -23:59..+23:59"),
+            ("0000-12-31T00:00:00Z", "out of range"),
+        ]
+        for value, why in cases:
+            out = self.jb(["jobs", "create", "audit_log", "--payload", "{}",
+                           "--scheduled-at", value])
+            self.assertEqual(out.returncode, 2, f"{value}: {out.stderr}")
+            self.assertIn(why, out.stderr, value)
+            self.assertEqual(out.stdout, "", f"{value}: a job was created")
+
+    def test_times_year_1_round_trips_with_four_digits(self):
+        out = self.jb(["jobs", "create", "audit_log", "--payload", "{}",
+                       "--scheduled-at", "0001-01-01T00:00:00Z"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["scheduled_at"], "0001-01-01T00:00:00.000000Z")
+        out = self.jb(["jobs", "create", "audit_log", "--payload", "{}",
+                       "--scheduled-at", "2024-02-29T23:30:00-01:00"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["scheduled_at"], "2024-03-01T00:30:00.000000Z")
+
+    def test_numbers_have_ranges_and_exit_2(self):
+        out = self.jb(["jobs", "list", "--offset", "9223372036854775807"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout), [])
+        cases = [
+            (["list", "--offset", "9223372036854775808"], "--offset 9223372036854775808 is out of range"),
+            (["list", "--offset", "-1"], "--offset -1 is out of range: it must be from 0 to"),
+            (["list", "--limit", "0"], "--limit 0 is out of range: it must be from 1 to 10000"),
+            (["list", "--limit", " 5"], "is not a whole decimal number"),
+            (["create", "audit_log", "--payload", "{}", "--priority", "1e9"],
+             '--priority "1e9" is not a whole decimal number'),
+            (["create", "audit_log", "--payload", "{}", "--max-retries", "1001"],
+             "--max-retries 1001 is out of range: it must be from 0 to 1000"),
+        ]
+        for args, why in cases:
+            out = self.jb(["jobs"] + args)
+            self.assertEqual(out.returncode, 2, f"{args}: {out.stderr}")
+            self.assertIn(why, out.stderr, args)
+
+    def test_input_errors_exit_2_even_with_the_database_down(self):
+        down = {"JOBBRIDGE_DATABASE_URL": "postgresql://u@127.0.0.1:1/jb"}
+        for args in (["create", "audit_log", "--payload", "{}", "--scheduled-at", "9999999999999"],
+                     ["list", "--offset", "x"]):
+            out = self.jb(["jobs"] + args, env=down)
+            self.assertEqual(out.returncode, 2, f"{args}: {out.stderr}")
 
     # --- defect 17: config files that cannot be read ---
 
