@@ -67,8 +67,11 @@ typedef struct jb_config {
 } jb_config;
 
 /* Loads and validates a config file; JOBBRIDGE_AMQP_URL / JOBBRIDGE_DATABASE_URL override the
- * URLs. On error returns JB_ERR_CONFIG (or JB_ERR_IO) with e->msg naming the file and the key
- * path (or line and column for malformed JSON). *out is a new config the caller frees. */
+ * URLs. On error returns JB_ERR_CONFIG with e->msg naming the file and the key path (or line and
+ * column for malformed JSON, or "<path> is a directory", "<path> is empty"), JB_ERR_IO when the
+ * file cannot be opened or read ("<path>: cannot open config file: Permission denied"). A URL that
+ * cannot be read is a config error whose message says what is wrong without quoting the URL
+ * (jb_url_problem). *out is a new config the caller frees. */
 jb_err jb_config_load(const char *path, jb_config **out, jb_error *e) JB_MUST_CHECK;
 
 /* The same from a JSON text already in memory (`name` is used in messages). */

@@ -56,12 +56,25 @@ void jb_sleep_ms(long ms);
 /* The next delay of a capped exponential backoff: twice ms, at most cap_ms. */
 long jb_backoff_next(long ms, long cap_ms);
 
+/* The times jobbridge accepts: years 1 to 9999, as RFC 3339's four-digit years allow (all
+ * within PostgreSQL's timestamptz), in whole seconds since the epoch. */
+#define JB_TIME_MIN_S (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define JB_TIME_MAX_S 253402300799LL   /* 9999-12-31T23:59:59Z */
+
 /* Formats t as RFC 3339 UTC with microseconds ("2026-11-22T22:47:30.123456Z") into buf (>= 32
- * bytes). Returns buf. */
+ * bytes), the year always with four digits ("0001-01-01T..."; years past 9999 get more, years
+ * before 1 a sign). Returns buf. */
 char *jb_time_format(jb_time t, char *buf, size_t len);
 
-/* Parses RFC 3339 ("2026-11-22T22:47:30Z", optional fraction, `Z` or ±hh:mm offset) or a whole
- * number of seconds since the epoch. JB_ERR_INVALID otherwise. */
+/* Parses RFC 3339 ("2026-11-22T22:47:30Z", optional fraction cut to microseconds, `Z` or
+ * ±hh:mm offset within ±23:59; the day must exist in its month, leap years counted; second 60,
+ * a leap second, counts as the next minute's first) or a whole number of seconds since the epoch
+ * (digits only). The instant must lie within JB_TIME_MIN_S..JB_TIME_MAX_S. JB_ERR_INVALID
+ * otherwise, with e (may be NULL) saying what is wrong in words that follow the value: "is out
+ * of range: ...". */
+jb_err jb_time_parse_err(const char *s, jb_time *out, jb_error *e) JB_MUST_CHECK;
+
+/* jb_time_parse_err without the message. */
 jb_err jb_time_parse(const char *s, jb_time *out) JB_MUST_CHECK;
 
 /* One row of jobbridge.jobs. Strings and JSON values are owned by the job and released by

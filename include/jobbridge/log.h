@@ -16,11 +16,34 @@ int jb_log_enabled(jb_log_level lvl);
 #define JB_LOG_END ((const char *)0)
 
 /* jb_log(level, msg, key1, value1, key2, value2, ..., JB_LOG_END): context values are strings
- * (NULL values are skipped). One write(2) per line, so lines from threads never interleave. */
+ * (NULL values are skipped). A value (or msg) that is not valid UTF-8 is written with each
+ * offending byte as the four characters \xNN, never dropped. One write(2) per line, so lines
+ * from threads never interleave. */
 void jb_log(jb_log_level lvl, const char *msg, ...) __attribute__((sentinel));
 
-/* Copies url into buf with any password replaced by "***" (amqp://u:***@h, postgresql://u:***@h,
- * and password=... in key/value strings). Always use this before a URL reaches a log or error. */
+/* A copy of s (malloc'd, the caller frees; NULL when out of memory) in which every byte that
+ * is not part of a valid UTF-8 sequence is written as the four characters \xNN. */
+char *jb_utf8_escape(const char *s);
+
+/* Copies a connection string into buf (always NUL-terminated, cut to len) with every secret
+ * replaced by "***", in each form libpq and rabbitmq-c accept: the URI's user info
+ * (scheme://user:***@host, up to the last '@' before the first '/', so an unencoded '@' in a
+ * password is covered), URI query parameters (?password=***, &sslpassword=***, also with a
+ * percent-encoded name), and keyword/value strings (password = '...' with blanks, quotes and
+ * backslash escapes). A keyword string that cannot be read shows "***" for all that follows the
+ * point where reading stopped. Always use this before a URL reaches a log or an error message.
+ * Returns buf. */
 char *jb_redact_url(const char *url, char *buf, size_t len);
+
+/* What is structurally wrong with a connection string, as a phrase to follow the setting's name
+ * ("has more than one '@' before the host: ..."), or NULL when nothing is found. The phrase
+ * never quotes the string, which may hold a password. Checks: at most one '@' before the host of
+ * a URI, valid %-escapes, and in keyword/value strings an '=' after each keyword and closed
+ * quotes. A client library may still refuse what passes (unknown keywords, say). */
+const char *jb_url_problem(const char *url);
+
+/* Replaces each occurrence of secret (3 bytes or more) in msg by "***", in place: for messages
+ * written by a library that may have quoted it. */
+void jb_scrub_secret(char *msg, const char *secret);
 
 #endif

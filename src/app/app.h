@@ -22,6 +22,10 @@ int jb_report(const jb_error *e);
 /* The config path: --config, else $JOBBRIDGE_CONFIG, else ./jobbridge.json. */
 const char *jb_config_path(const char *opt);
 
+/* Checks that the database URL of cfg (loaded from path) can be parsed: JB_ERR_CONFIG with a
+ * message naming the setting, never the URL, when it cannot (jb_pg_check_url). */
+jb_err jb_check_db_url(const jb_config *cfg, const char *path, jb_error *e) JB_MUST_CHECK;
+
 int jb_cmd_run(int argc, char **argv);
 int jb_cmd_migrate(int argc, char **argv);
 int jb_cmd_check_config(int argc, char **argv);

@@ -59,12 +59,28 @@ const char *jb_args_get(const jb_args *a, const jb_opt_spec *specs, size_t nspec
   return NULL;
 }
 
+/* Digits with an optional sign and nothing else (strtol would also take blanks before them). */
+static bool integer_text(const char *s) {
+  if (s == NULL) return false;
+  if (*s == '-' || *s == '+') s++;
+  return *s != '\0' && strspn(s, "0123456789") == strlen(s);
+}
+
 bool jb_parse_long(const char *s, long min, long max, long *out) {
-  if (s == NULL || *s == '\0') return false;
-  char *end;
+  if (!integer_text(s)) return false;
   errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < min || v > max) return false;
+  long v = strtol(s, NULL, 10);
+  if (errno != 0 || v < min || v > max) return false;
   *out = v;
   return true;
+}
+
+bool jb_parse_long_opt(const char *name, const char *s, long min, long max, long *out, char *err,
+                       size_t errlen) {
+  if (jb_parse_long(s, min, max, out)) return true;
+  if (!integer_text(s))
+    snprintf(err, errlen, "--%s \"%s\" is not a whole decimal number", name, s ? s : "");
+  else
+    snprintf(err, errlen, "--%s %s is out of range: it must be from %ld to %ld", name, s, min, max);
+  return false;
 }

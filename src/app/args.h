@@ -28,7 +28,14 @@ bool jb_args_parse(int argc, char **argv, const jb_opt_spec *specs, size_t nspec
 const char *jb_args_get(const jb_args *a, const jb_opt_spec *specs, size_t nspecs,
                         const char *name);
 
-/* Parses a whole decimal integer within [min, max]. */
+/* Parses a whole decimal integer within [min, max]: an optional sign, digits, nothing else (no
+ * blanks); out of range (also past LONG_MAX) is false. */
 bool jb_parse_long(const char *s, long min, long max, long *out);
+
+/* jb_parse_long for the value s of option --name; on failure err gets a sentence that says
+ * which: "--limit \"x\" is not a whole decimal number" or "--limit 0 is out of range: it must
+ * be from 1 to 10000". */
+bool jb_parse_long_opt(const char *name, const char *s, long min, long max, long *out, char *err,
+                       size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 /* The one-shot commands: migrate, check-config, jobs create|get|list|cancel|retry, stats.
  * Results go to stdout as JSON; errors to stderr, with the exit codes of app.h. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,12 @@ static int open_env(const char *config_opt, bool need_db, env *v) {
   memset(v, 0, sizeof *v);
   jb_error e;
   jb_error_clear(&e);
-  if (jb_config_load(jb_config_path(config_opt), &v->cfg, &e) != JB_OK) {
+  const char *path = jb_config_path(config_opt);
+  if (jb_config_load(path, &v->cfg, &e) != JB_OK || jb_check_db_url(v->cfg, path, &e) != JB_OK) {
     fprintf(stderr, "jobbridge: %s\n", e.msg);
-    return JB_EXIT_USAGE; /* a missing or bad config file is a usage/config error */
+    jb_config_free(v->cfg);
+    v->cfg = NULL;
+    return JB_EXIT_USAGE; /* a missing or bad config file, or a URL that cannot be parsed */
   }
   if (!need_db) return JB_EXIT_OK;
   if (jb_pg_connect(v->cfg->db_url, v->cfg->db_schema, &v->pg, &e) != JB_OK) {
@@ -126,7 +130,9 @@ static const char jobs_help[] =
     "       jobbridge jobs list [--status S] [--type T] [--queue Q] [--limit N] [--offset N]\n"
     "       jobbridge jobs cancel ID\n"
     "       jobbridge jobs retry ID\n"
-    "All take --config FILE. TIME is RFC 3339 (2026-11-22T10:00:00Z) or epoch seconds.\n"
+    "All take --config FILE. TIME is RFC 3339 with a zone (2026-11-22T10:00:00Z, offsets within\n"
+    "+-23:59) or whole epoch seconds, from year 1 to 9999. N: --priority -1000000..1000000,\n"
+    "--max-retries 0..1000, --limit 1..10000 (default 100), --offset 0..9223372036854775807.\n"
     "Output: the job as JSON (an array for list).\n";
 
 static const jb_opt_spec jobs_specs[] = {
@@ -166,30 +172,62 @@ static int json_object_opt(const char *name, const char *text, json_t **out) {
   return JB_EXIT_OK;
 }
 
-static int jobs_create(jb_args *p, env *v) {
+/* The numeric, time and status options of jobs create and list, read before anything connects
+ * so that every input error exits 2 with its message, database up or not. */
+typedef struct job_opts {
+  int priority;
+  int max_retries; /* -1: the job type's */
+  jb_time scheduled_at;
+  int status; /* -1: any */
+  long limit, offset;
+} job_opts;
+
+static int parse_job_opts(const jb_args *p, job_opts *o) {
+  jb_args a = *p;
+  *o = (job_opts){.max_retries = -1, .status = -1};
+  char err[512];
+  long num;
+  if (OPT("priority")) {
+    if (!jb_parse_long_opt("priority", OPT("priority"), -1000000, 1000000, &num, err, sizeof err))
+      return usage_error("%s", err);
+    o->priority = (int)num;
+  }
+  if (OPT("max-retries")) {
+    if (!jb_parse_long_opt("max-retries", OPT("max-retries"), 0, 1000, &num, err, sizeof err))
+      return usage_error("%s", err);
+    o->max_retries = (int)num;
+  }
+  jb_error e;
+  if (OPT("scheduled-at") && jb_time_parse_err(OPT("scheduled-at"), &o->scheduled_at, &e) != JB_OK)
+    return usage_error("--scheduled-at \"%s\" %s", OPT("scheduled-at"), e.msg);
+  if (OPT("status")) {
+    jb_job_status st;
+    if (jb_status_parse(OPT("status"), &st) != JB_OK)
+      return usage_error(
+          "--status \"%s\" is not one of PENDING SCHEDULED RUNNING COMPLETED "
+          "FAILED RETRYING DEAD_LETTER",
+          OPT("status"));
+    o->status = (int)st;
+  }
+  if (OPT("limit") &&
+      !jb_parse_long_opt("limit", OPT("limit"), 1, 10000, &o->limit, err, sizeof err))
+    return usage_error("%s", err);
+  if (OPT("offset") &&
+      !jb_parse_long_opt("offset", OPT("offset"), 0, LONG_MAX, &o->offset, err, sizeof err))
+    return usage_error("%s", err);
+  return -1;
+}
+
+static int jobs_create(jb_args *p, const job_opts *o, env *v) {
   jb_args a = *p;
   const char *payload_text = OPT("payload");
   if (payload_text == NULL) return usage_error("%s", "jobs create: --payload is required");
   jb_job_request req = {.job_type = a.pos[1], .queue_name = OPT("queue")};
-  req.opts.max_retries = -1;
   req.opts.dedupe_key = OPT("dedupe-key");
   req.opts.created_by = OPT("created-by");
-  long num;
-  if (OPT("priority")) {
-    if (!jb_parse_long(OPT("priority"), -1000000, 1000000, &num))
-      return usage_error("--priority \"%s\" is not an integer from -1000000 to 1000000",
-                         OPT("priority"));
-    req.priority = (int)num;
-  }
-  if (OPT("max-retries")) {
-    if (!jb_parse_long(OPT("max-retries"), 0, 1000, &num))
-      return usage_error("--max-retries \"%s\" is not an integer from 0 to 1000",
-                         OPT("max-retries"));
-    req.opts.max_retries = (int)num;
-  }
-  if (OPT("scheduled-at") && jb_time_parse(OPT("scheduled-at"), &req.opts.scheduled_at) != JB_OK)
-    return usage_error("--scheduled-at \"%s\" is not an RFC 3339 time with a zone or epoch seconds",
-                       OPT("scheduled-at"));
+  req.priority = o->priority;
+  req.opts.max_retries = o->max_retries;
+  req.opts.scheduled_at = o->scheduled_at;
   int code = json_object_opt("payload", payload_text, &req.payload);
   if (code != JB_EXIT_OK) return code;
   if (OPT("metadata")) {
@@ -218,22 +256,13 @@ out:
   return code;
 }
 
-static int jobs_list(jb_args *p, env *v) {
+static int jobs_list(jb_args *p, const job_opts *o, env *v) {
   jb_args a = *p;
-  jb_job_filter f = {.status = -1, .job_type = OPT("type"), .queue_name = OPT("queue")};
-  if (OPT("status")) {
-    jb_job_status s;
-    if (jb_status_parse(OPT("status"), &s) != JB_OK)
-      return usage_error(
-          "--status \"%s\" is not one of PENDING SCHEDULED RUNNING COMPLETED "
-          "FAILED RETRYING DEAD_LETTER",
-          OPT("status"));
-    f.status = (int)s;
-  }
-  if (OPT("limit") && !jb_parse_long(OPT("limit"), 1, 10000, &f.limit))
-    return usage_error("--limit \"%s\" is not an integer from 1 to 10000", OPT("limit"));
-  if (OPT("offset") && !jb_parse_long(OPT("offset"), 0, 1L << 40, &f.offset))
-    return usage_error("--offset \"%s\" is not a non-negative integer", OPT("offset"));
+  jb_job_filter f = {.status = o->status,
+                     .job_type = OPT("type"),
+                     .queue_name = OPT("queue"),
+                     .limit = o->limit,
+                     .offset = o->offset};
   jb_job *jobs = NULL;
   size_t n = 0;
   jb_error e;
@@ -265,6 +294,9 @@ int jb_cmd_jobs(int argc, char **argv) {
             jobs_help);
     return JB_EXIT_USAGE;
   }
+  job_opts o;
+  code = parse_job_opts(&a, &o);
+  if (code >= 0) return code;
   env v;
   code = open_env(OPT("config"), true, &v);
   if (code != JB_EXIT_OK) return code;
@@ -272,9 +304,9 @@ int jb_cmd_jobs(int argc, char **argv) {
   jb_job job;
   jb_err rc = JB_OK;
   if (strcmp(sub, "create") == 0) {
-    code = jobs_create(&a, &v);
+    code = jobs_create(&a, &o, &v);
   } else if (strcmp(sub, "list") == 0) {
-    code = jobs_list(&a, &v);
+    code = jobs_list(&a, &o, &v);
   } else {
     if (strcmp(sub, "get") == 0)
       rc = jb_job_service_get(&v.svc, a.pos[1], &job, &e);

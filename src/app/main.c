@@ -6,6 +6,7 @@
 
 #include "app/app.h"
 #include "jobbridge/log.h"
+#include "postgres/pg.h"
 
 static const char usage[] =
     "usage: jobbridge COMMAND [options]\n"
@@ -45,6 +46,16 @@ const char *jb_config_path(const char *opt) {
   if (opt != NULL) return opt;
   const char *env = getenv("JOBBRIDGE_CONFIG");
   return env != NULL && *env != '\0' ? env : "jobbridge.json";
+}
+
+jb_err jb_check_db_url(const jb_config *cfg, const char *path, jb_error *e) {
+  const char *env = getenv("JOBBRIDGE_DATABASE_URL");
+  char what[512];
+  if (env != NULL && *env != '\0')
+    snprintf(what, sizeof what, "%s: database.url (from JOBBRIDGE_DATABASE_URL)", path);
+  else
+    snprintf(what, sizeof what, "%s: database.url", path);
+  return jb_pg_check_url(cfg->db_url, what, e);
 }
 
 int main(int argc, char **argv) {

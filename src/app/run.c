@@ -233,9 +233,11 @@ int jb_cmd_run(int argc, char **argv) {
   jb_error_clear(&e);
   jb_config *cfg = NULL;
   const char *path = jb_config_path(jb_args_get(&a, specs, 2, "config"));
-  if (jb_config_load(path, &cfg, &e) != JB_OK) {
+  /* A URL that cannot be parsed is a config error like any other: exit 2 now, never retried. */
+  if (jb_config_load(path, &cfg, &e) != JB_OK || jb_check_db_url(cfg, path, &e) != JB_OK) {
     jb_log(JB_LOG_ERROR, "refusing to start: invalid configuration", "error", e.msg, JB_LOG_END);
     fprintf(stderr, "jobbridge: %s\n", e.msg);
+    jb_config_free(cfg);
     return JB_EXIT_USAGE;
   }
   struct sigaction sa;

@@ -4,11 +4,15 @@
 #include "jobbridge/config.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "jobbridge/log.h"
 
@@ -496,6 +500,38 @@ static jb_err env_override(ctx *c, char **field, const char *var) {
   return JB_OK;
 }
 
+/* A URL that cannot be read is refused here (a URI must use one of `schemes`; a database URL
+ * may also be a keyword/value string), before anything connects: a client library would
+ * otherwise misread it (an unencoded '@' makes part of a password the host name) or quote it
+ * back in its error, and `run` would retry a config error forever. The messages name the setting
+ * the URL came from and never the URL. */
+static jb_err check_url(ctx *c, const char *url, const char *key, const char *var,
+                        const char *const *schemes, bool uri_only) {
+  const char *v = getenv(var);
+  char from[96];
+  if (v != NULL && *v != '\0')
+    snprintf(from, sizeof from, "%s (from %s)", key, var);
+  else
+    snprintf(from, sizeof from, "%s", key);
+  bool uri = strstr(url, "://") != NULL && strstr(url, "://") < url + strcspn(url, "= \t");
+  if (uri || uri_only) {
+    bool known = false;
+    for (const char *const *s = schemes; *s != NULL; s++)
+      known = known || strncmp(url, *s, strlen(*s)) == 0;
+    if (!known)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: %s: the URL must start with %s or %s (the URL is not shown: it may hold "
+                     "a password)",
+                     c->name, from, schemes[0], schemes[1]);
+  }
+  const char *problem = jb_url_problem(url);
+  if (problem != NULL)
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: %s: the URL %s (the URL is not shown: it may hold a password)", c->name,
+                   from, problem);
+  return JB_OK;
+}
+
 static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   if (!json_is_object(root))
     return jb_fail(c->e, JB_ERR_CONFIG, "%s: the top level must be a JSON object", c->name);
@@ -504,6 +540,12 @@ static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   jb_err rc = apply_table(c, &ROOT, root, "", cfg);
   if (rc == JB_OK) rc = env_override(c, &cfg->amqp_url, "JOBBRIDGE_AMQP_URL");
   if (rc == JB_OK) rc = env_override(c, &cfg->db_url, "JOBBRIDGE_DATABASE_URL");
+  static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
+  static const char *const pg_schemes[] = {"postgresql://", "postgres://", NULL};
+  if (rc == JB_OK)
+    rc = check_url(c, cfg->amqp_url, "amqp.url", "JOBBRIDGE_AMQP_URL", amqp_schemes, true);
+  if (rc == JB_OK)
+    rc = check_url(c, cfg->db_url, "database.url", "JOBBRIDGE_DATABASE_URL", pg_schemes, false);
   if (rc == JB_OK) rc = cross_check(c, cfg);
   if (rc != JB_OK) {
     jb_config_free(cfg);
@@ -525,17 +567,71 @@ jb_err jb_config_parse(const char *text, const char *name, jb_config **out, jb_e
   return rc;
 }
 
+/* Reads the whole config file into a new NUL-terminated buffer (*out, the caller frees; *n its
+ * length). Every way a path can fail to be a readable file gets its own sentence naming it. */
+static jb_err read_file(const char *path, char **out, size_t *n, jb_error *e) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return jb_fail(e, JB_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
+  jb_err rc = JB_OK;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    rc = jb_fail(e, JB_ERR_IO, "%s: cannot read config file: %s", path, strerror(errno));
+    goto out;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    rc = jb_fail(e, JB_ERR_CONFIG, "%s is a directory, not a config file", path);
+    goto out;
+  }
+  for (;;) {
+    if (cap - len < 4096) {
+      cap = cap ? cap * 2 : 65536;
+      char *grown = realloc(buf, cap);
+      if (grown == NULL) {
+        rc = jb_fail(e, JB_ERR_NOMEM, "%s: out of memory reading the config file", path);
+        goto out;
+      }
+      buf = grown;
+    }
+    ssize_t r = read(fd, buf + len, cap - len - 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      rc = jb_fail(e, JB_ERR_IO, "%s: cannot read config file: %s", path, strerror(errno));
+      goto out;
+    }
+    if (r == 0) break;
+    len += (size_t)r;
+  }
+  buf[len] = '\0';
+  if (len == strspn(buf, " \t\r\n"))
+    rc = jb_fail(e, JB_ERR_CONFIG, "%s is empty: expected a JSON object", path);
+out:
+  close(fd);
+  if (rc != JB_OK) {
+    free(buf);
+    return rc;
+  }
+  *out = buf;
+  *n = len;
+  return JB_OK;
+}
+
 jb_err jb_config_load(const char *path, jb_config **out, jb_error *e) {
   ctx c = {path, e};
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) return jb_fail(e, JB_ERR_IO, "%s: cannot open config file: %m", path);
+  char *text;
+  size_t len = 0;
+  jb_err rc = read_file(path, &text, &len, e);
+  if (rc != JB_OK) return rc;
   json_error_t jerr;
-  json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
-  fclose(f);
+  json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  free(text);
   if (root == NULL)
     return jb_fail(e, JB_ERR_CONFIG, "%s: line %d, column %d: %s", path, jerr.line, jerr.column,
                    jerr.text);
-  jb_err rc = load_root(&c, root, out);
+  rc = load_root(&c, root, out);
   json_decref(root);
   return rc;
 }

@@ -88,8 +88,48 @@ long jb_backoff_next(long ms, long cap_ms) {
   return ms * 2 > cap_ms ? cap_ms : ms * 2;
 }
 
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
+ * days_from_civil), so parsing does not depend on the process's time zone. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = (unsigned)(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* The inverse (Hinnant's civil_from_days): the date of day z counted from 1970-01-01. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = (unsigned)(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" for whole seconds since the epoch, by hand: strftime's %Y does not pad
+ * years below 1000 ("1-01-01"), and gmtime is not needed for a fixed calendar. */
+static size_t format_secs(int64_t secs, char *buf, size_t len) {
+  int64_t days = secs / 86400, rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days -= 1;
+  }
+  int64_t y;
+  unsigned m, d;
+  civil_from_days(days, &y, &m, &d);
+  int n = snprintf(buf, len, "%0*lld-%02u-%02uT%02d:%02d:%02d", y < 0 ? 5 : 4, (long long)y, m, d,
+                   (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+  return n < 0 ? 0 : (size_t)n >= len ? len - 1 : (size_t)n;
+}
+
 char *jb_time_format(jb_time t, char *buf, size_t len) {
-  time_t secs = (time_t)(t / 1000000);
+  int64_t secs = t / 1000000;
   long usec = (long)(t % 1000000);
   if (usec < 0) {
     usec += 1000000;
@@ -97,13 +137,11 @@ char *jb_time_format(jb_time t, char *buf, size_t len) {
   }
   /* Every delivery and log line formats a time: the date part is formatted once per second
    * and thread, the microseconds by hand. */
-  static _Thread_local time_t cached_secs = -1;
-  static _Thread_local char cached[24];
+  static _Thread_local int64_t cached_secs = INT64_MIN;
+  static _Thread_local char cached[40];
   static _Thread_local size_t cached_len;
   if (secs != cached_secs) {
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    cached_len = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_len = format_secs(secs, cached, sizeof cached);
     cached_secs = secs;
   }
   if (len < cached_len + 9) { /* too small for the fast path: truncate like snprintf */
@@ -119,17 +157,6 @@ char *jb_time_format(jb_time t, char *buf, size_t len) {
   return buf;
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
- * days_from_civil), so parsing does not depend on the process's time zone. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = (unsigned)(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool parse_digits(const char **p, int n, int *out) {
   int v = 0;
   for (int i = 0; i < n; i++) {
@@ -141,53 +168,93 @@ static bool parse_digits(const char **p, int n, int *out) {
   return true;
 }
 
-jb_err jb_time_parse(const char *s, jb_time *out) {
-  if (s == NULL || *s == '\0') return JB_ERR_INVALID;
-  const char *p = s;
-  /* A whole number of seconds since the epoch. */
-  char *end;
-  long long secs = strtoll(s, &end, 10);
-  if (*end == '\0' && isdigit((unsigned char)s[0])) {
-    *out = (jb_time)secs * 1000000;
+static int days_in_month(int y, int m) {
+  static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : days[m - 1];
+}
+
+#define RANGE_TEXT                                                                               \
+  "is out of range: times run from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z (epoch seconds " \
+  "0 to 253402300799)"
+#define FORM_TEXT                                                                             \
+  "is not an RFC 3339 time with a zone (2026-11-22T10:00:00Z, 2026-11-22T11:00:00+01:00) or " \
+  "whole seconds since the epoch"
+
+/* Whole epoch seconds, digits only, with the range checked digit by digit (no overflow). */
+static jb_err parse_epoch(const char *s, jb_time *out, jb_error *e) {
+  int64_t v = 0;
+  for (const char *p = s; *p != '\0'; p++) {
+    v = v * 10 + (*p - '0');
+    if (v > JB_TIME_MAX_S) return jb_fail(e, JB_ERR_INVALID, RANGE_TEXT);
+  }
+  *out = v * 1000000;
+  return JB_OK;
+}
+
+/* The fraction after '.', cut to microseconds; *p is left after it. */
+static bool parse_fraction(const char **p, long *usec) {
+  int digits = 0;
+  *usec = 0;
+  for (; isdigit((unsigned char)**p); (*p)++, digits++)
+    if (digits < 6) *usec = *usec * 10 + (**p - '0');
+  for (int i = digits; i < 6; i++) *usec *= 10;
+  return digits > 0;
+}
+
+/* `Z` or ±hh:mm within ±23:59, into seconds east of UTC. */
+static jb_err parse_offset(const char **p, long *offset, jb_error *e) {
+  *offset = 0;
+  if (**p == 'Z' || **p == 'z') {
+    (*p)++;
     return JB_OK;
   }
+  if (**p != '+' && **p != '-')
+    return jb_fail(e, JB_ERR_INVALID, "has no zone: add Z (UTC) or an offset such as +01:00");
+  int sign = *(*p)++ == '-' ? -1 : 1, oh, om;
+  if (!parse_digits(p, 2, &oh) || *(*p)++ != ':' || !parse_digits(p, 2, &om))
+    return jb_fail(e, JB_ERR_INVALID, FORM_TEXT);
+  if (oh > 23 || om > 59)
+    return jb_fail(e, JB_ERR_INVALID, "has a zone offset beyond -23:59..+23:59");
+  *offset = sign * (oh * 3600L + om * 60L);
+  return JB_OK;
+}
+
+jb_err jb_time_parse_err(const char *s, jb_time *out, jb_error *e) {
+  if (s == NULL || *s == '\0') return jb_fail(e, JB_ERR_INVALID, "is empty");
+  if (strspn(s, "0123456789") == strlen(s)) return parse_epoch(s, out, e);
+  const char *p = s;
   int y, mo, d, h, mi, sec;
   if (!parse_digits(&p, 4, &y) || *p++ != '-' || !parse_digits(&p, 2, &mo) || *p++ != '-' ||
       !parse_digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
-    return JB_ERR_INVALID;
+    return jb_fail(e, JB_ERR_INVALID, FORM_TEXT);
   p++;
   if (!parse_digits(&p, 2, &h) || *p++ != ':' || !parse_digits(&p, 2, &mi) || *p++ != ':' ||
       !parse_digits(&p, 2, &sec))
-    return JB_ERR_INVALID;
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return JB_ERR_INVALID;
+    return jb_fail(e, JB_ERR_INVALID, FORM_TEXT);
+  if (y < 1) return jb_fail(e, JB_ERR_INVALID, RANGE_TEXT);
+  if (mo < 1 || mo > 12) return jb_fail(e, JB_ERR_INVALID, "has month %02d (01 to 12)", mo);
+  if (d < 1 || d > days_in_month(y, mo))
+    return jb_fail(e, JB_ERR_INVALID, "has day %02d, but %04d-%02d has %d days", d, y, mo,
+                   days_in_month(y, mo));
+  if (h > 23 || mi > 59 || sec > 60)
+    return jb_fail(e, JB_ERR_INVALID, "has a time of day past 23:59:60");
   long usec = 0;
-  if (*p == '.') {
-    p++;
-    int digits = 0;
-    while (isdigit((unsigned char)*p)) {
-      if (digits < 6) usec = usec * 10 + (*p - '0');
-      digits++;
-      p++;
-    }
-    if (digits == 0) return JB_ERR_INVALID;
-    for (; digits < 6; digits++) usec *= 10;
-  }
-  long offset = 0;
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if (*p == '+' || *p == '-') {
-    int sign = *p++ == '-' ? -1 : 1, oh, om;
-    if (!parse_digits(&p, 2, &oh) || *p++ != ':' || !parse_digits(&p, 2, &om))
-      return JB_ERR_INVALID;
-    offset = sign * (oh * 3600L + om * 60L);
-  } else {
-    return JB_ERR_INVALID; /* a time without a zone is ambiguous: refuse it */
-  }
-  if (*p != '\0') return JB_ERR_INVALID;
-  int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-  int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - offset;
+  if (*p == '.' && (p++, !parse_fraction(&p, &usec)))
+    return jb_fail(e, JB_ERR_INVALID, "has a '.' without digits after it");
+  long offset;
+  jb_err rc = parse_offset(&p, &offset, e);
+  if (rc != JB_OK) return rc;
+  if (*p != '\0') return jb_fail(e, JB_ERR_INVALID, "has text after the zone");
+  int64_t t =
+      days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+  if (t < JB_TIME_MIN_S || t > JB_TIME_MAX_S) return jb_fail(e, JB_ERR_INVALID, RANGE_TEXT);
   *out = t * 1000000 + usec;
   return JB_OK;
+}
+
+jb_err jb_time_parse(const char *s, jb_time *out) {
+  return jb_time_parse_err(s, out, NULL);
 }
 
 void jb_job_clear(jb_job *job) {

@@ -1,4 +1,4 @@
-/* JSON-lines logging on stderr, and URL redaction so secrets never reach a log. */
+/* JSON-lines logging on stderr (URL redaction is in redact.c). */
 #include "jobbridge/log.h"
 
 #include <jansson.h>
@@ -30,6 +30,69 @@ int jb_log_enabled(jb_log_level lvl) {
   return (int)lvl >= atomic_load(&log_level);
 }
 
+/* The length of the valid UTF-8 sequence at p (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF), or 0 when the byte at p does not start one. */
+static size_t utf8_seq(const unsigned char *p) {
+  unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (p[1] < lo || p[1] > hi) return 0;
+  for (size_t i = 2; i < n; i++)
+    if (p[i] < 0x80 || p[i] > 0xBF) return 0;
+  return n;
+}
+
+char *jb_utf8_escape(const char *s) {
+  size_t n = strlen(s);
+  char *out = malloc(n * 4 + 1); /* each byte becomes at most "\xNN" */
+  if (out == NULL) return NULL;
+  static const char hex[] = "0123456789ABCDEF";
+  const unsigned char *p = (const unsigned char *)s;
+  char *o = out;
+  while (*p != '\0') {
+    size_t len = utf8_seq(p);
+    if (len > 0) {
+      memcpy(o, p, len);
+      o += len;
+      p += len;
+    } else {
+      *o++ = '\\';
+      *o++ = 'x';
+      *o++ = hex[*p >> 4];
+      *o++ = hex[*p & 15];
+      p++;
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+/* A JSON string for a log field: the text itself when it is UTF-8, else the text with each
+ * byte that is not UTF-8 written as \xNN, so a field is never dropped for its bytes. */
+static json_t *log_string(const char *s) {
+  json_t *v = json_string(s);
+  if (v != NULL || s == NULL) return v;
+  char *esc = jb_utf8_escape(s);
+  if (esc == NULL) return json_string("(out of memory)");
+  v = json_string(esc);
+  free(esc);
+  return v;
+}
+
 void jb_log(jb_log_level lvl, const char *msg, ...) {
   if (!jb_log_enabled(lvl)) return;
   json_t *o = json_object();
@@ -37,13 +100,13 @@ void jb_log(jb_log_level lvl, const char *msg, ...) {
   char ts[40];
   json_object_set_new(o, "ts", json_string(jb_time_format(jb_time_now(), ts, sizeof ts)));
   json_object_set_new(o, "level", json_string(level_names[lvl]));
-  json_object_set_new(o, "msg", json_string(msg));
+  json_object_set_new(o, "msg", log_string(msg));
   va_list ap;
   va_start(ap, msg);
   const char *key;
   while ((key = va_arg(ap, const char *)) != NULL) {
     const char *val = va_arg(ap, const char *);
-    if (val != NULL) json_object_set_new(o, key, json_string(val));
+    if (val != NULL) json_object_set_new(o, key, log_string(val));
   }
   va_end(ap);
   char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -54,27 +117,4 @@ void jb_log(jb_log_level lvl, const char *msg, ...) {
   ssize_t w = write(STDERR_FILENO, line, n + 1);
   (void)w;
   free(line);
-}
-
-char *jb_redact_url(const char *url, char *buf, size_t len) {
-  if (len == 0) return buf;
-  if (url == NULL) {
-    snprintf(buf, len, "(none)");
-    return buf;
-  }
-  const char *scheme = strstr(url, "://");
-  const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-  const char *colon = (scheme && at) ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-  if (colon != NULL) {
-    snprintf(buf, len, "%.*s:***%s", (int)(colon - url), url, at);
-    return buf;
-  }
-  const char *pw = strstr(url, "password=");
-  if (pw != NULL) {
-    const char *end = pw + strcspn(pw, " &");
-    snprintf(buf, len, "%.*spassword=***%s", (int)(pw - url), url, end);
-    return buf;
-  }
-  snprintf(buf, len, "%s", url);
-  return buf;
 }

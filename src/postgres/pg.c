@@ -185,23 +185,74 @@ static jb_err session_setup(jb_pg *pg, jb_error *e) {
   return jb_pg_simple(pg, sql, "session setup", e);
 }
 
+/* libpq's parse errors quote the text at fault, which may be the password: this says which part
+ * is wrong in our own words, matched on libpq 15's message texts. */
+static const char *parse_problem(const char *libpq_msg) {
+  static const struct {
+    const char *needle, *says;
+  } known[] = {
+      {"percent-encoded", "has an invalid %-escape (write a literal % as %25)"},
+      {"unterminated quoted string", "has a quoted value whose closing quote is missing"},
+      {"missing \"=\" after", "has a keyword not followed by '='"},
+      {"invalid connection option", "names a connection option libpq does not know"},
+      {"key/value separator", "has a query parameter that is not key=value"},
+      {"invalid URI query parameter", "has a query parameter libpq does not know"},
+      {"IPv6", "has an IPv6 host address without its closing ']'"},
+      {"unexpected character", "has an unexpected character after the host or port"},
+      {"invalid integer value", "has a value that must be a whole number"},
+      {"invalid sslmode value", "has an sslmode libpq does not know"},
+  };
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (libpq_msg != NULL && strstr(libpq_msg, known[i].needle) != NULL) return known[i].says;
+  return "cannot be parsed by libpq";
+}
+
+jb_err jb_pg_check_url(const char *url, const char *what, jb_error *e) {
+  const char *problem = jb_url_problem(url);
+  if (problem == NULL) {
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &err);
+    if (opts == NULL && err == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+    if (opts == NULL) problem = parse_problem(err);
+    PQfreemem(err);
+    PQconninfoFree(opts);
+  }
+  if (problem != NULL)
+    return jb_fail(e, JB_ERR_CONFIG,
+                   "%s: the URL %s (the URL is not shown: it may hold a password)", what, problem);
+  return JB_OK;
+}
+
+/* Fails with the connection error libpq gave for url, the URL redacted and the password (as
+ * libpq parsed it) blanked wherever the message might quote it. */
+static jb_err conn_failed(PGconn *conn, const char *url, const char *doing, jb_error *e) {
+  char safe[512];
+  const char *msg = PQerrorMessage(conn);
+  jb_fail(e, JB_ERR_DB_CONN, "cannot %s PostgreSQL at %s: %.*s", doing,
+          jb_redact_url(url, safe, sizeof safe), (int)strcspn(msg, "\n"), msg);
+  PQconninfoOption *opts = PQconninfoParse(url, NULL);
+  for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+    if (o->val != NULL && strstr(o->keyword, "password") != NULL) jb_scrub_secret(e->msg, o->val);
+  PQconninfoFree(opts);
+  return JB_ERR_DB_CONN;
+}
+
 jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error *e) {
+  /* A URL libpq cannot parse is a config error: connecting would echo the parser's message,
+   * password and all, and retrying cannot fix it. */
+  jb_err rc = jb_pg_check_url(url, "database.url", e);
+  if (rc != JB_OK) return rc;
   jb_pg *pg = calloc(1, sizeof *pg);
   if (pg == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   pg->url = strdup(url);
   pg->schema = strdup(schema);
-  jb_err rc = JB_OK;
   if (pg->url == NULL || pg->schema == NULL) {
     rc = jb_fail(e, JB_ERR_NOMEM, "out of memory");
     goto out;
   }
   pg->conn = PQconnectdb(url);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
-    char safe[512];
-    char *msg = PQerrorMessage(pg->conn);
-    size_t len = strcspn(msg, "\n");
-    rc = jb_fail(e, JB_ERR_DB_CONN, "cannot connect to PostgreSQL at %s: %.*s",
-                 jb_redact_url(url, safe, sizeof safe), (int)len, msg);
+    rc = conn_failed(pg->conn, url, "connect to", e);
     goto out;
   }
   rc = session_setup(pg, e);
@@ -233,12 +284,7 @@ jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
   memset(pg->prepared, 0, sizeof pg->prepared);
   pg->listening = false; /* LISTENs die with the session too */
   PQreset(pg->conn);
-  if (PQstatus(pg->conn) != CONNECTION_OK) {
-    char safe[512];
-    char *msg = PQerrorMessage(pg->conn);
-    return jb_fail(e, JB_ERR_DB_CONN, "cannot reconnect to PostgreSQL at %s: %.*s",
-                   jb_redact_url(pg->url, safe, sizeof safe), (int)strcspn(msg, "\n"), msg);
-  }
+  if (PQstatus(pg->conn) != CONNECTION_OK) return conn_failed(pg->conn, pg->url, "reconnect to", e);
   return session_setup(pg, e);
 }
 
