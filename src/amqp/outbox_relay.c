@@ -491,6 +491,28 @@ static void log_totals(jb_outbox_relay *r) {
          "returned", v[3], "set_aside", v[4], JB_LOG_END);
 }
 
+/* A failed round on the channel: sets aside the row at fault, if any (blame_row), drops the
+ * connection, and waits before the next one unless a row was set aside (progress). */
+static void publish_failed(jb_outbox_relay *r, const pipe_state *ps, jb_err rc,
+                           const jb_error *cause, bool *leader, long *backoff) {
+  jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", cause->msg,
+         JB_LOG_END);
+  jb_error be;
+  jb_error_clear(&be);
+  jb_err brc = blame_row(r, ps, rc, cause, &be);
+  jb_amqp_drop(r->conn);
+  r->conn = NULL;
+  if (brc != JB_OK) { /* the database: lead again */
+    jb_log(JB_LOG_WARN, "setting a job event aside failed; retrying", "error", be.msg, JB_LOG_END);
+    *leader = false;
+  }
+  /* A broker that keeps closing the channel is not hammered. */
+  if (brc != JB_OK || rc != JB_ERR_INVALID) {
+    pause_ms(r, *backoff);
+    *backoff = jb_backoff_next(*backoff, 30000);
+  }
+}
+
 static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
@@ -536,24 +558,7 @@ static void *relay_main(void *arg) {
     bool idle = false, progress = false;
     jb_err rc = relay_round(r, &ps, stopping, &fetch_due, &last_fetch_ms, &idle, &progress, &e);
     if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP || rc == JB_ERR_INVALID) {
-      jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
-             JB_LOG_END);
-      jb_error be;
-      jb_error_clear(&be);
-      jb_err brc = blame_row(r, &ps, rc, &e, &be);
-      jb_amqp_drop(r->conn);
-      r->conn = NULL;
-      if (brc != JB_OK) { /* the database: lead again */
-        jb_log(JB_LOG_WARN, "setting a job event aside failed; retrying", "error", be.msg,
-               JB_LOG_END);
-        leader = false;
-      }
-      /* Nothing was confirmed since the last failure: wait before the next channel, so a
-       * broker that keeps closing it is not hammered. */
-      if (brc != JB_OK || rc != JB_ERR_INVALID) {
-        pause_ms(r, backoff);
-        backoff = jb_backoff_next(backoff, 30000);
-      }
+      publish_failed(r, &ps, rc, &e, &leader, &backoff);
       continue;
     }
     if (rc != JB_OK) {
