@@ -43,6 +43,7 @@ typedef struct jb_config {
   char *in_dead_letter_exchange;
   char *out_exchange;
   char *out_exchange_type;
+  char *out_alternate_exchange; /* NULL or "" when none */
   char *db_url;
   char *db_schema;
   int ingest_batch_max;

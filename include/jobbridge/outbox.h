@@ -27,12 +27,17 @@ typedef struct jb_outbox_ops {
    * when another instance holds it. */
   jb_err (*try_lead)(void *self, bool *leader, jb_error *e);
   /* The oldest rows, at most max, in id order, except those listed in skip (published and
-   * awaiting their confirm). Rows commit in any order, so "id > the last one published" would
-   * miss a row that committed late; excluding exactly what is in flight does not. */
+   * awaiting their confirm) and those set aside. Rows commit in any order, so "id > the last one
+   * published" would miss a row that committed late; excluding exactly what is in flight does not.
+   */
   jb_err (*fetch)(void *self, const int64_t *skip, size_t nskip, int max, jb_outbox_row **rows,
                   size_t *n, jb_error *e);
   /* Deletes rows whose publish was confirmed. */
   jb_err (*remove)(void *self, const int64_t *ids, size_t n, jb_error *e);
+  /* Sets row `id` aside: it cannot be published (its reason is kept with it), so fetch skips
+   * it from now on and the rows after it go out. The row stays until an operator deals with
+   * it (to retry it: clear its failed_at). */
+  jb_err (*set_aside)(void *self, int64_t id, const char *reason, jb_error *e);
   /* Blocks until rows may be waiting (a notification) or timeout_ms passes (0: only takes the
    * notifications already there). */
   jb_err (*wait)(void *self, int timeout_ms, jb_error *e);

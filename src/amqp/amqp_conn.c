@@ -42,52 +42,142 @@ jb_err jb_amqp_check(amqp_rpc_reply_t r, const char *what, jb_error *e) {
   return jb_fail(e, JB_ERR_AMQP, "%s: unknown reply", what);
 }
 
+/* ---- publisher confirms, tag by tag ---- */
+
+jb_err jb_confirms_init(jb_confirms *t, size_t cap, uint64_t first_tag, jb_error *e) {
+  memset(t, 0, sizeof *t);
+  t->cap = cap ? cap : 1;
+  t->state = malloc(t->cap);
+  if (t->state == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for %zu confirms", cap);
+  jb_confirms_reset(t, first_tag);
+  return JB_OK;
+}
+
+void jb_confirms_free(jb_confirms *t) {
+  free(t->state);
+  t->state = NULL;
+  t->cap = 0;
+}
+
+void jb_confirms_reset(jb_confirms *t, uint64_t first_tag) {
+  t->next = t->low = t->pending_from = first_tag;
+  t->pending = t->acked = t->nacked = 0;
+  t->close_code = 0;
+}
+
+bool jb_confirms_full(const jb_confirms *t) {
+  return t->next - t->low >= t->cap;
+}
+
+uint64_t jb_confirms_publish(jb_confirms *t) {
+  uint64_t tag = t->next++;
+  t->state[tag % t->cap] = JB_CONFIRM_PENDING;
+  t->pending++;
+  return tag;
+}
+
+static void confirms_mark(jb_confirms *t, uint64_t tag, unsigned char to) {
+  unsigned char *s = &t->state[tag % t->cap];
+  if (*s != JB_CONFIRM_PENDING) return;
+  *s = to;
+  t->pending--;
+  if (to == JB_CONFIRM_ACKED)
+    t->acked++;
+  else
+    t->nacked++;
+}
+
+void jb_confirms_settle(jb_confirms *t, uint64_t tag, bool multiple, bool ack) {
+  unsigned char to = ack ? JB_CONFIRM_ACKED : JB_CONFIRM_NACKED;
+  if (multiple) {
+    /* Every outstanding tag up to `tag` (0: all of them, as the protocol allows). */
+    uint64_t hi = tag == 0 ? t->next - 1 : tag;
+    if (hi >= t->next) {
+      t->stray++;
+      return;
+    }
+    for (uint64_t x = t->pending_from; x <= hi; x++) confirms_mark(t, x, to);
+  } else {
+    if (tag < t->pending_from || tag >= t->next || t->state[tag % t->cap] != JB_CONFIRM_PENDING) {
+      t->stray++;
+      return;
+    }
+    confirms_mark(t, tag, to);
+  }
+  while (t->pending_from < t->next && t->state[t->pending_from % t->cap] != JB_CONFIRM_PENDING)
+    t->pending_from++;
+}
+
+jb_confirm_state jb_confirms_take(jb_confirms *t, uint64_t tag) {
+  if (tag < t->low || tag >= t->next) return JB_CONFIRM_UNKNOWN;
+  unsigned char *s = &t->state[tag % t->cap];
+  jb_confirm_state st = (jb_confirm_state)*s;
+  if (st == JB_CONFIRM_ACKED) t->acked--;
+  if (st == JB_CONFIRM_NACKED) t->nacked--;
+  if (st == JB_CONFIRM_ACKED || st == JB_CONFIRM_NACKED) *s = JB_CONFIRM_UNKNOWN;
+  while (t->low < t->next && t->state[t->low % t->cap] == JB_CONFIRM_UNKNOWN) t->low++;
+  return st;
+}
+
 /* Handles one frame on a confirm-mode channel. */
-static jb_err confirm_frame(amqp_connection_state_t conn, const amqp_frame_t *frame,
-                            uint64_t *confirmed, bool *returned, jb_error *e) {
+static jb_err confirm_frame(amqp_connection_state_t conn, const amqp_frame_t *frame, jb_confirms *t,
+                            jb_error *e) {
   if (frame->frame_type != AMQP_FRAME_METHOD) return JB_OK;
   switch (frame->payload.method.id) {
     case AMQP_BASIC_ACK_METHOD: {
-      /* With `multiple` an ack covers every tag up to its own; RabbitMQ confirms a channel's
-       * publishes to one queue in order, so the highest tag seen is the confirmed prefix. */
       amqp_basic_ack_t *ack = frame->payload.method.decoded;
-      if (ack->delivery_tag > *confirmed) *confirmed = ack->delivery_tag;
+      jb_confirms_settle(t, ack->delivery_tag, ack->multiple, true);
       return JB_OK;
     }
-    case AMQP_BASIC_NACK_METHOD:
-      return jb_fail(e, JB_ERR_AMQP, "the broker refused a publish (nack)");
+    case AMQP_BASIC_NACK_METHOD: {
+      amqp_basic_nack_t *nack = frame->payload.method.decoded;
+      jb_confirms_settle(t, nack->delivery_tag, nack->multiple, false);
+      return JB_OK;
+    }
     case AMQP_BASIC_RETURN_METHOD: {
+      /* The return comes before the publish's ack: the message still counts as confirmed. */
+      if (t->on_return) t->on_return(t->on_return_arg, frame->payload.method.decoded);
       amqp_message_t msg;
-      amqp_read_message(conn, frame->channel, &msg, 0);
-      amqp_destroy_message(&msg);
-      *returned = true;
-      return JB_OK;
+      int st = amqp_read_message(conn, frame->channel, &msg, 0).reply_type;
+      if (st == AMQP_RESPONSE_NORMAL) amqp_destroy_message(&msg);
+      return st == AMQP_RESPONSE_NORMAL
+                 ? JB_OK
+                 : jb_fail(e, JB_ERR_AMQP_CONN, "reading a returned message failed");
     }
-    case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD:
-      return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the channel");
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+      char text[256];
+      amqp_channel_close_t *m = frame->payload.method.decoded;
+      t->close_code = m->reply_code;
+      return jb_fail(e, JB_ERR_AMQP, "the broker closed the channel: %u %s", m->reply_code,
+                     jb_amqp_str(m->reply_text, text, sizeof text));
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+      char text[256];
+      amqp_connection_close_t *m = frame->payload.method.decoded;
+      return jb_fail(e, JB_ERR_AMQP_CONN, "the broker closed the connection: %u %s", m->reply_code,
+                     jb_amqp_str(m->reply_text, text, sizeof text));
+    }
     default:
       return JB_OK;
   }
 }
 
-jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, uint64_t published, uint64_t *confirmed,
-                             bool *returned, jb_error *e) {
-  while (*confirmed < published) {
+jb_err jb_amqp_wait_confirms(amqp_connection_state_t conn, jb_confirms *t, jb_error *e) {
+  while (t->pending > 0) {
     amqp_frame_t frame;
     struct timeval tv = {10, 0};
     int st = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
     if (st != AMQP_STATUS_OK)
       return jb_fail(e, JB_ERR_AMQP_CONN, "waiting for publisher confirms: %s",
                      amqp_error_string2(st));
-    jb_err rc = confirm_frame(conn, &frame, confirmed, returned, e);
+    jb_err rc = confirm_frame(conn, &frame, t, e);
     if (rc != JB_OK) return rc;
   }
   return JB_OK;
 }
 
-jb_err jb_amqp_read_confirms(amqp_connection_state_t conn, int timeout_ms, uint64_t *confirmed,
-                             bool *returned, jb_error *e) {
+jb_err jb_amqp_read_confirms(amqp_connection_state_t conn, int timeout_ms, jb_confirms *t,
+                             jb_error *e) {
   struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
   for (;;) {
     amqp_frame_t frame;
@@ -95,10 +185,25 @@ jb_err jb_amqp_read_confirms(amqp_connection_state_t conn, int timeout_ms, uint6
     if (st == AMQP_STATUS_TIMEOUT) return JB_OK;
     if (st != AMQP_STATUS_OK)
       return jb_fail(e, JB_ERR_AMQP_CONN, "reading publisher confirms: %s", amqp_error_string2(st));
-    jb_err rc = confirm_frame(conn, &frame, confirmed, returned, e);
+    jb_err rc = confirm_frame(conn, &frame, t, e);
     if (rc != JB_OK) return rc;
     tv = (struct timeval){0, 0}; /* then only what is already there */
   }
+}
+
+const char *jb_amqp_short(const char *s, char *buf) {
+  size_t n = strlen(s);
+  if (n <= JB_AMQP_SHORT_MAX) return s;
+  uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 */
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  size_t keep = JB_AMQP_SHORT_MAX - 17; /* room for '~' and 16 hex digits */
+  while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80) keep--; /* a character's middle */
+  memcpy(buf, s, keep);
+  snprintf(buf + keep, 18, "~%016llx", (unsigned long long)h);
+  return buf;
 }
 
 jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,

@@ -319,14 +319,35 @@ static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   return JB_OK;
 }
 
-/* Waits until every dead letter is confirmed. A return (unroutable) is a failure here: the
+static void dead_letter_returned(void *arg, const amqp_basic_return_t *ret) {
+  (void)ret;
+  *(bool *)arg = true;
+}
+
+/* Waits until each dead letter published since the last wait (tags pub_confirmed + 1 ..
+ * pub_seq; every earlier one was settled by an earlier wait, or its channel dropped) has its
+ * own confirm: the broker confirms in no promised order, so every tag is tracked, not the
+ * highest seen. A nack (that republish failed) or a return (unroutable) is a failure here: the
  * caller falls back to rejecting, so the queue's own dead-lettering still keeps the event. */
 static jb_err wait_confirms(consumer *c, jb_error *e) {
+  uint64_t n = c->pub_seq - c->pub_confirmed;
+  if (n == 0) return JB_OK;
+  jb_confirms t;
+  jb_err rc = jb_confirms_init(&t, (size_t)n, c->pub_confirmed + 1, e);
+  if (rc != JB_OK) return rc;
   bool returned = false;
-  jb_err rc = jb_amqp_wait_confirms(c->pub, c->pub_seq, &c->pub_confirmed, &returned, e);
-  if (rc == JB_OK && returned)
+  t.on_return = dead_letter_returned;
+  t.on_return_arg = &returned;
+  for (uint64_t i = 0; i < n; i++) (void)jb_confirms_publish(&t);
+  rc = jb_amqp_wait_confirms(c->pub, &t, e);
+  if (rc == JB_OK && t.nacked > 0)
+    rc = jb_fail(e, JB_ERR_AMQP, "the broker refused %zu of %llu dead letters (nack)", t.nacked,
+                 (unsigned long long)n);
+  else if (rc == JB_OK && returned)
     rc = jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
                  c->t->cfg->in_dead_letter_exchange);
+  if (rc == JB_OK) c->pub_confirmed = c->pub_seq;
+  jb_confirms_free(&t);
   return rc;
 }
 

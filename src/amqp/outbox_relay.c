@@ -1,7 +1,15 @@
 /* The outbox relay. Only one instance relays at a time (a database session lock), so events
  * leave in the order they were written; a relay that stops is replaced by another instance's.
  * A crash after a publish but before the delete publishes that event again: consumers dedupe
- * on the message id, which is fixed when the row is written. */
+ * on the message id, which is fixed when the row is written.
+ *
+ * A row is deleted only when the broker acked its own publish (confirms come in no promised
+ * order; see jb_confirms); a nacked row is published again. An unroutable event (returned, as
+ * it is published `mandatory`) is counted and logged, and its row deleted: the broker took it
+ * and had nowhere to put it (amqp.output.alternate_exchange keeps such events). A row the broker
+ * cannot take (properties that do not encode, or a channel error its own publish caused) is set
+ * aside in the outbox with its reason, logged and counted, so it never blocks the rows after
+ * it. */
 #include "amqp/outbox_relay.h"
 
 #include <errno.h>
@@ -19,6 +27,18 @@
 #define CH 1
 #define BATCH 500  /* rows fetched at once */
 #define WINDOW 512 /* publishes awaiting their confirm */
+#define RETURN_KEYS 8
+#define RETURN_LOG_MS 10000
+
+/* Returns in the current interval, by routing key: the first of a key is logged at once, the
+ * count of each at the end of the interval (RETURN_LOG_MS), never a line per event. */
+typedef struct return_log {
+  char key[RETURN_KEYS][JB_AMQP_SHORT_MAX + 1];
+  uint64_t count[RETURN_KEYS];
+  size_t n;
+  uint64_t others; /* returns of keys beyond RETURN_KEYS in this interval */
+  int64_t since_ms;
+} return_log;
 
 struct jb_outbox_relay {
   const jb_config *cfg;
@@ -29,10 +49,19 @@ struct jb_outbox_relay {
   atomic_int_fast64_t flush_until_ms; /* when stopping: keep draining until then */
   bool running;
   amqp_connection_state_t conn;
-  uint64_t seq, confirmed;
-  char *body; /* the event being published; owned, reused */
+  jb_confirms track; /* this channel's publishes and their confirms */
+  char *body;        /* the event being published; owned, reused */
   size_t body_len, body_cap;
   bool body_failed; /* out of memory while building it */
+  /* The row whose publish failed to encode (set by publish; -1: none) and why. */
+  int64_t bad_id;
+  char bad_reason[256];
+  /* After a channel error with several rows in flight: rows up to this id are published one at
+   * a time, so a row whose publish closes the channel is known (0: not probing). */
+  int64_t probe_until_id;
+  return_log returns;
+  bool refetch; /* rows left the in-flight list (nacked): fetch at once */
+  uint64_t published, acked, nacked, returned, set_aside; /* totals, logged at stop */
 };
 
 static bool body_reserve(jb_outbox_relay *r, size_t more) {
@@ -50,14 +79,55 @@ static bool body_reserve(jb_outbox_relay *r, size_t more) {
   return true;
 }
 
+/* Declares the alternate exchange (durable fanout) and its durable queue of the same name. */
+static jb_err declare_alternate(jb_outbox_relay *r, jb_error *e) {
+  amqp_bytes_t ae = amqp_cstring_bytes(r->cfg->out_alternate_exchange);
+  amqp_exchange_declare(r->conn, CH, ae, amqp_cstring_bytes("fanout"), 0, 1, 0, 0,
+                        amqp_empty_table);
+  jb_err rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare alternate exchange", e);
+  if (rc != JB_OK) return rc;
+  amqp_queue_declare(r->conn, CH, ae, 0, 1, 0, 0, amqp_empty_table);
+  rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare alternate exchange's queue", e);
+  if (rc != JB_OK) return rc;
+  amqp_queue_bind(r->conn, CH, ae, ae, amqp_empty_bytes, amqp_empty_table);
+  return jb_amqp_check(amqp_get_rpc_reply(r->conn), "bind alternate exchange's queue", e);
+}
+
+/* Declares the output exchange, with its alternate exchange when one is configured. */
+static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
+  bool alt = r->cfg->out_alternate_exchange != NULL && r->cfg->out_alternate_exchange[0] != '\0';
+  if (alt) {
+    jb_err rc = declare_alternate(r, e);
+    if (rc != JB_OK) return rc;
+  }
+  amqp_table_entry_t arg = {
+      .key = amqp_cstring_bytes("alternate-exchange"),
+      .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                .value.bytes = amqp_cstring_bytes(alt ? r->cfg->out_alternate_exchange : "")}};
+  amqp_table_t args = alt ? (amqp_table_t){1, &arg} : amqp_empty_table;
+  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
+                        amqp_cstring_bytes(r->cfg->out_exchange_type), 0, 1, 0, 0, args);
+  amqp_rpc_reply_t reply = amqp_get_rpc_reply(r->conn);
+  jb_err rc = jb_amqp_check(reply, "declare output exchange", e);
+  if (rc != JB_OK && reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+      reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+      ((amqp_channel_close_t *)reply.reply.decoded)->reply_code == AMQP_PRECONDITION_FAILED) {
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    rc = jb_fail(e, JB_ERR_AMQP,
+                 "%s; RabbitMQ cannot change the type or arguments of an existing exchange "
+                 "(amqp.output.alternate_exchange is its alternate-exchange argument): delete "
+                 "the exchange %s or configure another name",
+                 msg, r->cfg->out_exchange);
+  }
+  return rc;
+}
+
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
-  r->seq = r->confirmed = 0;
+  jb_confirms_reset(&r->track, 1);
   jb_err rc = jb_amqp_connect_confirming(r->cfg->amqp_url, r->cfg->amqp_heartbeat_s, &r->conn, e);
   if (rc != JB_OK) return rc;
-  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
-                        amqp_cstring_bytes(r->cfg->out_exchange_type), 0, 1, 0, 0,
-                        amqp_empty_table);
-  rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare output exchange", e);
+  rc = declare_output(r, e);
   if (rc != JB_OK) {
     jb_amqp_drop(r->conn);
     r->conn = NULL;
@@ -117,9 +187,22 @@ static bool event_body(jb_outbox_relay *r, const jb_outbox_row *row) {
   return !r->body_failed;
 }
 
-static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e) {
+/* Statuses of amqp_basic_publish that mean this message cannot be encoded (not a broken
+ * connection): the row is at fault. Part of the frames may be written already, so the channel
+ * is dropped anyway. */
+static bool encode_failure(int st) {
+  return st == AMQP_STATUS_BAD_AMQP_DATA || st == AMQP_STATUS_TABLE_TOO_BIG ||
+         st == AMQP_STATUS_INVALID_PARAMETER;
+}
+
+/* Publishes one row; its tag is recorded in r->track. JB_ERR_INVALID: the row cannot be
+ * published (r->bad_id and r->bad_reason say which and why). Every short string (the type,
+ * the correlation id, the routing key) is bounded by jb_amqp_short: the full values stay in
+ * the body (type, data.job_type, data.metadata). */
+static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, uint64_t *tag, jb_error *e) {
   if (!event_body(r, row))
     return jb_fail(e, JB_ERR_NOMEM, "cannot encode event %s", row->message_id);
+  char type[JB_AMQP_SHORT_MAX + 1], corr[JB_AMQP_SHORT_MAX + 1], key[JB_AMQP_SHORT_MAX + 1];
   amqp_basic_properties_t props;
   memset(&props, 0, sizeof props);
   props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
@@ -127,84 +210,168 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, jb_error *e)
   props.content_type = amqp_cstring_bytes("application/cloudevents+json");
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   props.message_id = amqp_cstring_bytes(row->message_id);
-  props.type = amqp_cstring_bytes(row->event_type);
+  props.type = amqp_cstring_bytes(jb_amqp_short(row->event_type, type));
   props.timestamp = (uint64_t)(row->created_at / 1000000);
   if (row->correlation_id) {
     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
-    props.correlation_id = amqp_cstring_bytes(row->correlation_id);
+    props.correlation_id = amqp_cstring_bytes(jb_amqp_short(row->correlation_id, corr));
   }
   int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
-                              amqp_cstring_bytes(row->routing_key), 1, 0, &props,
-                              (amqp_bytes_t){r->body_len, r->body});
+                              amqp_cstring_bytes(jb_amqp_short(row->routing_key, key)), 1, 0,
+                              &props, (amqp_bytes_t){r->body_len, r->body});
+  if (st != AMQP_STATUS_OK && encode_failure(st)) {
+    r->bad_id = row->id;
+    snprintf(r->bad_reason, sizeof r->bad_reason, "the event cannot be encoded for AMQP: %s",
+             amqp_error_string2(st));
+    return jb_fail(e, JB_ERR_INVALID, "event %s (outbox row %lld): %s", row->message_id,
+                   (long long)row->id, r->bad_reason);
+  }
   if (st != AMQP_STATUS_OK)
     return jb_fail(e, JB_ERR_AMQP_CONN, "publish: %s", amqp_error_string2(st));
-  r->seq++;
+  *tag = jb_confirms_publish(&r->track);
+  r->published++;
   return JB_OK;
 }
 
-/* A published row waiting for its confirm: publishes are numbered per channel. */
+/* A basic.return: the broker had no queue for the event (mandatory). Counted always; logged
+ * once per routing key per interval (see flush_returns). */
+static void on_return(void *arg, const amqp_basic_return_t *ret) {
+  jb_outbox_relay *r = arg;
+  return_log *rl = &r->returns;
+  char key[JB_AMQP_SHORT_MAX + 1], text[128], code[16];
+  jb_amqp_str(ret->routing_key, key, sizeof key);
+  r->returned++;
+  if (rl->n == 0 && rl->others == 0) rl->since_ms = jb_mono_ms();
+  for (size_t i = 0; i < rl->n; i++)
+    if (strcmp(rl->key[i], key) == 0) {
+      rl->count[i]++;
+      return;
+    }
+  if (rl->n == RETURN_KEYS) {
+    rl->others++;
+    return;
+  }
+  snprintf(rl->key[rl->n], sizeof rl->key[0], "%s", key);
+  rl->count[rl->n++] = 1;
+  snprintf(code, sizeof code, "%u", ret->reply_code);
+  jb_log(JB_LOG_WARN,
+         "job event returned unroutable: no queue is bound for its routing key; the event is "
+         "dropped (set amqp.output.alternate_exchange to keep such events)",
+         "routing_key", key, "exchange", r->cfg->out_exchange, "reply_code", code, "reply_text",
+         jb_amqp_str(ret->reply_text, text, sizeof text), JB_LOG_END);
+}
+
+/* Logs how many events of each routing key were returned in the interval, once it is over
+ * (or now, when stopping). */
+static void flush_returns(jb_outbox_relay *r, bool now) {
+  return_log *rl = &r->returns;
+  if (rl->n == 0 || (!now && jb_mono_ms() - rl->since_ms < RETURN_LOG_MS)) return;
+  char count[24], total[24];
+  snprintf(total, sizeof total, "%llu", (unsigned long long)r->returned);
+  for (size_t i = 0; i < rl->n; i++) {
+    snprintf(count, sizeof count, "%llu", (unsigned long long)rl->count[i]);
+    jb_log(JB_LOG_WARN, "job events returned unroutable and dropped", "routing_key", rl->key[i],
+           "count", count, "returned_total", total, JB_LOG_END);
+  }
+  if (rl->others > 0) {
+    snprintf(count, sizeof count, "%llu", (unsigned long long)rl->others);
+    jb_log(JB_LOG_WARN, "job events returned unroutable and dropped", "routing_key", "(other keys)",
+           "count", count, "returned_total", total, JB_LOG_END);
+  }
+  rl->n = 0;
+  rl->others = 0;
+}
+
+/* A published row waiting for its confirm: its tag on this channel. */
 typedef struct inflight {
-  uint64_t seq;
+  uint64_t tag;
   int64_t id;
 } inflight;
 
 /* The relay's state on one AMQP connection: what is published and awaiting its confirm. */
 typedef struct pipe_state {
   inflight *fl;
-  int64_t *ids; /* the same rows' ids, for fetch's skip list */
+  int64_t *ids; /* the same rows' ids, for fetch's skip list, and for deletes */
   size_t n;
   int64_t confirmed_since_ms; /* when rows first waited, confirmed, for their delete; 0: none */
 } pipe_state;
 
-/* Publishes rows not yet in flight, as many as the window allows. *asked gets how many rows
- * were asked for (0: the window is full), *fetched how many came. */
+/* Publishes rows not yet in flight, as many as the window allows (one at a time while
+ * probing). *asked gets how many rows were asked for (0: the window is full), *fetched how
+ * many came. */
 static jb_err publish_more(jb_outbox_relay *r, pipe_state *ps, size_t *fetched, size_t *asked,
                            jb_error *e) {
   *fetched = 0;
   size_t room = WINDOW - ps->n;
+  size_t track_room = r->track.cap - (size_t)(r->track.next - r->track.low);
+  if (track_room < room) room = track_room;
+  if (r->probe_until_id > 0 && ps->n > 0) room = 0;
   *asked = room < BATCH ? room : BATCH;
+  if (r->probe_until_id > 0 && *asked > 1) *asked = 1;
   if (room == 0) return JB_OK;
   jb_outbox_row *rows = NULL;
   size_t n = 0;
   for (size_t i = 0; i < ps->n; i++) ps->ids[i] = ps->fl[i].id;
   jb_err rc = r->ob.ops->fetch(r->ob.self, ps->ids, ps->n, (int)*asked, &rows, &n, e);
   if (rc != JB_OK) return rc;
+  if (r->probe_until_id > 0 && (n == 0 || rows[0].id > r->probe_until_id)) {
+    r->probe_until_id = 0; /* past the rows that were in flight: the full window again */
+    jb_log(JB_LOG_INFO, "outbox relay: rows in flight at the channel error published one by one",
+           JB_LOG_END);
+  }
   for (size_t i = 0; rc == JB_OK && i < n; i++) {
-    rc = publish(r, &rows[i], e);
-    if (rc == JB_OK) ps->fl[ps->n++] = (inflight){r->seq, rows[i].id};
+    uint64_t tag = 0;
+    rc = publish(r, &rows[i], &tag, e);
+    if (rc == JB_OK) ps->fl[ps->n++] = (inflight){tag, rows[i].id};
   }
   *fetched = n;
   jb_outbox_rows_free(rows, n);
   return rc;
 }
 
-/* Deletes the rows whose publish is confirmed (a prefix of the in-flight list), in batches:
- * once DELETE_BATCH are confirmed, DELETE_WAIT_MS after the first of them, when half the window
- * is taken, or when `now` (stopping). A delete is a round trip the next event would wait for;
- * a confirmed row left a moment longer is only skipped by the fetch. */
+/* Takes the outcome of every settled publish: acked rows are deleted, nacked ones leave the
+ * in-flight list (so the next fetch publishes them again). Deletes go in batches: once
+ * DELETE_BATCH are acked, DELETE_WAIT_MS after the first of them, when half the window is
+ * taken, or when `now` (stopping). A delete is a round trip the next event would wait for; an
+ * acked row left a moment longer is only skipped by the fetch. *progress: rows were deleted. */
 #define DELETE_BATCH 256
 #define DELETE_WAIT_MS 50
-static jb_err delete_confirmed(jb_outbox_relay *r, pipe_state *ps, bool now, jb_error *e) {
-  size_t k = 0;
-  while (k < ps->n && ps->fl[k].seq <= r->confirmed) k++;
-  if (k == 0) {
+static jb_err settle_confirmed(jb_outbox_relay *r, pipe_state *ps, bool now, bool *progress,
+                               jb_error *e) {
+  jb_confirms *t = &r->track;
+  *progress = false;
+  if (t->acked == 0 && t->nacked == 0) {
     ps->confirmed_since_ms = 0;
     return JB_OK;
   }
-  if (ps->confirmed_since_ms == 0) ps->confirmed_since_ms = jb_mono_ms();
-  if (!now && k < DELETE_BATCH && ps->n < WINDOW / 2 &&
-      jb_mono_ms() - ps->confirmed_since_ms < DELETE_WAIT_MS)
+  if (t->acked > 0 && ps->confirmed_since_ms == 0) ps->confirmed_since_ms = jb_mono_ms();
+  if (t->nacked == 0 && !now && r->probe_until_id == 0 && t->acked < DELETE_BATCH &&
+      ps->n < WINDOW / 2 && jb_mono_ms() - ps->confirmed_since_ms < DELETE_WAIT_MS)
     return JB_OK;
   ps->confirmed_since_ms = 0;
-  int64_t *ids = malloc(k * sizeof *ids);
-  if (ids == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < k; i++) ids[i] = ps->fl[i].id;
-  jb_err rc = r->ob.ops->remove(r->ob.self, ids, k, e);
-  free(ids);
-  if (rc != JB_OK) return rc;
-  memmove(ps->fl, ps->fl + k, (ps->n - k) * sizeof *ps->fl);
-  ps->n -= k;
-  return JB_OK;
+  size_t k = 0, keep = 0, nacked = 0;
+  for (size_t i = 0; i < ps->n; i++) {
+    jb_confirm_state st = jb_confirms_take(t, ps->fl[i].tag);
+    if (st == JB_CONFIRM_ACKED)
+      ps->ids[k++] = ps->fl[i].id;
+    else if (st == JB_CONFIRM_PENDING)
+      ps->fl[keep++] = ps->fl[i];
+    else
+      nacked++; /* refused (or unknown): published again from the outbox */
+  }
+  ps->n = keep;
+  r->acked += k;
+  if (nacked > 0) {
+    r->nacked += nacked;
+    r->refetch = true;
+    char n[24];
+    snprintf(n, sizeof n, "%zu", nacked);
+    jb_log(JB_LOG_WARN, "the broker refused job events (nack); publishing them again", "count", n,
+           JB_LOG_END);
+  }
+  if (k == 0) return JB_OK;
+  *progress = true;
+  return r->ob.ops->remove(r->ob.self, ps->ids, k, e);
 }
 
 /* With publishes in flight and nothing new to publish: sleeps until a confirm arrives or a new
@@ -235,6 +402,114 @@ static void pause_ms(jb_outbox_relay *r, long ms) {
   for (; ms > 0; ms -= 50) {
     if (atomic_load(&r->stop) && jb_mono_ms() >= atomic_load(&r->flush_until_ms)) return;
     jb_sleep_ms(ms < 50 ? ms : 50);
+  }
+}
+
+/* Sets row id aside with its reason (a row the broker cannot take), logs and counts it. */
+static jb_err set_aside(jb_outbox_relay *r, int64_t id, const char *reason, jb_error *e) {
+  jb_err rc = r->ob.ops->set_aside(r->ob.self, id, reason, e);
+  if (rc != JB_OK) return rc;
+  r->set_aside++;
+  char ids[24], total[24];
+  snprintf(ids, sizeof ids, "%lld", (long long)id);
+  snprintf(total, sizeof total, "%llu", (unsigned long long)r->set_aside);
+  jb_log(JB_LOG_ERROR,
+         "job event set aside: the broker cannot take it; it stays in the outbox with "
+         "failed_at and failed_reason, and the events after it go on",
+         "outbox_id", ids, "reason", reason, "set_aside_total", total, JB_LOG_END);
+  return JB_OK;
+}
+
+/* After a failed publish or a broken channel: which row, if any, is at fault. A row whose
+ * properties cannot be encoded is; so is the one row in flight when the broker closes the
+ * channel with 406 PRECONDITION_FAILED (a message it refuses, for example over its
+ * max_message_size; acked rows cannot have caused it). With several rows in flight, the
+ * culprit is unknown: those rows are published again one at a time (probing). Other channel
+ * errors (a deleted exchange, missing permissions) are the broker's, not a row's: retried. */
+static jb_err blame_row(jb_outbox_relay *r, const pipe_state *ps, jb_err failure,
+                        const jb_error *cause, jb_error *e) {
+  if (failure == JB_ERR_INVALID && r->bad_id >= 0) {
+    int64_t id = r->bad_id;
+    r->bad_id = -1;
+    return set_aside(r, id, r->bad_reason, e);
+  }
+  if (failure != JB_ERR_AMQP || r->track.close_code != AMQP_PRECONDITION_FAILED) return JB_OK;
+  size_t pending = 0;
+  int64_t culprit = 0, max_id = 0;
+  for (size_t i = 0; i < ps->n; i++) {
+    if (ps->fl[i].id > max_id) max_id = ps->fl[i].id;
+    if (r->track.state[ps->fl[i].tag % r->track.cap] == JB_CONFIRM_PENDING) {
+      pending++;
+      culprit = ps->fl[i].id;
+    }
+  }
+  if (pending == 1) return set_aside(r, culprit, cause->msg, e);
+  if (pending > 1 && max_id > r->probe_until_id) r->probe_until_id = max_id;
+  return JB_OK;
+}
+
+/* One round on a connected channel: publish what is new, take the confirms that have come,
+ * delete what they cover: a window of publishes in flight, never a wait for the broker's disk
+ * per batch. New rows go out before the delete's round trip, and the wait comes last, so a
+ * woken relay publishes at once. *idle: nothing fetched and nothing in flight. */
+static jb_err relay_round(jb_outbox_relay *r, pipe_state *ps, bool stopping, bool *fetch_due,
+                          int64_t *last_fetch_ms, bool *idle, bool *progress, jb_error *e) {
+  size_t fetched = 0;
+  jb_err rc = JB_OK;
+  *progress = false;
+  if (r->refetch) *fetch_due = true;
+  r->refetch = false;
+  /* Fetch only when rows may be waiting: a notification came, the last fetch was full, or a
+   * second passed (a safety net). A confirm alone brings no new row. */
+  bool window_full = false;
+  if (*fetch_due || ps->n == 0 || jb_mono_ms() - *last_fetch_ms >= 1000) {
+    size_t asked = 0;
+    rc = publish_more(r, ps, &fetched, &asked, e);
+    *last_fetch_ms = jb_mono_ms();
+    if (asked == 0)
+      window_full = true; /* fetch_due stays: fetch as soon as a confirm makes room */
+    else
+      *fetch_due = fetched == asked || r->probe_until_id > 0;
+  }
+  if (rc == JB_OK) rc = jb_amqp_read_confirms(r->conn, 0, &r->track, e);
+  if (rc == JB_OK) rc = settle_confirmed(r, ps, stopping, progress, e);
+  if (rc == JB_OK && fetched == 0 && ps->n > 0 && (!*fetch_due || window_full)) {
+    bool notified = false;
+    rc = await_confirm_or_row(r, &notified, e);
+    if (notified) *fetch_due = true;
+  }
+  flush_returns(r, false);
+  *idle = fetched == 0 && ps->n == 0;
+  return rc;
+}
+
+static void log_totals(jb_outbox_relay *r) {
+  char v[5][24];
+  uint64_t n[5] = {r->published, r->acked, r->nacked, r->returned, r->set_aside};
+  for (int i = 0; i < 5; i++) snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)n[i]);
+  jb_log(JB_LOG_INFO, "outbox relay totals", "published", v[0], "acked", v[1], "nacked", v[2],
+         "returned", v[3], "set_aside", v[4], JB_LOG_END);
+}
+
+/* A failed round on the channel: sets aside the row at fault, if any (blame_row), drops the
+ * connection, and waits before the next one unless a row was set aside (progress). */
+static void publish_failed(jb_outbox_relay *r, const pipe_state *ps, jb_err rc,
+                           const jb_error *cause, bool *leader, long *backoff) {
+  jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", cause->msg,
+         JB_LOG_END);
+  jb_error be;
+  jb_error_clear(&be);
+  jb_err brc = blame_row(r, ps, rc, cause, &be);
+  jb_amqp_drop(r->conn);
+  r->conn = NULL;
+  if (brc != JB_OK) { /* the database: lead again */
+    jb_log(JB_LOG_WARN, "setting a job event aside failed; retrying", "error", be.msg, JB_LOG_END);
+    *leader = false;
+  }
+  /* A broker that keeps closing the channel is not hammered. */
+  if (brc != JB_OK || rc != JB_ERR_INVALID) {
+    pause_ms(r, *backoff);
+    *backoff = jb_backoff_next(*backoff, 30000);
   }
 }
 
@@ -280,37 +555,10 @@ static void *relay_main(void *arg) {
         continue;
       }
     }
-    /* Publish what is new, take the confirms that have come, delete what they cover: a window
-     * of publishes in flight, never a wait for the broker's disk per batch. New rows go out
-     * before the delete's round trip, and the wait comes last, so a woken relay publishes at
-     * once. */
-    size_t fetched = 0;
-    bool returned = false;
-    jb_err rc = JB_OK;
-    /* Fetch only when rows may be waiting: a notification came, the last fetch was full, or a
-     * second passed (a safety net). A confirm alone brings no new row. */
-    bool window_full = false;
-    if (fetch_due || ps.n == 0 || jb_mono_ms() - last_fetch_ms >= 1000) {
-      size_t asked = 0;
-      rc = publish_more(r, &ps, &fetched, &asked, &e);
-      last_fetch_ms = jb_mono_ms();
-      if (asked == 0)
-        window_full = true; /* fetch_due stays: fetch as soon as a confirm makes room */
-      else
-        fetch_due = fetched == asked;
-    }
-    if (rc == JB_OK) rc = jb_amqp_read_confirms(r->conn, 0, &r->confirmed, &returned, &e);
-    if (rc == JB_OK) rc = delete_confirmed(r, &ps, stopping, &e);
-    if (rc == JB_OK && fetched == 0 && ps.n > 0 && (!fetch_due || window_full)) {
-      bool notified = false;
-      rc = await_confirm_or_row(r, &notified, &e);
-      if (notified) fetch_due = true;
-    }
-    if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP) {
-      jb_log(JB_LOG_WARN, "publishing job events failed; they stay in the outbox", "error", e.msg,
-             JB_LOG_END);
-      jb_amqp_drop(r->conn);
-      r->conn = NULL;
+    bool idle = false, progress = false;
+    jb_err rc = relay_round(r, &ps, stopping, &fetch_due, &last_fetch_ms, &idle, &progress, &e);
+    if (rc == JB_ERR_AMQP_CONN || rc == JB_ERR_AMQP || rc == JB_ERR_INVALID) {
+      publish_failed(r, &ps, rc, &e, &leader, &backoff);
       continue;
     }
     if (rc != JB_OK) {
@@ -323,13 +571,15 @@ static void *relay_main(void *arg) {
       backoff = jb_backoff_next(backoff, 30000);
       continue;
     }
-    backoff = 250;
-    if (fetched == 0 && ps.n == 0) {
+    if (progress || idle) backoff = 250;
+    if (idle) {
       if (stopping) break; /* drained */
       if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) jb_sleep_ms(200);
       amqp_maybe_release_buffers(r->conn);
     }
   }
+  flush_returns(r, true);
+  log_totals(r);
   free(ps.fl);
   free(ps.ids);
   jb_amqp_close(r->conn);
@@ -343,6 +593,14 @@ jb_err jb_outbox_relay_new(const jb_config *cfg, jb_outbox outbox, const char *i
   if (r == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   r->cfg = cfg;
   r->ob = outbox;
+  r->bad_id = -1;
+  jb_err rc = jb_confirms_init(&r->track, 4 * WINDOW, 1, e);
+  if (rc != JB_OK) {
+    free(r);
+    return rc;
+  }
+  r->track.on_return = on_return;
+  r->track.on_return_arg = r;
   snprintf(r->source, sizeof r->source, "jobbridge/%s", instance);
   *out = r;
   return JB_OK;
@@ -368,6 +626,7 @@ void jb_outbox_relay_stop(jb_outbox_relay *r, double flush_s) {
 void jb_outbox_relay_free(jb_outbox_relay *r) {
   if (r == NULL) return;
   jb_outbox_relay_stop(r, 0);
+  jb_confirms_free(&r->track);
   free(r->body);
   free(r);
 }

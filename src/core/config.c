@@ -66,6 +66,11 @@ static const key_decl root_keys[] = {
      "durable topic exchange job events (job.<status>.<job_type>) are published to"},
     {"amqp.output.exchange_type", K_STRING, CFG(out_exchange_type), 0, "\"topic\"", 0, 0, false,
      "type of the output exchange"},
+    {"amqp.output.alternate_exchange", K_STRING, CFG(out_alternate_exchange), 0, "null", 0, 0,
+     false,
+     "when set, unroutable job events go to this durable fanout exchange and its durable queue "
+     "of the same name (declared as the output exchange's alternate-exchange); null: they are "
+     "returned, counted, logged and dropped"},
     {"database.url", K_STRING, CFG(db_url), 0,
      "\"postgresql://jobbridge@127.0.0.1:5432/jobbridge\"", 0, 0, false,
      "libpq connection URL; JOBBRIDGE_DATABASE_URL overrides it"},
@@ -449,6 +454,16 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.output.exchange_type: \"%s\" is not topic, direct, fanout or headers",
                    c->name, cfg->out_exchange_type);
+  /* Exchange and queue names are AMQP short strings. */
+  const char *ae = cfg->out_alternate_exchange ? cfg->out_alternate_exchange : "";
+  if (strlen(cfg->out_exchange) > 255 || strlen(ae) > 255)
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: amqp.output.%s: longer than 255 bytes (AMQP names are short strings)",
+                   c->name, strlen(cfg->out_exchange) > 255 ? "exchange" : "alternate_exchange");
+  if (strcmp(cfg->out_exchange, ae) == 0)
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: amqp.output.alternate_exchange: \"%s\" is the output exchange itself",
+                   c->name, cfg->out_exchange);
   if (!one_of(cfg->in_queue_type, qtypes))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.input.queue_type: \"%s\" is not classic or quorum", c->name,

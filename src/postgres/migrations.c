@@ -85,6 +85,11 @@ const jb_migration jb_migrations[] = {
      "DROP TRIGGER outbox_notify ON outbox;\n"
      "DROP FUNCTION notify_jobs();\n"
      "DROP FUNCTION notify_outbox();\n"},
+    /* A job event the broker cannot take (a channel error its publish caused, or properties
+     * that cannot be encoded) is set aside with its reason instead of blocking every event
+     * after it; the relay's fetch skips it. Nullable columns without a default: no rewrite. */
+    {7, "outbox rows set aside with their reason",
+     "ALTER TABLE outbox ADD COLUMN failed_at timestamptz, ADD COLUMN failed_reason text;\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

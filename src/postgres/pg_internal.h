@@ -30,6 +30,7 @@ typedef enum {
   ST_CANCEL_CHECK,
   ST_TRY_LEAD,
   ST_NOTIFY,
+  ST_OUTBOX_SET_ASIDE,
   ST_COUNT
 } jb_pg_slot;
 

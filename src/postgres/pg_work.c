@@ -143,12 +143,18 @@ static const jb_pg_stmt st_request_cancel = {
 static const jb_pg_stmt st_outbox_fetch = {
     ST_OUTBOX_FETCH, "jb_outbox_fetch",
     "SELECT id, job_id::text, message_id::text, event_type, routing_key, correlation_id,\n"
-    "  data::text, " JB_US("created_at") " FROM outbox WHERE id <> ALL($2::int8[])\n"
+    "  data::text, " JB_US("created_at") " FROM outbox\n"
+    "WHERE id <> ALL($2::int8[]) AND failed_at IS NULL\n"
     "ORDER BY id LIMIT $1::int",
     2, true};
 
 static const jb_pg_stmt st_outbox_delete = {
     ST_OUTBOX_DELETE, "jb_outbox_delete", "DELETE FROM outbox WHERE id = ANY($1::int8[])", 1, true};
+
+/* A row the relay cannot publish: kept, with why, and no longer fetched. */
+static const jb_pg_stmt st_outbox_set_aside = {
+    ST_OUTBOX_SET_ASIDE, "jb_outbox_set_aside",
+    "UPDATE outbox SET failed_at = now(), failed_reason = $2 WHERE id = $1::int8", 2, false};
 
 static const jb_pg_stmt st_try_lead = {
     ST_TRY_LEAD, "jb_try_lead",
@@ -428,6 +434,16 @@ static jb_err ob_remove(void *self, const int64_t *ids, size_t n, jb_error *e) {
   return rc;
 }
 
+static jb_err ob_set_aside(void *self, int64_t id, const char *reason, jb_error *e) {
+  char ids[24];
+  snprintf(ids, sizeof ids, "%lld", (long long)id);
+  const char *params[2] = {ids, reason};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &st_outbox_set_aside, params, &res, e);
+  PQclear(res);
+  return rc;
+}
+
 static jb_err ob_wait(void *self, int timeout_ms, jb_error *e) {
   return wait_for(self, "outbox", timeout_ms, -1, NULL, e);
 }
@@ -455,6 +471,7 @@ static jb_err ob_notify_fd(void *self, int *fd, jb_error *e) {
 static const jb_outbox_ops outbox_ops = {.try_lead = ob_try_lead,
                                          .fetch = ob_fetch,
                                          .remove = ob_remove,
+                                         .set_aside = ob_set_aside,
                                          .wait = ob_wait,
                                          .notify_fd = ob_notify_fd};
 

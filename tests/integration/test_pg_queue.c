@@ -9,6 +9,7 @@
 
 #include "jobbridge/job_service.h"
 #include "jobbridge/worker_pool.h"
+#include "postgres/migrations.h"
 #include "postgres/pg.h"
 
 static jb_pg *pg;
@@ -29,7 +30,7 @@ static void setup(void) {
   cr_assert_eq(jb_pg_connect(db_url(), schema, &pg, &e), JB_OK, "%s", e.msg);
   int applied = -1;
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
-  cr_assert_eq(applied, 6);
+  cr_assert_eq(applied, jb_migrations_len);
   cr_assert_eq(jb_config_parse("{\"job_types\": {\"email\": {\"handler\": \"noop\"},"
                                " \"resize\": {\"handler\": \"noop\", \"max_retries\": 9}}}",
                                "t.json", &cfg, &e),
@@ -85,7 +86,7 @@ Test(pg_queue, migrations_are_idempotent) {
   cr_assert_eq(jb_pg_migrate(pg, &applied, &e), JB_OK, "%s", e.msg);
   cr_expect_eq(applied, 0, "a second run applies nothing");
   PGresult *res = PQexec(jb_pg_conn(pg), "SELECT version FROM schema_migrations");
-  cr_expect_eq(PQntuples(res), 6);
+  cr_expect_eq(PQntuples(res), jb_migrations_len);
   PQclear(res);
   /* A second connection migrating the same schema also finds nothing to do. */
   jb_pg *other;
