@@ -103,24 +103,35 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
 
 /* ---- workers ---- */
 
-/* The queue refused outcomes as invalid: a handler's result it cannot store (a JSON value
- * jansson cannot encode). Retrying would never end, so the outcomes are recorded without their
- * results. Returns false when there was no result to drop. */
-static bool drop_results(worker *w, jb_finish *items, size_t n, const jb_error *e) {
-  bool dropped = false;
-  for (size_t i = 0; i < n; i++) {
-    dropped = dropped || items[i].result != NULL;
-    items[i].result = NULL;
+/* The error recorded for an outcome the database refused even without its result. */
+#define REFUSED_ERROR "the database refused this outcome's error message; see jobbridge's log"
+
+/* The queue refused one outcome as invalid data (JB_ERR_INVALID: a result that cannot be
+ * encoded; JB_ERR_DB_REFUSED: the database refused a value, as text it cannot store).
+ * Retrying it unchanged would never end, so it is made storable step by step: first without its
+ * result, then with a fixed error message. Returns false when nothing is left to change. */
+static bool make_storable(worker *w, jb_finish *f, const jb_error *e) {
+  const char *what = NULL;
+  if (f->result != NULL) {
+    f->result = NULL;
+    what = "the job's result cannot be stored; recording its outcome without it";
+  } else if (f->status != JB_STATUS_COMPLETED && f->error != NULL &&
+             strcmp(f->error, REFUSED_ERROR) != 0) {
+    f->error = REFUSED_ERROR;
+    what = "the job's error message cannot be stored; recording its outcome without it";
   }
-  if (dropped)
-    jb_log(JB_LOG_ERROR, "job results cannot be stored; recording the outcomes without them",
-           "error", e->msg, "worker", w->owner, JB_LOG_END);
-  return dropped;
+  if (what != NULL)
+    jb_log(JB_LOG_ERROR, what, "job_id", f->id, "error", e->msg, "worker", w->owner, JB_LOG_END);
+  return what != NULL;
 }
 
-/* Records outcomes, retrying while the database is away (the leases cover the jobs meanwhile;
- * if we die first, the reaper retries them). When stopping, it gives up at the end of the
- * grace period: the jobs stay RUNNING until their lease expires, and the reaper retries them. */
+/* Records outcomes, retrying while the database is away or fails for a passing reason (a
+ * statement timeout, a deadlock, a read-only standby: JB_ERR_DB, JB_ERR_DB_CONN), with backoff:
+ * the leases cover the jobs meanwhile, and if we die first, the reaper retries them. Outcomes
+ * the database refuses as data are recorded one by one, each made storable (make_storable); one
+ * that still cannot be stored is given up with an error log, and the reaper retries its job.
+ * When stopping, it gives up at the end of the grace period: the jobs stay RUNNING until their
+ * lease expires, and the reaper retries them. */
 static void record(worker *w, jb_finish *items, size_t n) {
   long backoff = 100;
   jb_worker_pool *p = w->pool;
@@ -128,7 +139,18 @@ static void record(worker *w, jb_finish *items, size_t n) {
     jb_error e;
     size_t applied = 0;
     jb_err rc = w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e);
-    if (rc == JB_ERR_INVALID && drop_results(w, items, n, &e)) continue;
+    if (rc == JB_ERR_INVALID || rc == JB_ERR_DB_REFUSED) {
+      if (n > 1) { /* find the one at fault: the others keep their results */
+        for (size_t i = 0; i < n; i++) record(w, items + i, 1);
+        return;
+      }
+      if (make_storable(w, items, &e)) continue;
+      jb_log(JB_LOG_ERROR,
+             "the database refuses a job's outcome; the reaper retries the job when its lease "
+             "expires",
+             "job_id", items[0].id, "error", e.msg, "worker", w->owner, JB_LOG_END);
+      return;
+    }
     if (rc == JB_OK) {
       if (applied < n) {
         char lost[24];
