@@ -23,6 +23,10 @@
 #define CLAIM_MAX 256
 #define FAST_HANDLER_MS 20
 #define RECORD_EVERY_MS 50 /* outcomes wait at most this long to be recorded together */
+/* After a resource shortage the worker pauses before it claims again: 1 s, doubling to 30 s
+ * while shortages repeat, back to none after a run that did not have one. */
+#define REQUEUE_PAUSE_MIN_MS 1000
+#define REQUEUE_PAUSE_MAX_MS 30000
 
 /* By default two workers per core, at least four: a worker spends much of each job waiting on
  * the database (the finish, a claim) or on its handler's I/O, and a worker that is idle when a
@@ -82,6 +86,13 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
     f.status = JB_STATUS_RETRYING;
     f.burn_retry = false;
     f.error = "interrupted by shutdown";
+  } else if (r->requeue) {
+    /* jobbridge's own shortage (descriptors, memory, processes): not the job's fault either.
+     * It is due again soon; the worker sets the delay to its pause (see run_job). */
+    f.status = JB_STATUS_RETRYING;
+    f.burn_retry = false;
+    f.error = r->error_message;
+    f.delay_ms = REQUEUE_PAUSE_MIN_MS;
   } else if (!r->retriable) {
     f.status = JB_STATUS_FAILED;
     f.error = r->error_message;
@@ -200,6 +211,22 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   pthread_mutex_unlock(&w->slot.lock);
   double rnd = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
   *out = jb_decide_outcome(p->cfg, job, res, (jb_stop_reason)stop, rnd);
+  if (!res->success && res->requeue && stop == JB_STOP_NONE) {
+    w->pause_ms =
+        w->pause_ms > 0 ? jb_backoff_next(w->pause_ms, REQUEUE_PAUSE_MAX_MS) : REQUEUE_PAUSE_MIN_MS;
+    w->must_pause = true;
+    out->delay_ms = w->pause_ms;
+    char pause[24];
+    snprintf(pause, sizeof pause, "%ld", w->pause_ms);
+    jb_log(JB_LOG_ERROR,
+           "jobbridge is short of a resource: the job goes back without burning a retry, and "
+           "its worker pauses before it claims again",
+           "job_id", job->id, "job_type", job->job_type, "reason",
+           res->error_message ? res->error_message : "(no reason given)", "pause_ms", pause,
+           "worker", w->owner, JB_LOG_END);
+  } else if (stop == JB_STOP_NONE) {
+    w->pause_ms = 0;
+  }
   jb_error e;
   if (jb_status_transition(JB_STATUS_RUNNING, out->status, &e) != JB_OK)
     jb_log(JB_LOG_ERROR, "bug: illegal outcome", "error", e.msg, "job_id", job->id, JB_LOG_END);
@@ -412,11 +439,13 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
   int64_t last = jb_mono_ms(), started = last;
   for (size_t i = 0; i < n; i++) {
     bool stopping = atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
-    if (stopping) {
-      /* Stopping: jobs claimed but not started go back at once, no retry burnt. */
+    if (stopping || w->must_pause) {
+      /* Jobs claimed but not started go back at once, no retry burnt: when stopping, and when
+       * a resource shortage makes this worker pause. */
       res[i] = (jb_job_result){0};
       fin[i] = jb_decide_outcome(p->cfg, &jobs[i], &res[i], JB_STOP_SHUTDOWN, 0);
-      fin[i].error = "not started before shutdown";
+      fin[i].error = stopping ? "not started before shutdown"
+                              : "not started: its worker pauses after a resource shortage";
     } else {
       run_job(w, &jobs[i], &fin[i], &res[i]);
     }
@@ -483,6 +512,11 @@ static void *worker_main(void *arg) {
     else if (per_job >= FAST_HANDLER_MS)
       claim = 1;
     jb_jobs_free(jobs, n);
+    if (w->must_pause) { /* jobbridge itself is short of a resource: let it recover */
+      w->must_pause = false;
+      must_claim = true;
+      pause_worker(w, w->pause_ms);
+    }
   }
   return NULL;
 }

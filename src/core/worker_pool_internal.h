@@ -43,6 +43,8 @@ typedef struct worker {
   jb_job handed;
   pthread_cond_t resolved; /* RESERVED became HANDED or IDLE */
   int wake_fd;             /* an eventfd: written when a job is handed over */
+  long pause_ms;           /* after a resource shortage: the pause before the next claim */
+  bool must_pause;         /* a job of this batch went back for a resource shortage */
 } worker;
 
 struct jb_worker_pool {
