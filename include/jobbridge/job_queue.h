@@ -45,6 +45,12 @@ typedef struct jb_finish {
   bool burn_retry;      /* RETRYING: count this attempt (false when shutdown interrupted it) */
 } jb_finish;
 
+/* A job a worker holds: claimed (or handed over) and its outcome not yet recorded. */
+typedef struct jb_held_job {
+  char id[37];
+  const char *owner; /* the worker's locked_by; borrowed */
+} jb_held_job;
+
 typedef struct jb_job_queue_ops {
   /* Stores n jobs in one transaction; a dedupe_key already present (or repeated in the batch)
    * is not an error: out[i] says JB_CREATE_DUPLICATE with the existing job's id. A created
@@ -73,9 +79,13 @@ typedef struct jb_job_queue_ops {
    * under `owner` change (a reaped or cancelled job is left alone); *applied counts them. */
   jb_err (*finish)(void *self, const char *owner, const jb_finish *items, size_t n, size_t *applied,
                    jb_error *e);
-  /* Extends the lease of every job RUNNING under an owner starting with owner_prefix. *cancel
-   * (a new array of ids, free()) lists those whose cancellation was requested. */
-  jb_err (*renew)(void *self, const char *owner_prefix, int lease_s, char (**cancel)[37],
+  /* For the n jobs workers hold (held[i]: a job id and its worker's locked_by): extends to
+   * lease_s the lease of each that is still RUNNING under that owner (lease_s 0: extends
+   * nothing, only looks for cancellations). Only jobs a worker holds are ever passed: a job
+   * whose claim or hand-over committed while its reply was lost is held by nobody, so its lease
+   * runs out and the reaper retries it. *cancel (a new array of ids, free()) lists those of
+   * them whose cancellation was requested. */
+  jb_err (*renew)(void *self, const jb_held_job *held, size_t n, int lease_s, char (**cancel)[37],
                   size_t *ncancel, jb_error *e);
   /* Jobs RUNNING with an expired lease (their worker died) fail retriably: RETRYING with backoff
    * or DEAD_LETTER when exhausted (FAILED "Job cancelled" if cancellation was requested). */

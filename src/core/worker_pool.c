@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/worker_pool_internal.h"
 #include "jobbridge/log.h"
 
 /* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
@@ -22,55 +23,10 @@
 #define CLAIM_MAX 256
 #define FAST_HANDLER_MS 20
 #define RECORD_EVERY_MS 50 /* outcomes wait at most this long to be recorded together */
-
-typedef struct handler_entry {
-  char *job_type;
-  jb_job_handler h;
-} handler_entry;
-
-/* What the maintenance thread sees of a worker: the job it runs and its stop switch. */
-typedef struct slot {
-  pthread_mutex_t lock;
-  char job_id[37];
-  jb_handler_ctx ctx;
-} slot;
-
-/* Where a worker stands for the dispatcher (guarded by the pool's idle_lock): BUSY claims and
- * runs; IDLE waits and may be reserved; RESERVED waits for the job an ingest transaction is
- * creating for it; HANDED has that job in `handed`. */
-typedef enum { W_BUSY, W_IDLE, W_RESERVED, W_HANDED } worker_state;
-
-typedef struct worker {
-  struct jb_worker_pool *pool;
-  int index;
-  pthread_t thread;
-  jb_job_queue q;
-  char owner[160];
-  slot slot;
-  unsigned seed;
-  worker_state state;
-  jb_job handed;
-  pthread_cond_t resolved; /* RESERVED became HANDED or IDLE */
-  int wake_fd;             /* an eventfd: written when a job is handed over */
-} worker;
-
-struct jb_worker_pool {
-  const jb_config *cfg;
-  char instance[128];
-  worker *workers;
-  size_t n;
-  jb_job_queue maint_q;
-  pthread_t maint;
-  handler_entry *handlers;
-  size_t nhandlers;
-  atomic_bool stopping; /* no more claims */
-  atomic_bool maint_stop;
-  atomic_int stop_handlers; /* a jb_stop_reason for every running handler, after the grace */
-  atomic_int_fast64_t grace_end_ms; /* when stopping: outcomes are retried until then */
-  bool running;
-  pthread_mutex_t idle_lock; /* the workers' states */
-  atomic_int idle;           /* how many are IDLE: the dispatcher's quick "nobody" */
-};
+/* After a resource shortage the worker pauses before it claims again: 1 s, doubling to 30 s
+ * while shortages repeat, back to none after a run that did not have one. */
+#define REQUEUE_PAUSE_MIN_MS 1000
+#define REQUEUE_PAUSE_MAX_MS 30000
 
 /* By default two workers per core, at least four: a worker spends much of each job waiting on
  * the database (the finish, a claim) or on its handler's I/O, and a worker that is idle when a
@@ -130,6 +86,13 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
     f.status = JB_STATUS_RETRYING;
     f.burn_retry = false;
     f.error = "interrupted by shutdown";
+  } else if (r->requeue) {
+    /* jobbridge's own shortage (descriptors, memory, processes): not the job's fault either.
+     * It is due again soon; the worker sets the delay to its pause (see run_job). */
+    f.status = JB_STATUS_RETRYING;
+    f.burn_retry = false;
+    f.error = r->error_message;
+    f.delay_ms = REQUEUE_PAUSE_MIN_MS;
   } else if (!r->retriable) {
     f.status = JB_STATUS_FAILED;
     f.error = r->error_message;
@@ -151,24 +114,35 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
 
 /* ---- workers ---- */
 
-/* The queue refused outcomes as invalid: a handler's result it cannot store (a JSON value
- * jansson cannot encode). Retrying would never end, so the outcomes are recorded without their
- * results. Returns false when there was no result to drop. */
-static bool drop_results(worker *w, jb_finish *items, size_t n, const jb_error *e) {
-  bool dropped = false;
-  for (size_t i = 0; i < n; i++) {
-    dropped = dropped || items[i].result != NULL;
-    items[i].result = NULL;
+/* The error recorded for an outcome the database refused even without its result. */
+#define REFUSED_ERROR "the database refused this outcome's error message; see jobbridge's log"
+
+/* The queue refused one outcome as invalid data (JB_ERR_INVALID: a result that cannot be
+ * encoded; JB_ERR_DB_REFUSED: the database refused a value, as text it cannot store).
+ * Retrying it unchanged would never end, so it is made storable step by step: first without its
+ * result, then with a fixed error message. Returns false when nothing is left to change. */
+static bool make_storable(worker *w, jb_finish *f, const jb_error *e) {
+  const char *what = NULL;
+  if (f->result != NULL) {
+    f->result = NULL;
+    what = "the job's result cannot be stored; recording its outcome without it";
+  } else if (f->status != JB_STATUS_COMPLETED && f->error != NULL &&
+             strcmp(f->error, REFUSED_ERROR) != 0) {
+    f->error = REFUSED_ERROR;
+    what = "the job's error message cannot be stored; recording its outcome without it";
   }
-  if (dropped)
-    jb_log(JB_LOG_ERROR, "job results cannot be stored; recording the outcomes without them",
-           "error", e->msg, "worker", w->owner, JB_LOG_END);
-  return dropped;
+  if (what != NULL)
+    jb_log(JB_LOG_ERROR, what, "job_id", f->id, "error", e->msg, "worker", w->owner, JB_LOG_END);
+  return what != NULL;
 }
 
-/* Records outcomes, retrying while the database is away (the leases cover the jobs meanwhile;
- * if we die first, the reaper retries them). When stopping, it gives up at the end of the
- * grace period: the jobs stay RUNNING until their lease expires, and the reaper retries them. */
+/* Records outcomes, retrying while the database is away or fails for a passing reason (a
+ * statement timeout, a deadlock, a read-only standby: JB_ERR_DB, JB_ERR_DB_CONN), with backoff:
+ * the leases cover the jobs meanwhile, and if we die first, the reaper retries them. Outcomes
+ * the database refuses as data are recorded one by one, each made storable (make_storable); one
+ * that still cannot be stored is given up with an error log, and the reaper retries its job.
+ * When stopping, it gives up at the end of the grace period: the jobs stay RUNNING until their
+ * lease expires, and the reaper retries them. */
 static void record(worker *w, jb_finish *items, size_t n) {
   long backoff = 100;
   jb_worker_pool *p = w->pool;
@@ -176,7 +150,18 @@ static void record(worker *w, jb_finish *items, size_t n) {
     jb_error e;
     size_t applied = 0;
     jb_err rc = w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e);
-    if (rc == JB_ERR_INVALID && drop_results(w, items, n, &e)) continue;
+    if (rc == JB_ERR_INVALID || rc == JB_ERR_DB_REFUSED) {
+      if (n > 1) { /* find the one at fault: the others keep their results */
+        for (size_t i = 0; i < n; i++) record(w, items + i, 1);
+        return;
+      }
+      if (make_storable(w, items, &e)) continue;
+      jb_log(JB_LOG_ERROR,
+             "the database refuses a job's outcome; the reaper retries the job when its lease "
+             "expires",
+             "job_id", items[0].id, "error", e.msg, "worker", w->owner, JB_LOG_END);
+      return;
+    }
     if (rc == JB_OK) {
       if (applied < n) {
         char lost[24];
@@ -226,6 +211,22 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   pthread_mutex_unlock(&w->slot.lock);
   double rnd = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
   *out = jb_decide_outcome(p->cfg, job, res, (jb_stop_reason)stop, rnd);
+  if (!res->success && res->requeue && stop == JB_STOP_NONE) {
+    w->pause_ms =
+        w->pause_ms > 0 ? jb_backoff_next(w->pause_ms, REQUEUE_PAUSE_MAX_MS) : REQUEUE_PAUSE_MIN_MS;
+    w->must_pause = true;
+    out->delay_ms = w->pause_ms;
+    char pause[24];
+    snprintf(pause, sizeof pause, "%ld", w->pause_ms);
+    jb_log(JB_LOG_ERROR,
+           "jobbridge is short of a resource: the job goes back without burning a retry, and "
+           "its worker pauses before it claims again",
+           "job_id", job->id, "job_type", job->job_type, "reason",
+           res->error_message ? res->error_message : "(no reason given)", "pause_ms", pause,
+           "worker", w->owner, JB_LOG_END);
+  } else if (stop == JB_STOP_NONE) {
+    w->pause_ms = 0;
+  }
   jb_error e;
   if (jb_status_transition(JB_STATUS_RUNNING, out->status, &e) != JB_OK)
     jb_log(JB_LOG_ERROR, "bug: illegal outcome", "error", e.msg, "job_id", job->id, JB_LOG_END);
@@ -243,6 +244,23 @@ static bool serves_queue(const jb_config *cfg, const char *queue_name) {
   return false;
 }
 
+/* A reservation's slot names the worker and which of its reservations it is, so that a
+ * hand-over or release arriving after the worker stopped waiting for it (see idle_wait) is
+ * recognised as stale, even if the worker was reserved again meanwhile. */
+#define RESERVATION_SPAN 4096u
+
+static int reservation_slot(const jb_worker_pool *p, size_t which, unsigned reservation) {
+  return (int)((reservation % RESERVATION_SPAN) * p->n + which);
+}
+
+/* The worker a slot names, if that reservation is still the one it waits for (idle_lock held). */
+static worker *reserved_worker(jb_worker_pool *p, int ticket) {
+  worker *w = &p->workers[(size_t)ticket % p->n];
+  unsigned r = (unsigned)((size_t)ticket / p->n);
+  if (w->state != W_RESERVED || w->reservation % RESERVATION_SPAN != r) return NULL;
+  return w;
+}
+
 static int pool_reserve(void *self, const char *queue_name, const char **owner, int *lease_s) {
   jb_worker_pool *p = self;
   if (atomic_load(&p->idle) == 0) return -1;
@@ -251,41 +269,51 @@ static int pool_reserve(void *self, const char *queue_name, const char **owner, 
   pthread_mutex_lock(&p->idle_lock);
   for (size_t i = 0; found < 0 && !atomic_load(&p->stopping) && i < p->n; i++)
     if (p->workers[i].state == W_IDLE) {
-      p->workers[i].state = W_RESERVED;
+      worker *w = &p->workers[i];
+      w->state = W_RESERVED;
+      w->reservation++;
       atomic_fetch_sub(&p->idle, 1);
-      found = (int)i;
+      found = reservation_slot(p, i, w->reservation);
+      *owner = w->owner;
+      *lease_s = p->cfg->workers_lease_s;
     }
   pthread_mutex_unlock(&p->idle_lock);
-  if (found >= 0) {
-    *owner = p->workers[found].owner;
-    *lease_s = p->cfg->workers_lease_s;
-  }
   return found;
 }
 
-static void pool_hand(void *self, int which, jb_job *job) {
+static void pool_hand(void *self, int ticket, jb_job *job) {
   jb_worker_pool *p = self;
-  worker *w = &p->workers[which];
   pthread_mutex_lock(&p->idle_lock);
-  w->handed = *job;
-  w->state = W_HANDED;
-  pthread_cond_signal(&w->resolved);
+  worker *w = reserved_worker(p, ticket);
+  if (w != NULL) {
+    w->handed = *job;
+    w->state = W_HANDED;
+    pthread_cond_signal(&w->resolved);
+  }
   pthread_mutex_unlock(&p->idle_lock);
+  if (w == NULL) {
+    jb_log(JB_LOG_ERROR,
+           "a job was handed over after its worker stopped waiting for it; the reaper retries it "
+           "when its lease expires",
+           "job_id", job->id, JB_LOG_END);
+    jb_job_clear(job);
+    return;
+  }
   memset(job, 0, sizeof *job);
   uint64_t one = 1;
   if (write(w->wake_fd, &one, sizeof one) < 0) { /* the counter is set already */
   }
 }
 
-static void pool_release(void *self, int which) {
+static void pool_release(void *self, int ticket) {
   jb_worker_pool *p = self;
-  worker *w = &p->workers[which];
   pthread_mutex_lock(&p->idle_lock);
-  if (w->state == W_RESERVED) {
+  worker *w = reserved_worker(p, ticket);
+  if (w != NULL) {
     w->state = W_IDLE;
     atomic_fetch_add(&p->idle, 1);
+    pthread_cond_signal(&w->resolved);
   }
-  pthread_cond_signal(&w->resolved);
   pthread_mutex_unlock(&p->idle_lock);
 }
 
@@ -294,6 +322,27 @@ static const jb_dispatcher_ops dispatcher_ops = {
 
 jb_dispatcher jb_worker_pool_dispatcher(jb_worker_pool *p) {
   return (jb_dispatcher){&dispatcher_ops, p};
+}
+
+/* A reserved worker waits for its job: the transaction creating it is under way. It waits at
+ * most a lease: if that transaction's outcome never becomes known (its reply was lost, its
+ * connection hangs), the job, if it was committed, is RUNNING under this worker with a lease
+ * nobody renews, and the reaper retries it; a late hand-over of it is dropped (pool_hand).
+ * Called and returns with idle_lock held. */
+static void wait_reserved(worker *w) {
+  jb_worker_pool *p = w->pool;
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += p->cfg->workers_lease_s > 0 ? p->cfg->workers_lease_s : 1;
+  while (w->state == W_RESERVED)
+    if (pthread_cond_timedwait(&w->resolved, &p->idle_lock, &until) == ETIMEDOUT &&
+        w->state == W_RESERVED) {
+      w->state = W_BUSY;
+      jb_log(JB_LOG_WARN,
+             "gave up waiting for a job handed over: the outcome of its insert is unknown; if it "
+             "was committed, the reaper retries the job when its lease expires",
+             "worker", w->owner, JB_LOG_END);
+    }
 }
 
 /* Idle: waits for a notification, a job handed over, or the polling interval (which also finds
@@ -321,8 +370,7 @@ static size_t idle_wait(worker *w, jb_job **jobs, bool *notified) {
   }
   size_t n = 0;
   pthread_mutex_lock(&p->idle_lock);
-  /* A reserved worker waits for its job: the transaction creating it is under way. */
-  while (w->state == W_RESERVED) pthread_cond_wait(&w->resolved, &p->idle_lock);
+  wait_reserved(w);
   if (w->state == W_HANDED) {
     if ((*jobs = malloc(sizeof **jobs)) != NULL) {
       **jobs = w->handed;
@@ -343,6 +391,80 @@ static size_t idle_wait(worker *w, jb_job **jobs, bool *notified) {
   return n;
 }
 
+/* Publishes the jobs the worker holds to the maintenance thread: jobs[from..to). */
+static void set_held(worker *w, const jb_job *jobs, size_t from, size_t to) {
+  pthread_mutex_lock(&w->slot.lock);
+  w->slot.held = jobs;
+  w->slot.held_from = from;
+  w->slot.held_to = to;
+  pthread_mutex_unlock(&w->slot.lock);
+}
+
+/* Sleeps ms, in short steps so that shutdown is not delayed. */
+static void pause_worker(worker *w, long ms) {
+  int64_t end = jb_mono_ms() + ms;
+  while (!atomic_load(&w->pool->stopping) && jb_mono_ms() < end) jb_sleep_ms(50);
+}
+
+/* Claimed rows come back in no particular order: run the highest priority first. */
+static void sort_batch(jb_job *jobs, size_t n) {
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && (jobs[j].priority > jobs[j - 1].priority ||
+                                 (jobs[j].priority == jobs[j - 1].priority &&
+                                  jobs[j].scheduled_at < jobs[j - 1].scheduled_at));
+         j--) {
+      jb_job t = jobs[j];
+      jobs[j] = jobs[j - 1];
+      jobs[j - 1] = t;
+    }
+}
+
+/* Runs a batch the worker holds and records its outcomes (every RECORD_EVERY_MS, and at the
+ * end). Returns the time per job in ms. */
+static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
+  jb_worker_pool *p = w->pool;
+  jb_finish *fin = calloc(n, sizeof *fin);
+  jb_job_result *res = calloc(n, sizeof *res);
+  if (fin == NULL || res == NULL) {
+    jb_log(JB_LOG_ERROR,
+           "out of memory running jobs; the reaper retries them when their lease "
+           "expires",
+           "worker", w->owner, JB_LOG_END);
+    free(fin);
+    free(res);
+    return 0;
+  }
+  set_held(w, jobs, 0, n);
+  size_t done = 0, recorded = 0;
+  int64_t last = jb_mono_ms(), started = last;
+  for (size_t i = 0; i < n; i++) {
+    bool stopping = atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
+    if (stopping || w->must_pause) {
+      /* Jobs claimed but not started go back at once, no retry burnt: when stopping, and when
+       * a resource shortage makes this worker pause. */
+      res[i] = (jb_job_result){0};
+      fin[i] = jb_decide_outcome(p->cfg, &jobs[i], &res[i], JB_STOP_SHUTDOWN, 0);
+      fin[i].error = stopping ? "not started before shutdown"
+                              : "not started: its worker pauses after a resource shortage";
+    } else {
+      run_job(w, &jobs[i], &fin[i], &res[i]);
+    }
+    done++;
+    if (jb_mono_ms() - last >= RECORD_EVERY_MS) {
+      record(w, fin + recorded, done - recorded);
+      recorded = done;
+      set_held(w, jobs, recorded, n);
+      last = jb_mono_ms();
+    }
+  }
+  record(w, fin + recorded, done - recorded);
+  set_held(w, NULL, 0, 0);
+  for (size_t i = 0; i < n; i++) jb_job_result_clear(&res[i]);
+  free(fin);
+  free(res);
+  return (jb_mono_ms() - started) / (int64_t)n;
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   jb_worker_pool *p = w->pool;
@@ -357,12 +479,14 @@ static void *worker_main(void *arg) {
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
+    /* A claim whose reply is lost may have committed: its jobs are held by nobody, and the
+     * reaper retries them when their lease expires. */
     if (must_claim &&
         w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len, claim,
                         cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner,
              JB_LOG_END);
-      jb_sleep_ms(backoff);
+      pause_worker(w, backoff);
       backoff = jb_backoff_next(backoff, 10000);
       continue;
     }
@@ -379,105 +503,20 @@ static void *worker_main(void *arg) {
       handed = true;
     }
     must_claim = must_claim || (!handed && n == (size_t)claim);
-    /* Claimed rows come back in no particular order: run the highest priority first. */
-    for (size_t i = 1; i < n; i++)
-      for (size_t j = i; j > 0 && (jobs[j].priority > jobs[j - 1].priority ||
-                                   (jobs[j].priority == jobs[j - 1].priority &&
-                                    jobs[j].scheduled_at < jobs[j - 1].scheduled_at));
-           j--) {
-        jb_job t = jobs[j];
-        jobs[j] = jobs[j - 1];
-        jobs[j - 1] = t;
-      }
-    jb_finish *fin = calloc(n, sizeof *fin);
-    jb_job_result *res = calloc(n, sizeof *res);
-    size_t done = 0, recorded = 0;
-    int64_t last = jb_mono_ms(), started = last;
-    for (size_t i = 0; i < n; i++) {
-      if (atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE) {
-        /* Stopping: jobs claimed but not started go back at once, no retry burnt. */
-        res[i] = (jb_job_result){0};
-        fin[i] = jb_decide_outcome(cfg, &jobs[i], &res[i], JB_STOP_SHUTDOWN, 0);
-        fin[i].error = "not started before shutdown";
-      } else {
-        run_job(w, &jobs[i], &fin[i], &res[i]);
-      }
-      done++;
-      if (jb_mono_ms() - last >= RECORD_EVERY_MS) {
-        record(w, fin + recorded, done - recorded);
-        recorded = done;
-        last = jb_mono_ms();
-      }
-    }
-    record(w, fin + recorded, done - recorded);
-    int64_t per_job = (jb_mono_ms() - started) / (int64_t)n;
+    sort_batch(jobs, n);
+    int64_t per_job = run_batch(w, jobs, n);
     if (handed)
       ; /* a job handed over says nothing of how much a claim should take */
     else if (per_job < FAST_HANDLER_MS && n == (size_t)claim)
       claim = claim * 2 > CLAIM_MAX ? CLAIM_MAX : claim * 2;
     else if (per_job >= FAST_HANDLER_MS)
       claim = 1;
-    for (size_t i = 0; i < n; i++) jb_job_result_clear(&res[i]);
-    free(fin);
-    free(res);
     jb_jobs_free(jobs, n);
-  }
-  return NULL;
-}
-
-/* ---- maintenance: leases, cancellation, the reaper ---- */
-
-static void cancel_running(jb_worker_pool *p, char (*ids)[37], size_t n) {
-  for (size_t i = 0; i < n; i++)
-    for (size_t k = 0; k < p->n; k++) {
-      slot *s = &p->workers[k].slot;
-      pthread_mutex_lock(&s->lock);
-      if (strcmp(s->job_id, ids[i]) == 0) {
-        atomic_store(&s->ctx.stop, JB_STOP_CANCEL);
-        jb_log(JB_LOG_INFO, "cancelling running job", "job_id", ids[i], JB_LOG_END);
-      }
-      pthread_mutex_unlock(&s->lock);
+    if (w->must_pause) { /* jobbridge itself is short of a resource: let it recover */
+      w->must_pause = false;
+      must_claim = true;
+      pause_worker(w, w->pause_ms);
     }
-}
-
-static void *maint_main(void *arg) {
-  jb_worker_pool *p = arg;
-  const jb_config *cfg = p->cfg;
-  jb_job_queue q = p->maint_q;
-  int64_t renew_every = cfg->workers_lease_s * 1000 / 3, reap_every = 5000;
-  if (renew_every < 500) renew_every = 500;
-  int64_t next_renew = 0, next_reap = 0;
-  char prefix[140];
-  snprintf(prefix, sizeof prefix, "%s/", p->instance);
-  while (!atomic_load(&p->maint_stop)) {
-    int64_t now = jb_mono_ms();
-    char(*ids)[37] = NULL;
-    size_t nids = 0;
-    jb_error e;
-    bool renew = now >= next_renew;
-    /* Every half second: who of ours was cancelled? On the renew beat, extend leases too. */
-    if (q.ops->renew(q.self, prefix, renew ? cfg->workers_lease_s : 0, &ids, &nids, &e) == JB_OK) {
-      if (renew) next_renew = now + renew_every;
-      cancel_running(p, ids, nids);
-    } else {
-      jb_log(JB_LOG_WARN, "lease renewal failed; retrying", "error", e.msg, JB_LOG_END);
-    }
-    free(ids);
-    if (now >= next_reap) {
-      size_t reaped = 0;
-      if (q.ops->reap(q.self, cfg->retry_base_s, cfg->retry_max_s, &reaped, &e) == JB_OK) {
-        if (reaped > 0) {
-          char count[24];
-          snprintf(count, sizeof count, "%zu", reaped);
-          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count,
-                 JB_LOG_END);
-        }
-      } else {
-        jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, JB_LOG_END);
-      }
-      next_reap = now + reap_every;
-    }
-    jb_sleep_ms(500);
   }
   return NULL;
 }
@@ -508,7 +547,11 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
     w->seed = (unsigned)(time(NULL) ^ (long)i * 2654435761u ^ getpid());
     snprintf(w->owner, sizeof w->owner, "%s/w%zu", instance, i);
     pthread_mutex_init(&w->slot.lock, NULL);
-    pthread_cond_init(&w->resolved, NULL);
+    pthread_condattr_t ca; /* timed waits on the monotonic clock */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->resolved, &ca);
+    pthread_condattr_destroy(&ca);
     w->state = W_BUSY;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   }
@@ -543,7 +586,7 @@ jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) {
   atomic_store(&p->stopping, false);
   atomic_store(&p->maint_stop, false);
   atomic_store(&p->stop_handlers, JB_STOP_NONE);
-  if (pthread_create(&p->maint, NULL, maint_main, p) != 0)
+  if (pthread_create(&p->maint, NULL, jb_worker_maint_main, p) != 0)
     return jb_fail(e, JB_ERR_IO, "cannot start the maintenance thread");
   for (size_t i = 0; i < p->n; i++) {
     if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {

@@ -90,18 +90,24 @@ static const jb_pg_stmt st_finish = {
     "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
     7, false};
 
+/* Renewal and the cancellation check name the jobs workers hold, each with its worker's
+ * locked_by: trusting every RUNNING job under this instance's name renewed, forever, the lease
+ * of a job whose claim or hand-over committed while its reply was lost, which no worker held.
+ * Looked up by primary key. */
 static const jb_pg_stmt st_renew = {
     ST_RENEW, "jb_renew",
-    "UPDATE jobs SET locked_until = now() + $2::int * interval '1 second'\n"
-    "WHERE status = 'RUNNING' AND left(locked_by, length($1)) = $1\n"
-    "RETURNING id::text, cancel_requested",
-    2, true};
+    "UPDATE jobs j SET locked_until = now() + $3::int * interval '1 second'\n"
+    "FROM unnest($1::uuid[], $2::text[]) AS h(id, owner)\n"
+    "WHERE j.id = h.id AND j.status = 'RUNNING' AND j.locked_by = h.owner\n"
+    "RETURNING j.id::text, j.cancel_requested",
+    3, true};
 
 static const jb_pg_stmt st_cancel_check = {
     ST_CANCEL_CHECK, "jb_cancel_check",
-    "SELECT id::text, true FROM jobs\n"
-    "WHERE status = 'RUNNING' AND cancel_requested AND left(locked_by, length($1)) = $1",
-    1, true};
+    "SELECT j.id::text, true FROM jobs j\n"
+    "  JOIN unnest($1::uuid[], $2::text[]) AS h(id, owner) ON j.id = h.id\n"
+    "WHERE j.status = 'RUNNING' AND j.cancel_requested AND j.locked_by = h.owner",
+    2, true};
 
 static const jb_pg_stmt st_reap = {
     ST_REAP, "jb_reap",
@@ -254,12 +260,27 @@ static jb_err flagged_ids(PGresult *res, char (**out)[37], size_t *n, jb_error *
   return JB_OK;
 }
 
-static jb_err pg_renew(void *self, const char *owner_prefix, int lease_s, char (**cancel)[37],
-                       size_t *ncancel, jb_error *e) {
+static jb_err pg_renew(void *self, const jb_held_job *held, size_t n, int lease_s,
+                       char (**cancel)[37], size_t *ncancel, jb_error *e) {
   jb_pg *pg = self;
+  *cancel = NULL;
+  *ncancel = 0;
+  if (n == 0) { /* nobody holds a job: nothing to renew or cancel */
+    *cancel = calloc(1, sizeof **cancel);
+    return *cancel != NULL ? JB_OK : jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  jb_pg_array *ids = &pg->arrays[0], *owners = &pg->arrays[1];
+  jb_pg_array_begin(ids);
+  jb_pg_array_begin(owners);
+  for (size_t i = 0; i < n; i++) {
+    jb_pg_array_text(ids, held[i].id);
+    jb_pg_array_text(owners, held[i].owner);
+  }
   char lease[16];
   snprintf(lease, sizeof lease, "%d", lease_s);
-  const char *params[2] = {owner_prefix, lease};
+  const char *params[3] = {jb_pg_array_end(ids), jb_pg_array_end(owners), lease};
+  if (params[0] == NULL || params[1] == NULL)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory listing %zu held jobs", n);
   PGresult *res = NULL;
   /* lease_s 0 only checks for cancellations (cheap, often); otherwise the leases are renewed. */
   jb_err rc = lease_s > 0 ? jb_pg_exec(pg, &st_renew, params, &res, e)

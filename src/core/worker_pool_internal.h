@@ -1,0 +1,72 @@
+/* The worker pool's private parts, shared by worker_pool.c (workers, the dispatcher, the
+ * lifecycle) and worker_maint.c (the maintenance thread). Private to src/core. */
+#ifndef JB_WORKER_POOL_INTERNAL_H
+#define JB_WORKER_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "jobbridge/worker_pool.h"
+
+typedef struct handler_entry {
+  char *job_type;
+  jb_job_handler h;
+} handler_entry;
+
+/* What the maintenance thread sees of a worker: the job it runs, its stop switch, and the jobs
+ * it holds (claimed or handed over, outcome not yet recorded: held[held_from..held_to), borrowed
+ * from the worker's batch). Only these leases are renewed: a job whose claim outcome is unknown
+ * is held by nobody, and falls to the reaper when its lease expires. */
+typedef struct slot {
+  pthread_mutex_t lock;
+  char job_id[37];
+  jb_handler_ctx ctx;
+  const jb_job *held;
+  size_t held_from, held_to;
+} slot;
+
+/* Where a worker stands for the dispatcher (guarded by the pool's idle_lock): BUSY claims and
+ * runs; IDLE waits and may be reserved; RESERVED waits for the job an ingest transaction is
+ * creating for it; HANDED has that job in `handed`. */
+typedef enum { W_BUSY, W_IDLE, W_RESERVED, W_HANDED } worker_state;
+
+typedef struct worker {
+  struct jb_worker_pool *pool;
+  int index;
+  pthread_t thread;
+  jb_job_queue q;
+  char owner[160];
+  slot slot;
+  unsigned seed;
+  worker_state state;
+  unsigned reservation; /* counts reservations: a hand-over names the one it answers */
+  jb_job handed;
+  pthread_cond_t resolved; /* RESERVED became HANDED or IDLE */
+  int wake_fd;             /* an eventfd: written when a job is handed over */
+  long pause_ms;           /* after a resource shortage: the pause before the next claim */
+  bool must_pause;         /* a job of this batch went back for a resource shortage */
+} worker;
+
+struct jb_worker_pool {
+  const jb_config *cfg;
+  char instance[128];
+  worker *workers;
+  size_t n;
+  jb_job_queue maint_q;
+  pthread_t maint;
+  handler_entry *handlers;
+  size_t nhandlers;
+  atomic_bool stopping; /* no more claims */
+  atomic_bool maint_stop;
+  atomic_int stop_handlers; /* a jb_stop_reason for every running handler, after the grace */
+  atomic_int_fast64_t grace_end_ms; /* when stopping: outcomes are retried until then */
+  bool running;
+  pthread_mutex_t idle_lock; /* the workers' states */
+  atomic_int idle;           /* how many are IDLE: the dispatcher's quick "nobody" */
+};
+
+/* The maintenance thread (arg: the pool): renews the leases of the jobs workers hold, passes
+ * cancellations to running handlers, and runs the reaper, until maint_stop. */
+void *jb_worker_maint_main(void *arg);
+
+#endif

@@ -1,0 +1,213 @@
+"""A TCP proxy for PostgreSQL's wire protocol that can lose a reply after a commit.
+
+It listens on a free loopback port and forwards every connection to the test server. A trap,
+once armed, watches the messages clients send: when one of the given type contains every given
+byte string (a prepared statement's name in a Bind message, say), the server's reply to it is
+held back up to and including ReadyForQuery ('Z'). If the trap fires, that reply is dropped and
+both sides of the connection are closed: the server has committed the statement, the client
+never learns it (as after a network cut, a failover or a crash after the commit). A trap with
+need_rows fires only on a reply that carries at least one row (DataRow, 'D'); a reply without
+rows is passed on and the trap stays armed. Each trap fires once.
+
+The proxy answers SSLRequest and GSSENCRequest itself with 'N' (no encryption), so both
+streams are plain typed messages after the startup packet.
+
+    proxy = Proxy(target_port)           # listening at once on 127.0.0.1:proxy.port
+    trap = proxy.trap("B", [b"jb_claim_any"], need_rows=True)
+    ... trap.fired.wait(30) ...
+    proxy.close()
+
+usage as a program: pgproxy.py TARGET_PORT (forwards until interrupted, no traps)
+"""
+import socket
+import struct
+import sys
+import threading
+
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+
+
+class Trap:
+    def __init__(self, msg_type, needles, need_rows):
+        self.msg_type = msg_type.encode() if isinstance(msg_type, str) else msg_type
+        self.needles = list(needles)
+        self.need_rows = need_rows
+        self.fired = threading.Event()
+        self.lock = threading.Lock()
+
+    def matches(self, msg_type, body):
+        return (not self.fired.is_set() and msg_type == self.msg_type
+                and all(n in body for n in self.needles))
+
+
+def _read_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return bytes(buf)
+
+
+class _Link:
+    """One client connection and its server connection, with a pump each way."""
+
+    def __init__(self, proxy, client, server):
+        self.proxy = proxy
+        self.client = client
+        self.server = server
+        self.pending = None  # the trap whose reply is being held back
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self):
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+        for s in (self.client, self.server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def client_to_server(self):
+        try:
+            while True:  # the startup packet: no type byte
+                head = _read_exact(self.client, 4)
+                (length,) = struct.unpack("!I", head)
+                body = _read_exact(self.client, length - 4)
+                code = struct.unpack("!I", body[:4])[0] if len(body) >= 4 else 0
+                if code in (SSL_REQUEST, GSSENC_REQUEST):
+                    self.client.sendall(b"N")
+                    continue
+                self.server.sendall(head + body)
+                break
+            while True:
+                head = _read_exact(self.client, 5)
+                msg_type = head[:1]
+                (length,) = struct.unpack("!I", head[1:])
+                body = _read_exact(self.client, length - 4)
+                for trap in self.proxy.traps():
+                    if trap.matches(msg_type, body):
+                        with self.lock:
+                            self.pending = trap
+                        break
+                self.server.sendall(head + body)
+        except (EOFError, OSError):
+            pass
+        self.close()
+
+    def server_to_client(self):
+        held = []
+        try:
+            while True:
+                head = _read_exact(self.server, 5)
+                (length,) = struct.unpack("!I", head[1:])
+                msg = head + _read_exact(self.server, length - 4)
+                with self.lock:
+                    trap = self.pending
+                if trap is None:
+                    self.client.sendall(msg)
+                    continue
+                held.append(msg)
+                if msg[:1] != b"Z":
+                    continue
+                rows = any(m[:1] == b"D" for m in held)
+                fire = False
+                with trap.lock:
+                    if not trap.fired.is_set() and (rows or not trap.need_rows):
+                        trap.fired.set()
+                        fire = True
+                with self.lock:
+                    self.pending = None
+                if fire:
+                    self.proxy.log(f"reply lost after commit ({len(held)} messages dropped)")
+                    break
+                self.client.sendall(b"".join(held))
+                held = []
+        except (EOFError, OSError):
+            pass
+        self.close()
+
+
+class Proxy:
+    def __init__(self, target_port, target_host="127.0.0.1", verbose=False):
+        self.target = (target_host, int(target_port))
+        self.verbose = verbose
+        self._traps = []
+        self._lock = threading.Lock()
+        self._links = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self._stopped = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def log(self, text):
+        if self.verbose:
+            print(f"pgproxy: {text}", file=sys.stderr)
+
+    def url(self, base_url):
+        """base_url (postgresql://user@host:port/db) with the proxy's address instead."""
+        scheme, rest = base_url.split("://", 1)
+        auth, _, tail = rest.rpartition("@")
+        _, _, path = tail.partition("/")
+        return f"{scheme}://{auth + '@' if auth else ''}127.0.0.1:{self.port}/{path}"
+
+    def trap(self, msg_type, needles, need_rows=False):
+        t = Trap(msg_type, needles, need_rows)
+        with self._lock:
+            self._traps.append(t)
+        return t
+
+    def traps(self):
+        with self._lock:
+            return [t for t in self._traps if not t.fired.is_set()]
+
+    def _accept(self):
+        while not self._stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target, timeout=10)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            link = _Link(self, client, server)
+            with self._lock:
+                self._links.append(link)
+            threading.Thread(target=link.client_to_server, daemon=True).start()
+            threading.Thread(target=link.server_to_client, daemon=True).start()
+
+    def close(self):
+        self._stopped = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        with self._lock:
+            links, self._links = self._links, []
+        for link in links:
+            link.close()
+
+
+if __name__ == "__main__":
+    p = Proxy(sys.argv[1], verbose=True)
+    print(f"pgproxy: 127.0.0.1:{p.port} -> 127.0.0.1:{sys.argv[1]}", file=sys.stderr)
+    threading.Event().wait()
