@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "jobbridge/config.h"
 #include "jobbridge/job_handler.h"
 
 /* A sleep duration unique to this test process, e.g. "1003.012345", to find its processes. */
@@ -272,4 +273,47 @@ Test(exec, missing_program_is_a_retriable_failure_not_a_requeue) {
   json_decref(job.payload);
   json_decref(job.metadata);
   jb_job_result_clear(&r);
+}
+
+/* check-config: env and env_passthrough names are checked, each error naming its key path. */
+static void expect_config_error(const char *job_type_json, const char *want) {
+  char text[1024];
+  snprintf(text, sizeof text, "{\"job_types\": {\"t\": %s}}", job_type_json);
+  jb_config *cfg = NULL;
+  jb_error e;
+  cr_assert_eq(jb_config_parse(text, "test.json", &cfg, &e), JB_ERR_CONFIG, "refused: %s",
+               job_type_json);
+  cr_assert(strstr(e.msg, want) != NULL, "\"%s\" names %s", e.msg, want);
+}
+
+Test(exec_config, env_keys_are_validated) {
+  const char *base = "\"handler\": \"exec\", \"command\": [\"/bin/true\"]";
+  char t[512];
+  snprintf(t, sizeof t, "{%s, \"env\": {\"\": \"x\"}}", base);
+  expect_config_error(t, "job_types.t.env.: an environment variable name must not be empty");
+  snprintf(t, sizeof t, "{%s, \"env\": {\"A=B\": \"x\"}}", base);
+  expect_config_error(t, "job_types.t.env.A=B: an environment variable name must not contain");
+  snprintf(t, sizeof t, "{%s, \"env\": {\"A\": 1}}", base);
+  expect_config_error(t, "job_types.t.env.A: the value must be a string");
+  snprintf(t, sizeof t, "{%s, \"env\": {\"A\": \"x\\u0000y\"}}", base);
+  expect_config_error(t, "\\u0000 is not allowed"); /* jansson refuses NUL: never cut */
+  snprintf(t, sizeof t, "{%s, \"env\": {\"JOBBRIDGE_JOB_ID\": \"x\"}}", base);
+  expect_config_error(t, "job_types.t.env.JOBBRIDGE_JOB_ID: jobbridge sets this variable");
+  snprintf(t, sizeof t, "{%s, \"env_passthrough\": [\"OK\", \"\"]}", base);
+  expect_config_error(t, "job_types.t.env_passthrough[1]: \"\": an environment variable name");
+  snprintf(t, sizeof t, "{%s, \"env_passthrough\": [\"A=B\"]}", base);
+  expect_config_error(t, "job_types.t.env_passthrough[0]: \"A=B\": an environment variable");
+  snprintf(t, sizeof t, "{%s, \"env_passthrough\": [\"A\\u0000B\"]}", base);
+  expect_config_error(t, "\\u0000 is not allowed");
+  snprintf(t, sizeof t, "{%s, \"env_passthrough\": [\"JOBBRIDGE_DATABASE_URL\"]}", base);
+  expect_config_error(t, "job_types.t.env_passthrough[0]: \"JOBBRIDGE_DATABASE_URL\": jobbridge's");
+  snprintf(t, sizeof t, "{%s, \"command\": [\"/bin/tr\\u0000ue\"]}", "\"handler\": \"exec\"");
+  expect_config_error(t, "\\u0000 is not allowed");
+  snprintf(t, sizeof t, "{%s, \"env\": {\"A\": \"1\"}, \"env_passthrough\": [\"B\"]}", base);
+  jb_config *cfg = NULL;
+  jb_error e;
+  char text[1024];
+  snprintf(text, sizeof text, "{\"job_types\": {\"t\": %s}}", t);
+  cr_assert_eq(jb_config_parse(text, "test.json", &cfg, &e), JB_OK, "%s", e.msg);
+  jb_config_free(cfg);
 }
