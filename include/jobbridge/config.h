@@ -28,6 +28,9 @@ typedef struct jb_job_type_cfg {
   size_t command_len;
   double timeout_s;
   int max_retries;
+  json_t *env;            /* exec: fixed variables, name -> string value; NULL if none */
+  char **env_passthrough; /* exec: names copied from jobbridge's environment, NULL-terminated */
+  size_t env_passthrough_len;
 } jb_job_type_cfg;
 
 typedef struct jb_config {

@@ -136,6 +136,10 @@ static const key_decl job_type_keys[] = {
      "exec: a run longer than this is killed and retried"},
     {"max_retries", K_INT, JT(max_retries), 0, "3", 0, 1000, false,
      "default retries of jobs of this type"},
+    {"env", K_OBJECT, JT(env), 0, "{}", 0, 0, false,
+     "exec: fixed environment variables of the program (name -> string)"},
+    {"env_passthrough", K_STRINGS, JT(env_passthrough), JT(env_passthrough_len), "[]", 0, 0, false,
+     "exec: names of variables copied from jobbridge's environment when set there"},
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -415,6 +419,42 @@ static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown
   return rc;
 }
 
+/* An environment variable name: non-empty, no '=' (the JSON parser refuses NUL anywhere). */
+static const char *env_name_problem(const char *name) {
+  if (*name == '\0') return "an environment variable name must not be empty";
+  if (strchr(name, '=') != NULL) return "an environment variable name must not contain '='";
+  return NULL;
+}
+
+/* A job type's env and env_passthrough: valid names, string values; the job's own variables
+ * and jobbridge's (whose URLs hold passwords) cannot be set or passed this way. */
+static jb_err check_env(ctx *c, const jb_job_type_cfg *jt) {
+  const char *name;
+  json_t *v;
+  json_object_foreach(jt->env, name, v) {
+    const char *problem = env_name_problem(name);
+    if (problem == NULL && !json_is_string(v)) problem = "the value must be a string";
+    if (problem == NULL && strlen(json_string_value(v)) != json_string_length(v))
+      problem = "the value must not contain a NUL byte";
+    if (problem == NULL &&
+        (strcmp(name, "JOBBRIDGE_JOB_ID") == 0 || strcmp(name, "JOBBRIDGE_JOB_TYPE") == 0))
+      problem = "jobbridge sets this variable for each job";
+    if (problem != NULL)
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.env.%s: %s", c->name, jt->name, name,
+                     problem);
+  }
+  for (size_t i = 0; i < jt->env_passthrough_len; i++) {
+    const char *n = jt->env_passthrough[i];
+    const char *problem = env_name_problem(n);
+    if (problem == NULL && strncmp(n, "JOBBRIDGE_", 10) == 0)
+      problem = "jobbridge's own variables are never passed to handlers (its URLs hold passwords)";
+    if (problem != NULL)
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.env_passthrough[%zu]: \"%s\": %s",
+                     c->name, jt->name, i, n, problem);
+  }
+  return JB_OK;
+}
+
 static bool one_of(const char *s, const char *const *set) {
   for (; *set != NULL; set++)
     if (strcmp(s, *set) == 0) return true;
@@ -485,6 +525,8 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
       return jb_fail(c->e, JB_ERR_CONFIG,
                      "%s: job_types.%s.command: the exec handler needs a command (argv array)",
                      c->name, jt->name);
+    jb_err rc = check_env(c, jt);
+    if (rc != JB_OK) return rc;
   }
   for (size_t i = 0; i < cfg->mappings_len; i++) {
     const jb_mapping *m = &cfg->mappings[i];

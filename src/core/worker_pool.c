@@ -568,7 +568,8 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
     const jb_job_type_cfg *jt = &cfg->job_types[i];
     jb_job_handler h;
     if (strcmp(jt->handler, "exec") == 0)
-      rc = jb_exec_handler_new(jt->command, jt->timeout_s, &h, e);
+      rc = jb_exec_handler_create(
+          &(jb_exec_config){jt->command, jt->timeout_s, jt->env, jt->env_passthrough}, &h, e);
     else
       h = jb_noop_handler();
     if (rc == JB_OK) rc = jb_worker_pool_register(p, jt->name, h, e);

@@ -21,8 +21,9 @@ BEHAVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "handlers", "b
 
 
 def exec_type(*args, timeout_s=30, max_retries=3):
+    # The handler's environment is an allowlist: the test's state directory is passed by name.
     return {"handler": "exec", "command": [BEHAVE, *args], "timeout_s": timeout_s,
-            "max_retries": max_retries}
+            "max_retries": max_retries, "env_passthrough": ["JB_TEST_STATE"]}
 
 
 class Workers(unittest.TestCase):

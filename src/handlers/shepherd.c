@@ -1,0 +1,304 @@
+/* The shepherd of one exec run: forked from a worker thread, it starts the program and makes sure
+ * no process of its tree outlives the run (see shepherd.h). */
+/* pipe2, close_range, O_CLOEXEC and the prctl options need the GNU names. */
+#define _GNU_SOURCE
+#include "handlers/shepherd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Everything below runs in the forked child of a multi-threaded process: another thread may have
+ * held a lock (malloc's, stdio's) at the fork, so only async-signal-safe system calls are used,
+ * no allocation, no stdio, no library state. */
+
+static void report(int fd, int32_t kind, int32_t value) {
+  jb_run_msg m = {kind, value};
+  ssize_t w;
+  do w = write(fd, &m, sizeof m);
+  while (w < 0 && errno == EINTR);
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Signals one process; never pid 0, 1 or -1, whatever a caller computed. */
+static void signal_pid(pid_t pid, int sig) {
+  if (pid > 1) kill(pid, sig);
+}
+
+/* Signals a whole process group; never group 0 or 1 (kill(-1) would hit every process). */
+static void signal_group(pid_t pgid, int sig) {
+  if (pgid > 1) kill(-pgid, sig);
+}
+
+/* Calls fn(pid) for every number in a whitespace-separated list read from fd. */
+static void each_pid_in(int fd, void (*fn)(pid_t, int), int sig) {
+  char chunk[512];
+  pid_t cur = 0;
+  bool in_num = false;
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof chunk)) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      if (chunk[i] >= '0' && chunk[i] <= '9') {
+        cur = cur * 10 + (chunk[i] - '0');
+        in_num = true;
+      } else if (in_num) {
+        fn(cur, sig);
+        cur = 0;
+        in_num = false;
+      }
+    }
+  }
+  if (in_num) fn(cur, sig);
+}
+
+/* Parses "/proc/<pid>/stat" for its parent pid: the 4th field, after the ")" closing comm. */
+static pid_t stat_ppid(const char *name) {
+  char path[64] = "/proc/", buf[512];
+  size_t len = strlen(path), nl = strlen(name);
+  if (nl > 20) return -1;
+  memcpy(path + len, name, nl);
+  memcpy(path + len + nl, "/stat", 6);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  if (p == NULL || p[1] == '\0' || p[2] == '\0') return -1;
+  p += 3; /* ") S " */
+  while (*p && *p != ' ') p++;
+  pid_t ppid = 0;
+  for (p++; *p >= '0' && *p <= '9'; p++) ppid = ppid * 10 + (*p - '0');
+  return ppid;
+}
+
+/* Without /proc/thread-self/children (a kernel without CONFIG_PROC_CHILDREN): every process in
+ * /proc whose parent is us. getdents64 straight, since opendir allocates. */
+static void each_child_by_scan(void (*fn)(pid_t, int), int sig) {
+  int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  pid_t self = getpid();
+  char buf[4096];
+  long n;
+  while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n;) {
+      struct dirent64 *d = (struct dirent64 *)(buf + off);
+      off += d->d_reclen;
+      if (d->d_name[0] < '1' || d->d_name[0] > '9') continue;
+      if (stat_ppid(d->d_name) != self) continue;
+      pid_t pid = 0;
+      for (const char *c = d->d_name; *c; c++) pid = pid * 10 + (*c - '0');
+      fn(pid, sig);
+    }
+  }
+  close(dfd);
+}
+
+/* Sends sig to every direct child of the shepherd: the program and the orphans of its tree. */
+static void signal_children(int sig) {
+  int fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    each_child_by_scan(signal_pid, sig);
+    return;
+  }
+  each_pid_in(fd, signal_pid, sig);
+  close(fd);
+}
+
+/* Waits up to ms for a signal of set; returns it, or 0 on timeout. */
+static int wait_signal(const sigset_t *set, int64_t ms) {
+  if (ms < 0) ms = 0;
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+  int sig = sigtimedwait(set, NULL, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+/* Kills every process left in the tree: the program's group and each child of ours, again after
+ * each reaped child (its own children have been reparented to us by then), until none is left. */
+static void kill_tree(pid_t pgid, const sigset_t *set) {
+  for (;;) {
+    signal_group(pgid, SIGKILL);
+    signal_children(SIGKILL);
+    pid_t r;
+    while ((r = waitpid(-1, NULL, WNOHANG)) > 0) {
+    }
+    if (r < 0 && errno == ECHILD) return;
+    wait_signal(set, 50);
+  }
+}
+
+/* Puts the four pipe ends on descriptors 0-3 and closes every other descriptor the fork copied
+ * (other runs' pipes, sockets): 0 if done, else an errno value. */
+static int place_fds(const int src[4]) {
+  int tmp[4];
+  for (int i = 0; i < 4; i++) {
+    tmp[i] = fcntl(src[i], F_DUPFD, 10);
+    if (tmp[i] < 0) return errno;
+  }
+  for (int i = 0; i < 4; i++)
+    if (dup2(tmp[i], i) < 0) return errno;
+  if (close_range(4, ~0U, 0) != 0) {
+    struct rlimit rl;
+    int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+    for (int fd = 4; fd < max; fd++) close(fd);
+  }
+  return 0;
+}
+
+/* The program's process: its own group, a default signal state, descriptor 3 (the report pipe)
+ * closed by exec; on an exec failure the errno goes to the worker. */
+static void __attribute__((noreturn))
+program_main(pid_t shepherd, const char *path, char *const *argv, char *const *envp) {
+  setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != shepherd) _exit(127);
+  fcntl(3, F_SETFD, FD_CLOEXEC);
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  execve(path, argv, envp);
+  report(3, JB_RUN_EXEC_FAILED, errno);
+  _exit(127);
+}
+
+typedef struct start_args {
+  pid_t parent;
+  const char *path;
+  char *const *argv;
+  char *const *envp;
+  int grace_ms;
+  int fds[4]; /* the program's stdin, stdout, stderr; the report pipe's write end */
+} start_args;
+
+/* Runs until the program exited, stopping it gracefully on SIGTERM; returns its wait status, or
+ * -1 when jobbridge died (SIGHUP) and the tree must go at once. */
+static int supervise(pid_t pid, const start_args *a, const sigset_t *set) {
+  int64_t kill_at = 0;
+  for (;;) {
+    int st;
+    pid_t r;
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+      if (r == pid) return st;
+    if (r < 0 && errno == ECHILD) return 0; /* cannot happen: the program is our child */
+    int64_t wait_ms = 1000;
+    if (kill_at != 0) {
+      if (now_ms() >= kill_at) {
+        signal_group(pid, SIGKILL);
+        signal_children(SIGKILL);
+        kill_at = now_ms() + 1000; /* again, if something in the tree is still there */
+      }
+      wait_ms = kill_at - now_ms();
+    }
+    int sig = wait_signal(set, wait_ms);
+    if (sig == SIGHUP) return -1;
+    if (sig == SIGTERM && kill_at == 0) {
+      signal_group(pid, SIGTERM);
+      signal_children(SIGTERM);
+      kill_at = now_ms() + a->grace_ms;
+    }
+  }
+}
+
+static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
+  /* Signals stay blocked (as the forking thread set them) and are taken with sigtimedwait. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &sa, NULL);
+  sa.sa_handler = SIG_IGN; /* the worker may have given up on us: a write must not kill us */
+  sigaction(SIGPIPE, &sa, NULL);
+  prctl(PR_SET_NAME, "jb-shepherd");
+  prctl(PR_SET_PDEATHSIG, SIGHUP);
+  if (getppid() != a->parent) _exit(1);
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    report(a->fds[3], JB_RUN_START_FAILED, errno);
+    _exit(1);
+  }
+  int err = place_fds(a->fds);
+  if (err != 0) {
+    report(a->fds[3], JB_RUN_START_FAILED, err);
+    _exit(1);
+  }
+  pid_t self = getpid();
+  pid_t pid = fork();
+  if (pid == 0) program_main(self, a->path, a->argv, a->envp);
+  if (pid < 0) {
+    report(3, JB_RUN_START_FAILED, errno);
+    _exit(1);
+  }
+  setpgid(pid, pid); /* also here, so the group exists before we may signal it */
+  close(0);
+  close(1);
+  close(2);
+  report(3, JB_RUN_STARTED, pid);
+  int st = supervise(pid, a, &set);
+  if (st != -1) report(3, JB_RUN_EXITED, st);
+  kill_tree(pid, &set);
+  _exit(0);
+}
+
+static void close_pair(int p[2]) {
+  for (int i = 0; i < 2; i++)
+    if (p[i] >= 0) close(p[i]);
+  p[0] = p[1] = -1;
+}
+
+int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms,
+                 jb_run *run) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, msg[2] = {-1, -1};
+  int e = 0;
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
+      pipe2(msg, O_CLOEXEC)) {
+    e = errno;
+    goto out;
+  }
+  start_args a = {getpid(), path, argv, envp, grace_ms, {in[0], out[1], err[1], msg[1]}};
+  /* The child starts with every signal blocked: none may run a jobbridge handler in it, and a
+   * SIGTERM from the worker waits for its sigtimedwait. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  pid_t pid = fork();
+  if (pid == 0) shepherd_main(&a);
+  e = pid < 0 ? errno : 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (pid < 0) goto out;
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  close(msg[1]);
+  fcntl(in[1], F_SETFL, O_NONBLOCK);
+  *run = (jb_run){pid, in[1], out[0], err[0], msg[0]};
+  return 0;
+out:
+  close_pair(in);
+  close_pair(out);
+  close_pair(err);
+  close_pair(msg);
+  return e;
+}

@@ -1,0 +1,45 @@
+/* A program run under a shepherd: a small forked process that bounds the program's whole process
+ * tree (private to src/handlers). */
+#ifndef JOBBRIDGE_HANDLERS_SHEPHERD_H
+#define JOBBRIDGE_HANDLERS_SHEPHERD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The shepherd is forked from the calling thread. It is a child subreaper
+ * (PR_SET_CHILD_SUBREAPER), so every descendant of the program that loses its parent, even one
+ * in its own session, becomes the shepherd's child. It starts the program in a process group of
+ * its own and reports on its pipe (jb_run_msg records). When the program has exited, it kills
+ * every descendant left (SIGKILL, again and again until waitpid says ECHILD) and exits itself:
+ * once the pipe reads end-of-file, nothing of the run is left. SIGTERM to the shepherd sends
+ * SIGTERM to the program's group and to the orphans, and SIGKILL to all of them `grace_ms`
+ * later. If the thread that forked it ends (jobbridge crashed), the shepherd gets SIGHUP
+ * (PR_SET_PDEATHSIG) and kills the whole tree at once. It never signals pid -1 or group 1. */
+typedef struct jb_run {
+  pid_t shepherd;
+  int in_fd;  /* write end of the program's stdin, O_NONBLOCK, close-on-exec */
+  int out_fd; /* read end of the program's stdout */
+  int err_fd; /* read end of the program's stderr */
+  int msg_fd; /* read end of the shepherd's reports; end-of-file once the shepherd exited */
+} jb_run;
+
+enum {
+  JB_RUN_STARTED = 1,  /* value: the program's pid */
+  JB_RUN_START_FAILED, /* value: errno of the shepherd's own setup or its fork */
+  JB_RUN_EXEC_FAILED,  /* value: errno of execve */
+  JB_RUN_EXITED,       /* value: the program's wait status */
+};
+
+/* One report, written at once (smaller than PIPE_BUF). */
+typedef struct jb_run_msg {
+  int32_t kind;
+  int32_t value;
+} jb_run_msg;
+
+/* Starts `path` (an absolute or relative file name, not searched in PATH) with argv and envp
+ * (NULL-terminated; borrowed, copied by fork). Returns 0 and fills *run (the caller closes its
+ * descriptors and reaps run->shepherd), or an errno value from pipe2 or fork, with nothing left
+ * open. */
+int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms, jb_run *run);
+
+#endif
