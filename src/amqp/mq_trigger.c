@@ -12,11 +12,11 @@
 #include <time.h>
 
 #include "amqp/amqp_conn.h"
+#include "amqp/delivery.h"
 #include "jobbridge/event.h"
 #include "jobbridge/log.h"
 
 #define CH 1 /* the channel of every connection here */
-#define MAX_HEADERS 64
 
 /* The mapping table, shared by the consumers and replaced on reload. */
 typedef struct map_ref {
@@ -205,75 +205,19 @@ static jb_err connect_publisher(consumer *c, jb_error *e) {
 
 /* ---- turning deliveries into job requests ---- */
 
-/* The facts of one delivery. Every string is copied, NUL-terminated, into one buffer (`arena`,
- * freed by facts_free, NULL-safe): a handful of fields and headers per delivery, one malloc. */
-typedef struct facts_buf {
-  jb_delivery_facts f;
-  jb_header hdrs[MAX_HEADERS];
-  char *arena;
-  size_t used;
-} facts_buf;
-
-static void facts_free(facts_buf *fb) {
-  free(fb->arena);
-}
-
-static bool header_kept(const amqp_table_entry_t *h) {
-  return h->value.kind == AMQP_FIELD_KIND_UTF8 || h->value.kind == AMQP_FIELD_KIND_BYTES;
-}
-
-static const char *arena_copy(facts_buf *fb, amqp_bytes_t b) {
-  char *s = fb->arena + fb->used;
-  if (b.len) memcpy(s, b.bytes, b.len);
-  s[b.len] = '\0';
-  fb->used += b.len + 1;
-  return s;
-}
-
-/* Fills fb with the facts of p; false when out of memory. */
-static bool facts_of(const pending *p, facts_buf *fb) {
-  memset(fb, 0, sizeof *fb);
-  const amqp_basic_properties_t *pr = &p->env.message.properties;
-  amqp_flags_t fl = pr->_flags;
-  bool has_headers = fl & AMQP_BASIC_HEADERS_FLAG;
-  size_t need = p->env.exchange.len + p->env.routing_key.len + 2;
-  if (fl & AMQP_BASIC_CONTENT_TYPE_FLAG) need += pr->content_type.len + 1;
-  if (fl & AMQP_BASIC_TYPE_FLAG) need += pr->type.len + 1;
-  if (fl & AMQP_BASIC_MESSAGE_ID_FLAG) need += pr->message_id.len + 1;
-  if (fl & AMQP_BASIC_CORRELATION_ID_FLAG) need += pr->correlation_id.len + 1;
-  for (int i = 0, kept = 0; has_headers && i < pr->headers.num_entries && kept < MAX_HEADERS; i++)
-    if (header_kept(&pr->headers.entries[i])) {
-      need += pr->headers.entries[i].key.len + pr->headers.entries[i].value.value.bytes.len + 2;
-      kept++;
-    }
-  if ((fb->arena = malloc(need)) == NULL) return false;
-  jb_delivery_facts *f = &fb->f;
-  f->body = p->env.message.body.bytes;
-  f->body_len = p->env.message.body.len;
-  f->received_at = p->received_at;
-  if (fl & AMQP_BASIC_CONTENT_TYPE_FLAG) f->content_type = arena_copy(fb, pr->content_type);
-  if (fl & AMQP_BASIC_TYPE_FLAG) f->type_property = arena_copy(fb, pr->type);
-  if (fl & AMQP_BASIC_MESSAGE_ID_FLAG) f->message_id = arena_copy(fb, pr->message_id);
-  if (fl & AMQP_BASIC_CORRELATION_ID_FLAG) f->correlation_id = arena_copy(fb, pr->correlation_id);
-  f->exchange = arena_copy(fb, p->env.exchange);
-  f->routing_key = arena_copy(fb, p->env.routing_key);
-  for (int i = 0; has_headers && i < pr->headers.num_entries && f->n_headers < MAX_HEADERS; i++) {
-    const amqp_table_entry_t *h = &pr->headers.entries[i];
-    if (!header_kept(h)) continue;
-    const char *key = arena_copy(fb, h->key);
-    fb->hdrs[f->n_headers++] = (jb_header){key, arena_copy(fb, h->value.value.bytes)};
-  }
-  f->headers = fb->hdrs;
-  return true;
-}
-
 /* Parses and maps delivery p with the given table; marks it bad with a reason on failure. */
 static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
   jb_event_clear(&p->ev);
   jb_mapped_clear(&p->mapped);
   p->bad = false;
-  facts_buf fb;
-  if (!facts_of(p, &fb)) { /* dead-lettered, so kept: out of memory is no reason to lose it */
+  if (!jb_delivery_nul_free(&p->env, p->reason, sizeof p->reason)) {
+    p->bad = true;
+    return;
+  }
+  jb_facts_buf fb;
+  if (!jb_delivery_facts_of(
+          &p->env, p->received_at,
+          &fb)) { /* dead-lettered, so kept: out of memory is no reason to lose it */
     p->bad = true;
     snprintf(p->reason, sizeof p->reason, "out of memory while reading the delivery");
     return;
@@ -286,7 +230,7 @@ static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
     p->bad = true;
     snprintf(p->reason, sizeof p->reason, "%s", e.msg);
   }
-  facts_free(&fb);
+  jb_facts_buf_free(&fb);
 }
 
 /* ---- dead letters ---- */
@@ -296,23 +240,15 @@ static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
 static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   const amqp_basic_properties_t *orig = &p->env.message.properties;
   amqp_basic_properties_t props = *orig;
-  amqp_table_entry_t entries[MAX_HEADERS + 1];
-  int n = 0;
-  if (orig->_flags & AMQP_BASIC_HEADERS_FLAG)
-    for (int i = 0; i < orig->headers.num_entries && n < MAX_HEADERS; i++)
-      if (strncmp("x-jobbridge-error", orig->headers.entries[i].key.bytes,
-                  orig->headers.entries[i].key.len) != 0 ||
-          orig->headers.entries[i].key.len != 17)
-        entries[n++] = orig->headers.entries[i];
-  entries[n].key = amqp_cstring_bytes("x-jobbridge-error");
-  entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
-  entries[n].value.value.bytes = amqp_cstring_bytes(p->reason);
-  n++;
+  amqp_table_entry_t *entries = NULL;
+  int n = jb_dead_letter_headers(orig, p->reason, &entries);
+  if (n < 0) return jb_fail(e, JB_ERR_NOMEM, "out of memory for a dead letter's headers");
   props.headers = (amqp_table_t){n, entries};
   props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   int st = amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->cfg->in_dead_letter_exchange),
                               p->env.routing_key, 1, 0, &props, p->env.message.body);
+  free(entries);
   if (st != AMQP_STATUS_OK)
     return jb_fail(e, JB_ERR_AMQP_CONN, "dead-letter publish: %s", amqp_error_string2(st));
   c->pub_seq++;
