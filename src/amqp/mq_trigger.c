@@ -30,7 +30,9 @@ typedef struct map_ref {
 typedef struct pending {
   amqp_envelope_t env;
   jb_time received_at;
-  bool bad;
+  bool bad;    /* to be dead-lettered with `reason` */
+  bool stored; /* its jobs are committed (one by one, before a transient failure): never
+                * created again, only acked */
   char reason[640];
   jb_event ev;
   jb_mapped mapped;
@@ -205,8 +207,10 @@ static jb_err connect_publisher(consumer *c, jb_error *e) {
 
 /* ---- turning deliveries into job requests ---- */
 
-/* Parses and maps delivery p with the given table; marks it bad with a reason on failure. */
+/* Parses and maps delivery p with the given table; marks it bad with a reason on failure. A
+ * delivery whose jobs are already stored is left as it is. */
 static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
+  if (p->stored) return;
   jb_event_clear(&p->ev);
   jb_mapped_clear(&p->mapped);
   p->bad = false;
@@ -306,13 +310,29 @@ static jb_err settle_bad(consumer *c, pending *chunk, size_t n, jb_error *e) {
 
 typedef enum { FLUSH_DONE, FLUSH_DB_DOWN, FLUSH_AMQP_LOST } flush_result;
 
-/* Creates the jobs of the good deliveries in chunk[0..n) in one call (one transaction). On a
- * database error that is not a lost connection (a row the database refuses), falls back to one
- * call per delivery so a poison event is dead-lettered and the rest still become jobs. */
+/* Whether a job-creation error is the event's own fault, so it fails again however often it
+ * is retried: validation, a value the adapter cannot encode, data the database refuses (see
+ * jb_pg_result_error). Any other error (a lost connection, a statement timeout, a deadlock, a
+ * read-only or full database, out of memory) says nothing about the event: retried, never
+ * dead-lettered. */
+static bool is_refusal(jb_err rc) {
+  return rc == JB_ERR_DB_REFUSED || rc == JB_ERR_INVALID || rc == JB_ERR_UNREGISTERED;
+}
+
+static void count_outcomes(consumer *c, const jb_create_outcome *out, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    atomic_fetch_add(out[i].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates, 1);
+}
+
+/* Creates the jobs of the good deliveries in chunk[0..n) not yet stored in one call (one
+ * transaction). When the database refuses the data, falls back to one call per delivery so a
+ * poison event is dead-lettered and the rest still become jobs; that stops at the first
+ * transient error (those stored by then are marked so, and never created twice). Returns an
+ * error only for a transient failure: then nothing but the stored deliveries may be acked. */
 static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
   size_t total = 0;
   for (size_t i = 0; i < n; i++)
-    if (!chunk[i].bad) total += chunk[i].mapped.n;
+    if (!chunk[i].bad && !chunk[i].stored) total += chunk[i].mapped.n;
   if (total == 0) return JB_OK;
   jb_job_request *reqs = malloc(total * sizeof *reqs);
   jb_create_outcome *out = malloc(total * sizeof *out);
@@ -323,32 +343,27 @@ static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (!chunk[i].bad)
+    if (!chunk[i].bad && !chunk[i].stored)
       for (size_t j = 0; j < chunk[i].mapped.n; j++) reqs[k++] = chunk[i].mapped.reqs[j];
   rc = c->creator->ops->create_jobs(c->creator->self, reqs, total, out, e);
-  if (rc == JB_OK) {
-    for (size_t i = 0; i < total; i++)
-      atomic_fetch_add(out[i].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates, 1);
-    goto out;
-  }
-  if (rc == JB_ERR_DB_CONN || rc == JB_ERR_NOMEM) goto out;
-  /* Refused (validation or a database error about the data): find the culprits one by one. */
+  if (rc == JB_OK) count_outcomes(c, out, total);
+  if (rc == JB_OK || !is_refusal(rc)) goto out;
+  /* Refused: find the culprits one by one. */
   for (size_t i = 0; i < n; i++) {
-    if (chunk[i].bad || chunk[i].mapped.n == 0) continue;
+    if (chunk[i].bad || chunk[i].stored || chunk[i].mapped.n == 0) continue;
     jb_error one;
     jb_error_clear(&one);
     jb_err r1 = c->creator->ops->create_jobs(c->creator->self, chunk[i].mapped.reqs,
                                              chunk[i].mapped.n, out, &one);
     if (r1 == JB_OK) {
-      for (size_t j = 0; j < chunk[i].mapped.n; j++)
-        atomic_fetch_add(out[j].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates,
-                         1);
-    } else if (r1 == JB_ERR_DB_CONN || r1 == JB_ERR_NOMEM) {
-      rc = jb_fail(e, r1, "%s", one.msg);
-      goto out;
-    } else {
+      count_outcomes(c, out, chunk[i].mapped.n);
+      chunk[i].stored = true;
+    } else if (is_refusal(r1)) {
       chunk[i].bad = true;
       snprintf(chunk[i].reason, sizeof chunk[i].reason, "job creation refused: %s", one.msg);
+    } else {
+      rc = jb_fail(e, r1, "%s", one.msg);
+      goto out;
     }
   }
   rc = JB_OK;
@@ -374,6 +389,7 @@ static flush_result flush_chunk(consumer *c, size_t n) {
            e.msg, "retry_in_ms", delay, JB_LOG_END);
     c->db_retry_at = jb_time_now() + c->db_backoff_ms * 1000;
     c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
+    /* Those stored one by one stay pending, acked by the next flush, never created again. */
     res = FLUSH_DB_DOWN;
     goto out;
   }

@@ -125,6 +125,36 @@ class IngestFaults(unittest.TestCase):
         self.assertEqual(b.count(), 3)
         self.assertEqual(b.stop(), 0)
 
+    def test_cli_exit_codes_tell_refused_data_from_a_database_fault(self):
+        b = self.bridge()
+        b.migrate()
+        jbtest.psql(f"ALTER TABLE {b.schema}.jobs ADD CONSTRAINT n_small CHECK "
+                    "(payload->>'n' IS NULL OR (payload->>'n')::int < 1000)")
+
+        def create(payload, env=None):
+            return subprocess.run([b.binary, "jobs", "create", "thing", "--payload", payload,
+                                   "--config", b.config], capture_output=True, text=True,
+                                  timeout=60, env=dict(os.environ, **(env or {})))
+
+        out = create('{"n": 5000}')
+        self.assertEqual(out.returncode, 2, out.stderr)  # the input's fault
+        self.assertIn("refused", out.stderr)
+        self.assertIn("23514", out.stderr)
+        sep = "&" if "?" in jbtest.DB_URL else "?"
+        url = jbtest.DB_URL + sep + "options=" + urllib.parse.quote("-c statement_timeout=300")
+        locker = subprocess.Popen(
+            ["psql", jbtest.DB_URL, "-AtXq", "-c",
+             f"BEGIN; LOCK TABLE {b.schema}.jobs; SELECT pg_sleep(3); COMMIT;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1)
+            out = create('{"n": 1}', env={"JOBBRIDGE_DATABASE_URL": url})
+        finally:
+            locker.wait(timeout=60)
+        self.assertEqual(out.returncode, 1, out.stderr)  # a database fault, not the input's
+        self.assertIn("57014", out.stderr)
+        self.assertEqual(create('{"n": 1}').returncode, 0)
+
     # --- defect 3: the dead-letter path after an idle longer than the heartbeat timeout ---
 
     def test_dead_letter_after_idle_keeps_reason_and_channel(self):
