@@ -1,6 +1,13 @@
 /* The MessageQueueTrigger. Each consumer thread owns two AMQP connections (one consumes, one
  * publishes dead letters with confirms) and one JobCreator. Deliveries are gathered, turned into
- * job requests, created in one transaction per chunk, and acknowledged only after the commit. */
+ * job requests, created in one transaction per chunk, and acknowledged only after the commit.
+ *
+ * Settling: a delivery is acked only once its jobs are committed or it is dead-lettered with a
+ * confirm. Nothing is ever rejected: a delivery that cannot be settled yet (the database fails
+ * for a reason that is not the data's, or its dead letter cannot be published) stays unacked in
+ * `pend` and is retried with backoff. The pending deliveries are exactly the channel's
+ * outstanding tags, in order, so a multiple-ack names a tag only when every pending tag up to it
+ * is settled; settled tags after an unsettled one are acked one by one. */
 #include "amqp/mq_trigger.h"
 
 #include <errno.h>
@@ -12,11 +19,11 @@
 #include <time.h>
 
 #include "amqp/amqp_conn.h"
+#include "amqp/delivery.h"
 #include "jobbridge/event.h"
 #include "jobbridge/log.h"
 
 #define CH 1 /* the channel of every connection here */
-#define MAX_HEADERS 64
 
 /* The mapping table, shared by the consumers and replaced on reload. */
 typedef struct map_ref {
@@ -30,7 +37,11 @@ typedef struct map_ref {
 typedef struct pending {
   amqp_envelope_t env;
   jb_time received_at;
-  bool bad;
+  bool bad;     /* to be dead-lettered with `reason` */
+  bool held;    /* bad, and its dead letter failed: only the republish is tried again */
+  bool stored;  /* its jobs are committed (one by one, before a transient failure): never
+                 * created again, only acked */
+  bool settled; /* to be acked at the end of this flush */
   char reason[640];
   jb_event ev;
   jb_mapped mapped;
@@ -47,9 +58,11 @@ typedef struct consumer {
   uint64_t pub_confirmed;       /* of those, confirmed by the broker */
   pending *pend;
   size_t n, cap;
-  jb_time first_at; /* when the oldest pending delivery arrived */
-  jb_time db_retry_at;
+  jb_time first_at;       /* when the oldest pending delivery arrived */
+  jb_time retry_at;       /* no flush before this (the database or the dead-letter path failed) */
+  jb_time pub_service_at; /* when the idle dead-letter connection is next serviced */
   long db_backoff_ms;
+  long dl_backoff_ms;
   long amqp_backoff_ms;
 } consumer;
 
@@ -61,7 +74,7 @@ struct jb_mq_trigger {
   size_t n;
   atomic_bool stop;
   atomic_bool running;
-  atomic_uint_fast64_t received, created, duplicates, dead_lettered, rejected, acked;
+  atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
 };
 
 /* ---- the shared mapping table ---- */
@@ -123,7 +136,7 @@ static amqp_table_t queue_args(const jb_config *cfg, amqp_table_entry_t *entries
 
 /* Declares the topology, sets prefetch and starts consuming. Idempotent: runs after every
  * reconnect. The dead-letter exchange gets a durable queue of the same name bound to `#`, so a
- * rejected event is kept even before anyone else binds to the exchange. */
+ * dead letter is kept even before anyone else binds to the exchange. */
 static jb_err declare_and_consume(consumer *c, jb_error *e) {
   const jb_config *cfg = c->t->cfg;
   amqp_connection_state_t conn = c->conn;
@@ -203,77 +216,46 @@ static jb_err connect_publisher(consumer *c, jb_error *e) {
   return jb_amqp_connect_confirming(c->t->cfg->amqp_url, c->t->cfg->amqp_heartbeat_s, &c->pub, e);
 }
 
+/* Keeps the idle dead-letter connection alive: rabbitmq-c sends heartbeats, and reads the
+ * broker's, only inside its read calls, and between bad events nothing else reads on it (the
+ * broker dropped it after two missed heartbeats, and the next dead letter failed). A zero-wait
+ * read, at most every 500 ms, does both. Every confirm has been waited for already, so any frame
+ * here is the broker closing the channel or connection: drop it; it reopens when needed. */
+static void service_publisher(consumer *c, jb_time now) {
+  if (c->pub == NULL || now < c->pub_service_at) return;
+  c->pub_service_at = now + 500000;
+  amqp_frame_t frame;
+  struct timeval tv = {0, 0};
+  int st = amqp_simple_wait_frame_noblock(c->pub, &frame, &tv);
+  if (st == AMQP_STATUS_TIMEOUT) return;
+  char idx[16];
+  snprintf(idx, sizeof idx, "%d", c->index);
+  jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed", "consumer", idx,
+         "error",
+         st == AMQP_STATUS_OK ? "the broker sent an unexpected frame" : amqp_error_string2(st),
+         JB_LOG_END);
+  jb_amqp_drop(c->pub);
+  c->pub = NULL;
+}
+
 /* ---- turning deliveries into job requests ---- */
 
-/* The facts of one delivery. Every string is copied, NUL-terminated, into one buffer (`arena`,
- * freed by facts_free, NULL-safe): a handful of fields and headers per delivery, one malloc. */
-typedef struct facts_buf {
-  jb_delivery_facts f;
-  jb_header hdrs[MAX_HEADERS];
-  char *arena;
-  size_t used;
-} facts_buf;
-
-static void facts_free(facts_buf *fb) {
-  free(fb->arena);
-}
-
-static bool header_kept(const amqp_table_entry_t *h) {
-  return h->value.kind == AMQP_FIELD_KIND_UTF8 || h->value.kind == AMQP_FIELD_KIND_BYTES;
-}
-
-static const char *arena_copy(facts_buf *fb, amqp_bytes_t b) {
-  char *s = fb->arena + fb->used;
-  if (b.len) memcpy(s, b.bytes, b.len);
-  s[b.len] = '\0';
-  fb->used += b.len + 1;
-  return s;
-}
-
-/* Fills fb with the facts of p; false when out of memory. */
-static bool facts_of(const pending *p, facts_buf *fb) {
-  memset(fb, 0, sizeof *fb);
-  const amqp_basic_properties_t *pr = &p->env.message.properties;
-  amqp_flags_t fl = pr->_flags;
-  bool has_headers = fl & AMQP_BASIC_HEADERS_FLAG;
-  size_t need = p->env.exchange.len + p->env.routing_key.len + 2;
-  if (fl & AMQP_BASIC_CONTENT_TYPE_FLAG) need += pr->content_type.len + 1;
-  if (fl & AMQP_BASIC_TYPE_FLAG) need += pr->type.len + 1;
-  if (fl & AMQP_BASIC_MESSAGE_ID_FLAG) need += pr->message_id.len + 1;
-  if (fl & AMQP_BASIC_CORRELATION_ID_FLAG) need += pr->correlation_id.len + 1;
-  for (int i = 0, kept = 0; has_headers && i < pr->headers.num_entries && kept < MAX_HEADERS; i++)
-    if (header_kept(&pr->headers.entries[i])) {
-      need += pr->headers.entries[i].key.len + pr->headers.entries[i].value.value.bytes.len + 2;
-      kept++;
-    }
-  if ((fb->arena = malloc(need)) == NULL) return false;
-  jb_delivery_facts *f = &fb->f;
-  f->body = p->env.message.body.bytes;
-  f->body_len = p->env.message.body.len;
-  f->received_at = p->received_at;
-  if (fl & AMQP_BASIC_CONTENT_TYPE_FLAG) f->content_type = arena_copy(fb, pr->content_type);
-  if (fl & AMQP_BASIC_TYPE_FLAG) f->type_property = arena_copy(fb, pr->type);
-  if (fl & AMQP_BASIC_MESSAGE_ID_FLAG) f->message_id = arena_copy(fb, pr->message_id);
-  if (fl & AMQP_BASIC_CORRELATION_ID_FLAG) f->correlation_id = arena_copy(fb, pr->correlation_id);
-  f->exchange = arena_copy(fb, p->env.exchange);
-  f->routing_key = arena_copy(fb, p->env.routing_key);
-  for (int i = 0; has_headers && i < pr->headers.num_entries && f->n_headers < MAX_HEADERS; i++) {
-    const amqp_table_entry_t *h = &pr->headers.entries[i];
-    if (!header_kept(h)) continue;
-    const char *key = arena_copy(fb, h->key);
-    fb->hdrs[f->n_headers++] = (jb_header){key, arena_copy(fb, h->value.value.bytes)};
-  }
-  f->headers = fb->hdrs;
-  return true;
-}
-
-/* Parses and maps delivery p with the given table; marks it bad with a reason on failure. */
+/* Parses and maps delivery p with the given table; marks it bad with a reason on failure. A
+ * delivery already held (its reason is known) or stored (its jobs are committed) is left as it
+ * is. */
 static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
+  if (p->held || p->stored) return;
   jb_event_clear(&p->ev);
   jb_mapped_clear(&p->mapped);
   p->bad = false;
-  facts_buf fb;
-  if (!facts_of(p, &fb)) { /* dead-lettered, so kept: out of memory is no reason to lose it */
+  if (!jb_delivery_nul_free(&p->env, p->reason, sizeof p->reason)) {
+    p->bad = true;
+    return;
+  }
+  jb_facts_buf fb;
+  if (!jb_delivery_facts_of(
+          &p->env, p->received_at,
+          &fb)) { /* dead-lettered, so kept: out of memory is no reason to lose it */
     p->bad = true;
     snprintf(p->reason, sizeof p->reason, "out of memory while reading the delivery");
     return;
@@ -286,7 +268,7 @@ static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
     p->bad = true;
     snprintf(p->reason, sizeof p->reason, "%s", e.msg);
   }
-  facts_free(&fb);
+  jb_facts_buf_free(&fb);
 }
 
 /* ---- dead letters ---- */
@@ -296,23 +278,15 @@ static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
 static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   const amqp_basic_properties_t *orig = &p->env.message.properties;
   amqp_basic_properties_t props = *orig;
-  amqp_table_entry_t entries[MAX_HEADERS + 1];
-  int n = 0;
-  if (orig->_flags & AMQP_BASIC_HEADERS_FLAG)
-    for (int i = 0; i < orig->headers.num_entries && n < MAX_HEADERS; i++)
-      if (strncmp("x-jobbridge-error", orig->headers.entries[i].key.bytes,
-                  orig->headers.entries[i].key.len) != 0 ||
-          orig->headers.entries[i].key.len != 17)
-        entries[n++] = orig->headers.entries[i];
-  entries[n].key = amqp_cstring_bytes("x-jobbridge-error");
-  entries[n].value.kind = AMQP_FIELD_KIND_UTF8;
-  entries[n].value.value.bytes = amqp_cstring_bytes(p->reason);
-  n++;
+  amqp_table_entry_t *entries = NULL;
+  int n = jb_dead_letter_headers(orig, p->reason, &entries);
+  if (n < 0) return jb_fail(e, JB_ERR_NOMEM, "out of memory for a dead letter's headers");
   props.headers = (amqp_table_t){n, entries};
   props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   int st = amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->cfg->in_dead_letter_exchange),
                               p->env.routing_key, 1, 0, &props, p->env.message.body);
+  free(entries);
   if (st != AMQP_STATUS_OK)
     return jb_fail(e, JB_ERR_AMQP_CONN, "dead-letter publish: %s", amqp_error_string2(st));
   c->pub_seq++;
@@ -328,7 +302,7 @@ static void dead_letter_returned(void *arg, const amqp_basic_return_t *ret) {
  * pub_seq; every earlier one was settled by an earlier wait, or its channel dropped) has its
  * own confirm: the broker confirms in no promised order, so every tag is tracked, not the
  * highest seen. A nack (that republish failed) or a return (unroutable) is a failure here: the
- * caller falls back to rejecting, so the queue's own dead-lettering still keeps the event. */
+ * caller keeps the events unacked with their reasons and tries again later. */
 static jb_err wait_confirms(consumer *c, jb_error *e) {
   uint64_t n = c->pub_seq - c->pub_confirmed;
   if (n == 0) return JB_OK;
@@ -351,53 +325,87 @@ static jb_err wait_confirms(consumer *c, jb_error *e) {
   return rc;
 }
 
-/* Settles the bad deliveries of a chunk: republished with a confirm, or, when that is
- * impossible, rejected with requeue=false (the queue's dead-letter exchange gets them then,
- * without our header). Returns an AMQP error only if the consumer channel itself failed. */
-static jb_err settle_bad(consumer *c, pending *chunk, size_t n, jb_error *e) {
+/* Dead-letters the bad deliveries of a chunk (held ones included), each with a confirm. When a
+ * publish or its confirm fails, the connection is opened again once and every one of them is
+ * published again (a dead letter may then arrive twice; none is lost). If that fails too, they
+ * are held: left unacked with their reasons, and tried again after a backoff. Never rejected:
+ * the queue's own dead-lettering would drop the reason. Returns false when they are held. */
+static bool settle_bad(consumer *c, pending *chunk, size_t n) {
   size_t bad = 0;
   for (size_t i = 0; i < n; i++) bad += chunk[i].bad;
-  if (bad == 0) return JB_OK;
+  if (bad == 0) return true;
   jb_error pe;
   jb_error_clear(&pe);
-  jb_err rc = connect_publisher(c, &pe);
-  for (size_t i = 0; rc == JB_OK && i < n; i++)
-    if (chunk[i].bad) rc = publish_dead_letter(c, &chunk[i], &pe);
-  if (rc == JB_OK) rc = wait_confirms(c, &pe);
-  if (rc == JB_OK) {
-    atomic_fetch_add(&c->t->dead_lettered, bad);
-  } else {
-    jb_log(JB_LOG_WARN, "dead-letter republish failed; rejecting instead", "error", pe.msg,
-           JB_LOG_END);
+  jb_err rc = JB_ERR_AMQP_CONN;
+  for (int attempt = 0; attempt < 2 && rc != JB_OK; attempt++) {
+    if (attempt > 0) {
+      jb_log(JB_LOG_WARN, "dead-letter publish failed; reconnecting once", "error", pe.msg,
+             JB_LOG_END);
+      jb_amqp_drop(c->pub);
+      c->pub = NULL;
+    }
+    rc = connect_publisher(c, &pe);
+    for (size_t i = 0; rc == JB_OK && i < n; i++)
+      if (chunk[i].bad) rc = publish_dead_letter(c, &chunk[i], &pe);
+    if (rc == JB_OK) rc = wait_confirms(c, &pe);
+  }
+  if (rc != JB_OK) {
     jb_amqp_drop(c->pub);
     c->pub = NULL;
+    char count[24], delay[24];
+    snprintf(count, sizeof count, "%zu", bad);
+    snprintf(delay, sizeof delay, "%ld", c->dl_backoff_ms);
+    jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying", "events",
+           count, "error", pe.msg, "retry_in_ms", delay, JB_LOG_END);
+    for (size_t i = 0; i < n; i++)
+      if (chunk[i].bad && !chunk[i].held) {
+        chunk[i].held = true;
+        atomic_fetch_add(&c->t->held, 1);
+      }
+    c->retry_at = jb_time_now() + c->dl_backoff_ms * 1000;
+    c->dl_backoff_ms = jb_backoff_next(c->dl_backoff_ms, 30000);
+    return false;
   }
+  c->dl_backoff_ms = 100;
+  atomic_fetch_add(&c->t->dead_lettered, bad);
   for (size_t i = 0; i < n; i++) {
     if (!chunk[i].bad) continue;
+    chunk[i].held = false;
     char tag[24];
     snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
-    jb_log(JB_LOG_WARN, rc == JB_OK ? "event dead-lettered" : "event rejected", "reason",
-           chunk[i].reason, "event_id", chunk[i].ev.event_id, "delivery_tag", tag, JB_LOG_END);
-    if (rc != JB_OK) {
-      if (amqp_basic_reject(c->conn, CH, chunk[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
-        return jb_fail(e, JB_ERR_AMQP_CONN, "reject failed");
-      atomic_fetch_add(&c->t->rejected, 1);
-    }
+    jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].reason, "event_id",
+           chunk[i].ev.event_id, "delivery_tag", tag, JB_LOG_END);
   }
-  return JB_OK;
+  return true;
 }
 
 /* ---- flushing a chunk: one transaction, then acks ---- */
 
-typedef enum { FLUSH_DONE, FLUSH_DB_DOWN, FLUSH_AMQP_LOST } flush_result;
+typedef enum { FLUSH_DONE, FLUSH_LATER, FLUSH_AMQP_LOST } flush_result;
 
-/* Creates the jobs of the good deliveries in chunk[0..n) in one call (one transaction). On a
- * database error that is not a lost connection (a row the database refuses), falls back to one
- * call per delivery so a poison event is dead-lettered and the rest still become jobs. */
+/* Whether a job-creation error is the event's own fault, so it fails again however often it
+ * is retried: validation, a value the adapter cannot encode, data the database refuses (see
+ * jb_pg_result_error). Any other error (a lost connection, a statement timeout, a deadlock, a
+ * read-only or full database, out of memory) says nothing about the event: retried, never
+ * dead-lettered. */
+static bool is_refusal(jb_err rc) {
+  return rc == JB_ERR_DB_REFUSED || rc == JB_ERR_INVALID || rc == JB_ERR_UNREGISTERED;
+}
+
+static void count_outcomes(consumer *c, const jb_create_outcome *out, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    atomic_fetch_add(out[i].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates, 1);
+}
+
+/* Creates the jobs of the good deliveries in chunk[0..n) not yet stored in one call (one
+ * transaction). When the database refuses the data, falls back to one call per delivery so a
+ * poison event is dead-lettered and the rest still become jobs; that stops at the first
+ * transient error (those stored by then are marked so, and never created twice). Returns an
+ * error only for a transient failure: then nothing but the stored deliveries may be acked. */
 static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
   size_t total = 0;
   for (size_t i = 0; i < n; i++)
-    if (!chunk[i].bad) total += chunk[i].mapped.n;
+    if (!chunk[i].bad && !chunk[i].stored) total += chunk[i].mapped.n;
   if (total == 0) return JB_OK;
   jb_job_request *reqs = malloc(total * sizeof *reqs);
   jb_create_outcome *out = malloc(total * sizeof *out);
@@ -408,32 +416,27 @@ static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (!chunk[i].bad)
+    if (!chunk[i].bad && !chunk[i].stored)
       for (size_t j = 0; j < chunk[i].mapped.n; j++) reqs[k++] = chunk[i].mapped.reqs[j];
   rc = c->creator->ops->create_jobs(c->creator->self, reqs, total, out, e);
-  if (rc == JB_OK) {
-    for (size_t i = 0; i < total; i++)
-      atomic_fetch_add(out[i].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates, 1);
-    goto out;
-  }
-  if (rc == JB_ERR_DB_CONN || rc == JB_ERR_NOMEM) goto out;
-  /* Refused (validation or a database error about the data): find the culprits one by one. */
+  if (rc == JB_OK) count_outcomes(c, out, total);
+  if (rc == JB_OK || !is_refusal(rc)) goto out;
+  /* Refused: find the culprits one by one. */
   for (size_t i = 0; i < n; i++) {
-    if (chunk[i].bad || chunk[i].mapped.n == 0) continue;
+    if (chunk[i].bad || chunk[i].stored || chunk[i].mapped.n == 0) continue;
     jb_error one;
     jb_error_clear(&one);
     jb_err r1 = c->creator->ops->create_jobs(c->creator->self, chunk[i].mapped.reqs,
                                              chunk[i].mapped.n, out, &one);
     if (r1 == JB_OK) {
-      for (size_t j = 0; j < chunk[i].mapped.n; j++)
-        atomic_fetch_add(out[j].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates,
-                         1);
-    } else if (r1 == JB_ERR_DB_CONN || r1 == JB_ERR_NOMEM) {
-      rc = jb_fail(e, r1, "%s", one.msg);
-      goto out;
-    } else {
+      count_outcomes(c, out, chunk[i].mapped.n);
+      chunk[i].stored = true;
+    } else if (is_refusal(r1)) {
       chunk[i].bad = true;
       snprintf(chunk[i].reason, sizeof chunk[i].reason, "job creation refused: %s", one.msg);
+    } else {
+      rc = jb_fail(e, r1, "%s", one.msg);
+      goto out;
     }
   }
   rc = JB_OK;
@@ -443,50 +446,76 @@ out:
   return rc;
 }
 
+/* Acks the settled deliveries among the first n pending ones and forgets them; the others stay
+ * pending, in order, at the front. A multiple-ack covers the settled prefix of `pend` (every
+ * outstanding tag up to its own); a settled delivery after an unsettled one is acked alone.
+ * False when an ack cannot be sent. */
+static bool ack_settled(consumer *c, size_t n) {
+  pending *pd = c->pend;
+  size_t prefix = 0;
+  while (prefix < n && pd[prefix].settled) prefix++;
+  if (prefix > 0 &&
+      amqp_basic_ack(c->conn, CH, pd[prefix - 1].env.delivery_tag, prefix > 1) != AMQP_STATUS_OK)
+    return false;
+  for (size_t i = prefix; i < n; i++)
+    if (pd[i].settled && amqp_basic_ack(c->conn, CH, pd[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
+      return false;
+  size_t kept = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    if (i < n && pd[i].settled) {
+      amqp_destroy_envelope(&pd[i].env);
+      jb_event_clear(&pd[i].ev);
+      jb_mapped_clear(&pd[i].mapped);
+    } else {
+      if (kept != i) pd[kept] = pd[i];
+      kept++;
+    }
+  }
+  if (kept < c->n) {
+    atomic_fetch_add(&c->t->acked, c->n - kept);
+    c->first_at = kept ? jb_time_now() : 0;
+  }
+  c->n = kept;
+  return true;
+}
+
+/* Flushes chunk pend[0..n): prepares, creates the jobs, dead-letters the bad deliveries, acks
+ * what is settled. FLUSH_LATER when some of it must wait for the retry time. */
 static flush_result flush_chunk(consumer *c, size_t n) {
   pending *chunk = c->pend;
   map_ref *maps = maps_get(c->t);
   for (size_t i = 0; i < n; i++) prepare(maps->cfg, c->t->cfg, &chunk[i]);
   jb_error e;
   jb_error_clear(&e);
-  jb_err rc = create_all(c, chunk, n, &e);
   flush_result res = FLUSH_DONE;
-  if (rc != JB_OK) {
-    /* Nothing is acked: the broker keeps every message until the database is back. */
+  if (create_all(c, chunk, n, &e) != JB_OK) {
+    /* Nothing is acked but what is stored: the broker keeps the rest until the database is
+     * back. */
     char delay[24];
     snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
     jb_log(JB_LOG_WARN, "cannot store jobs; holding deliveries unacked and retrying", "error",
            e.msg, "retry_in_ms", delay, JB_LOG_END);
-    c->db_retry_at = jb_time_now() + c->db_backoff_ms * 1000;
+    c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
     c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
-    res = FLUSH_DB_DOWN;
-    goto out;
+    for (size_t i = 0; i < n; i++) chunk[i].settled = chunk[i].stored;
+    res = FLUSH_LATER;
+  } else {
+    c->db_backoff_ms = 100;
+    if (!settle_bad(c, chunk, n)) res = FLUSH_LATER;
+    for (size_t i = 0; i < n; i++) chunk[i].settled = !chunk[i].held;
   }
-  c->db_backoff_ms = 100;
-  if (settle_bad(c, chunk, n, &e) != JB_OK) {
+  size_t left = n;
+  for (size_t i = 0; i < n; i++) left -= chunk[i].settled;
+  if (!ack_settled(c, n)) {
     res = FLUSH_AMQP_LOST;
-    goto out;
-  }
-  /* Everything up to the last tag of the chunk is now durable or dead-lettered: one ack. */
-  if (amqp_basic_ack(c->conn, CH, chunk[n - 1].env.delivery_tag, 1) != AMQP_STATUS_OK) {
-    res = FLUSH_AMQP_LOST;
-    goto out;
-  }
-  atomic_fetch_add(&c->t->acked, n);
-  for (size_t i = 0; i < n; i++) {
-    amqp_destroy_envelope(&chunk[i].env);
-    jb_event_clear(&chunk[i].ev);
-    jb_mapped_clear(&chunk[i].mapped);
-  }
-  memmove(c->pend, c->pend + n, (c->n - n) * sizeof *c->pend);
-  c->n -= n;
-  c->first_at = c->n ? jb_time_now() : 0;
-out:
-  if (res != FLUSH_DONE)
-    for (size_t i = 0; i < n; i++) {
-      jb_event_clear(&chunk[i].ev);
-      jb_mapped_clear(&chunk[i].mapped);
+  } else {
+    /* The chunk's unsettled deliveries, now first in `pend`: their requests point into this
+     * mapping table, released below. A held one keeps its event for the log. */
+    for (size_t i = 0; i < left; i++) {
+      jb_mapped_clear(&c->pend[i].mapped);
+      if (!c->pend[i].held) jb_event_clear(&c->pend[i].ev);
     }
+  }
   maps_put(maps);
   return res;
 }
@@ -549,6 +578,7 @@ static void *consumer_main(void *arg) {
   char idx[16];
   snprintf(idx, sizeof idx, "%d", c->index);
   c->db_backoff_ms = 100;
+  c->dl_backoff_ms = 100;
   c->amqp_backoff_ms = 250;
   while (!atomic_load(&t->stop)) {
     if (c->conn == NULL) {
@@ -566,19 +596,20 @@ static void *consumer_main(void *arg) {
       jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", cfg->in_queue, JB_LOG_END);
     }
     jb_time now = jb_time_now();
+    service_publisher(c, now);
     bool due = c->n >= (size_t)cfg->ingest_batch_max ||
                (c->n > 0 && now - c->first_at >= (jb_time)cfg->ingest_batch_wait_ms * 1000);
-    if (due && now >= c->db_retry_at) {
+    if (due && now >= c->retry_at) {
       flush_result r = flush(c);
       if (r == FLUSH_AMQP_LOST) {
-        drop_consumer_conn(c, "ack or reject failed");
+        drop_consumer_conn(c, "an ack failed");
         continue;
       }
     }
     /* Wait for the next delivery no longer than the batch window allows. The call also services
      * heartbeats, so it runs even while the database is down. */
     long wait_us = 100000;
-    if (c->n > 0 && c->db_retry_at <= now) {
+    if (c->n > 0 && c->retry_at <= now) {
       jb_time left = c->first_at + (jb_time)cfg->ingest_batch_wait_ms * 1000 - now;
       wait_us = left < 1000 ? 1000 : (left < wait_us ? (long)left : wait_us);
     }
@@ -596,8 +627,8 @@ static void *consumer_main(void *arg) {
        * instead of waiting out batch_wait_ms. Under load, deliveries pile up while a commit
        * runs, so batches grow by themselves; when idle, an event is stored at once. */
       if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) &&
-          jb_time_now() >= c->db_retry_at && flush(c) == FLUSH_AMQP_LOST)
-        drop_consumer_conn(c, "ack or reject failed");
+          jb_time_now() >= c->retry_at && flush(c) == FLUSH_AMQP_LOST)
+        drop_consumer_conn(c, "an ack failed");
       continue;
     }
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
@@ -692,7 +723,7 @@ jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t 
 jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t) {
   return (jb_mq_stats){atomic_load(&t->received),   atomic_load(&t->created),
                        atomic_load(&t->duplicates), atomic_load(&t->dead_lettered),
-                       atomic_load(&t->rejected),   atomic_load(&t->acked)};
+                       atomic_load(&t->held),       atomic_load(&t->acked)};
 }
 
 void jb_mq_trigger_free(jb_mq_trigger *t) {

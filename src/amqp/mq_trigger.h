@@ -16,7 +16,8 @@ typedef struct jb_mq_stats {
   uint64_t jobs_created;  /* new job rows */
   uint64_t duplicates;    /* job requests that matched an existing dedupe key */
   uint64_t dead_lettered; /* events republished to the dead-letter exchange */
-  uint64_t rejected;      /* events rejected (requeue=false) when republishing was impossible */
+  uint64_t held;          /* bad events held unacked (to try again) because their dead letter
+                           * could not be published; none is ever rejected without its reason */
   uint64_t acked;         /* deliveries acknowledged */
 } jb_mq_stats;
 

@@ -29,6 +29,7 @@ int jb_exit_code(jb_err err) {
     case JB_ERR_INVALID:
     case JB_ERR_CONFIG:
     case JB_ERR_UNREGISTERED:
+    case JB_ERR_DB_REFUSED: /* the input's data: a retry fails the same way */
       return JB_EXIT_USAGE;
     case JB_ERR_NOT_FOUND:
       return JB_EXIT_NOT_FOUND;

@@ -119,10 +119,10 @@ static void log_totals(jb_mq_trigger *trigger) {
   snprintf(v[1], 24, "%llu", (unsigned long long)st.jobs_created);
   snprintf(v[2], 24, "%llu", (unsigned long long)st.duplicates);
   snprintf(v[3], 24, "%llu", (unsigned long long)st.dead_lettered);
-  snprintf(v[4], 24, "%llu", (unsigned long long)st.rejected);
+  snprintf(v[4], 24, "%llu", (unsigned long long)st.held);
   snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
   jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
-         "dead_lettered", v[3], "rejected", v[4], "acked", v[5], JB_LOG_END);
+         "dead_lettered", v[3], "dead_letters_held", v[4], "acked", v[5], JB_LOG_END);
 }
 
 /* Runs everything until a stop signal. Every thread gets its own database connection: one per

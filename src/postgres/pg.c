@@ -88,7 +88,15 @@ PGconn *jb_pg_conn(jb_pg *pg) {
   return pg->conn;
 }
 
-/* Maps a failed result (or a dead connection) to a jb_err with the server's message. */
+/* Maps a failed result (or a dead connection) to a jb_err with the server's message:
+ * - JB_ERR_DB_CONN: the connection is gone (or SQLSTATE class 08);
+ * - JB_ERR_DB_REFUSED: the database refused the data itself, so the same rows fail again
+ *   whenever they are retried: class 22 (data exception: a bad cast, a value out of range, an
+ *   untranslatable character) and class 23 (integrity constraint violation);
+ * - JB_ERR_DB: everything else, transient or not the rows' fault (57014 statement timeout,
+ *   57P01 admin shutdown, 40001 serialization failure, 40P01 deadlock, 25006 read-only
+ *   transaction, 53xxx disk full or out of memory, 55P03 lock not available, a failure with no
+ *   SQLSTATE, ...): callers retry these and never blame the data for them. */
 jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e) {
   if (PQstatus(pg->conn) == CONNECTION_BAD)
     return jb_fail(e, JB_ERR_DB_CONN, "database connection lost during %s: %s", what,
@@ -98,6 +106,9 @@ jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *
   if (msg == NULL) msg = PQerrorMessage(pg->conn);
   if (state != NULL && strncmp(state, "08", 2) == 0)
     return jb_fail(e, JB_ERR_DB_CONN, "database connection lost during %s: %s", what, msg);
+  if (state != NULL && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
+    return jb_fail(e, JB_ERR_DB_REFUSED, "the database refused the data in %s: %s (SQLSTATE %s)",
+                   what, msg, state);
   return jb_fail(e, JB_ERR_DB, "database error during %s: %s (SQLSTATE %s)", what, msg,
                  state ? state : "?");
 }
