@@ -2,6 +2,8 @@
  * and the mapping of events to job requests. */
 #include "jobbridge/event.h"
 
+#include "jobbridge/json.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,10 +96,10 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
                    f->body_len, max_body);
   long bad = utf8_invalid_at((const unsigned char *)f->body, f->body_len);
   if (bad >= 0) return jb_fail(e, JB_ERR_INVALID, "body is not valid UTF-8 (byte %ld)", bad);
-  json_error_t jerr;
-  json_t *body = json_loadb(f->body, f->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-  if (body == NULL)
-    return jb_fail(e, JB_ERR_INVALID, "malformed JSON at byte %d: %s", jerr.position, jerr.text);
+  json_t *body;
+  jb_error perr;
+  if (jb_json_parse(f->body, f->body_len, &body, &perr) != JB_OK)
+    return jb_fail(e, perr.code, "malformed JSON body: %s", perr.msg);
   out->body = body;
 
   const char *bin_type = header(f, ce_type_headers);
