@@ -9,6 +9,7 @@
 
 #include "jobbridge/config.h"
 #include "jobbridge/job_creator.h"
+#include "jobbridge/topic.h" /* jb_topic_match */
 
 /* A message header with a string value (other header kinds are not consulted). Borrowed. */
 typedef struct jb_header {
@@ -55,9 +56,6 @@ void jb_event_clear(jb_event *ev);
  * require_id. */
 jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_id, jb_event *out,
                       jb_error *e) JB_MUST_CHECK;
-
-/* AMQP topic matching: words separated by '.', `*` matches one word, `#` zero or more. */
-bool jb_topic_match(const char *pattern, const char *topic);
 
 /* RFC 6901 JSON pointer ("" is the whole document). Returns a borrowed reference or NULL. */
 json_t *jb_json_pointer(json_t *root, const char *pointer);

@@ -1,5 +1,5 @@
-/* Event parsing (plain JSON, CloudEvents structured and binary), topic matching, JSON pointers,
- * and the mapping of events to job requests. */
+/* Event parsing (plain JSON, CloudEvents structured and binary), JSON pointers, and the mapping
+ * of events to job requests (topic matching is in topic.c). */
 #include "jobbridge/event.h"
 
 #include "jobbridge/json.h"
@@ -165,39 +165,6 @@ not_object:
   return jb_fail(e, JB_ERR_INVALID, "body is JSON but not an object");
 }
 
-/* The word after the one at s, or NULL when s holds the last word. */
-static const char *next_word(const char *s) {
-  const char *dot = strchr(s, '.');
-  return dot ? dot + 1 : NULL;
-}
-
-static bool word_is(const char *s, const char *w) {
-  size_t len = strcspn(s, ".");
-  return strlen(w) == len && strncmp(s, w, len) == 0;
-}
-
-static bool same_word(const char *a, const char *b) {
-  size_t la = strcspn(a, "."), lb = strcspn(b, ".");
-  return la == lb && strncmp(a, b, la) == 0;
-}
-
-/* p and t point at the start of a word, or are NULL when no words are left. */
-static bool match_words(const char *p, const char *t) {
-  if (p == NULL) return t == NULL;
-  if (word_is(p, "#")) {
-    if (match_words(next_word(p), t)) return true;    /* # takes no word */
-    return t != NULL && match_words(p, next_word(t)); /* # takes one word, and may take more */
-  }
-  if (t == NULL) return false;
-  if (!word_is(p, "*") && !same_word(p, t)) return false;
-  return match_words(next_word(p), next_word(t));
-}
-
-bool jb_topic_match(const char *pattern, const char *topic) {
-  if (pattern == NULL || topic == NULL) return false;
-  return match_words(pattern, topic);
-}
-
 json_t *jb_json_pointer(json_t *root, const char *pointer) {
   if (pointer == NULL || *pointer == '\0') return root;
   if (*pointer != '/') return NULL;
@@ -269,58 +236,80 @@ static json_t *job_metadata(const jb_mapping *m, const jb_event *ev, const jb_de
   return meta;
 }
 
+/* Appends the job request of mapping i for ev to out. */
+static jb_err map_one(const jb_config *cfg, size_t i, const jb_event *ev,
+                      const jb_delivery_facts *f, jb_mapped *out, jb_error *e) {
+  const jb_mapping *m = &cfg->mappings[i];
+  json_t *payload;
+  if (m->payload != NULL) {
+    payload = jb_json_pointer(ev->format == JB_EVENT_CE_BINARY ? ev->data : ev->body, m->payload);
+    if (payload == NULL) {
+      return jb_fail(e, JB_ERR_INVALID,
+                     "mappings[%zu] (job type %s): payload pointer \"%s\" "
+                     "finds nothing in the event",
+                     i, m->job_type, m->payload);
+    }
+  } else {
+    payload = ev->data ? ev->data : ev->body;
+  }
+  if (!json_is_object(payload)) {
+    return jb_fail(e, JB_ERR_INVALID,
+                   "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
+                   m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
+  }
+  jb_job_request *r = &out->reqs[out->n++];
+  r->job_type = m->job_type;
+  r->queue_name = m->queue;
+  r->priority = m->priority;
+  r->payload = json_incref(payload);
+  r->opts.max_retries = m->max_retries;
+  r->opts.metadata = job_metadata(m, ev, f);
+  if (m->delay_s > 0)
+    r->opts.scheduled_at =
+        (f->received_at ? f->received_at : jb_time_now()) + (jb_time)(m->delay_s * 1e6);
+  if (ev->dedupe_base) {
+    size_t len = strlen(ev->dedupe_base) + strlen(m->job_type) + 2;
+    char *key = malloc(len);
+    if (key) snprintf(key, len, "%s|%s", ev->dedupe_base, m->job_type);
+    r->opts.dedupe_key = key;
+  }
+  if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL)) {
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  return JB_OK;
+}
+
+/* The indices of the mappings whose pattern matches type, in table order: through the index
+ * compiled when the config was loaded, or (a config built by hand) by testing each. *idx is a
+ * new array the caller frees. */
+static jb_err matching_mappings(const jb_config *cfg, const char *type, size_t **idx, size_t *n) {
+  if (cfg->mapping_index != NULL) return jb_topic_index_match(cfg->mapping_index, type, idx, n);
+  *n = 0;
+  *idx = malloc((cfg->mappings_len ? cfg->mappings_len : 1) * sizeof **idx);
+  if (*idx == NULL) return JB_ERR_NOMEM;
+  for (size_t i = 0; i < cfg->mappings_len; i++)
+    if (jb_topic_match(cfg->mappings[i].event_type, type)) (*idx)[(*n)++] = i;
+  return JB_OK;
+}
+
 jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_facts *f,
                     jb_mapped *out, jb_error *e) {
   memset(out, 0, sizeof *out);
-  size_t matches = 0;
-  for (size_t i = 0; i < cfg->mappings_len; i++)
-    if (jb_topic_match(cfg->mappings[i].event_type, ev->event_type)) matches++;
-  if (matches == 0)
+  size_t *idx = NULL, matches = 0;
+  if (matching_mappings(cfg, ev->event_type, &idx, &matches) != JB_OK)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  if (matches == 0) {
+    free(idx);
     return jb_fail(e, JB_ERR_INVALID, "no mapping matches event type \"%s\"", ev->event_type);
-  out->reqs = calloc(matches, sizeof *out->reqs);
-  if (out->reqs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < cfg->mappings_len; i++) {
-    const jb_mapping *m = &cfg->mappings[i];
-    if (!jb_topic_match(m->event_type, ev->event_type)) continue;
-    json_t *payload;
-    if (m->payload != NULL) {
-      payload = jb_json_pointer(ev->format == JB_EVENT_CE_BINARY ? ev->data : ev->body, m->payload);
-      if (payload == NULL) {
-        jb_mapped_clear(out);
-        return jb_fail(e, JB_ERR_INVALID,
-                       "mappings[%zu] (job type %s): payload pointer \"%s\" "
-                       "finds nothing in the event",
-                       i, m->job_type, m->payload);
-      }
-    } else {
-      payload = ev->data ? ev->data : ev->body;
-    }
-    if (!json_is_object(payload)) {
-      jb_mapped_clear(out);
-      return jb_fail(e, JB_ERR_INVALID,
-                     "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
-                     m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
-    }
-    jb_job_request *r = &out->reqs[out->n++];
-    r->job_type = m->job_type;
-    r->queue_name = m->queue;
-    r->priority = m->priority;
-    r->payload = json_incref(payload);
-    r->opts.max_retries = m->max_retries;
-    r->opts.metadata = job_metadata(m, ev, f);
-    if (m->delay_s > 0)
-      r->opts.scheduled_at =
-          (f->received_at ? f->received_at : jb_time_now()) + (jb_time)(m->delay_s * 1e6);
-    if (ev->dedupe_base) {
-      size_t len = strlen(ev->dedupe_base) + strlen(m->job_type) + 2;
-      char *key = malloc(len);
-      if (key) snprintf(key, len, "%s|%s", ev->dedupe_base, m->job_type);
-      r->opts.dedupe_key = key;
-    }
-    if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL)) {
-      jb_mapped_clear(out);
-      return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-    }
   }
-  return JB_OK;
+  out->reqs = calloc(matches, sizeof *out->reqs);
+  if (out->reqs == NULL) {
+    free(idx);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  jb_err rc = JB_OK;
+  for (size_t k = 0; k < matches && rc == JB_OK; k++) rc = map_one(cfg, idx[k], ev, f, out, e);
+  free(idx);
+  if (rc != JB_OK) jb_mapped_clear(out);
+  return rc;
 }
