@@ -78,8 +78,11 @@ Test(json, numbers_are_integers_reals_or_exact_as_documented) {
   cr_expect(jb_json_number_value(json_array_get(v, 7), &d) && d == 100.0);
   cr_expect(jb_json_number_value(json_array_get(v, 8), &d) && d == HUGE_VAL);
   cr_expect(jb_json_number_value(json_array_get(v, 2), &d) && d == 19.99);
-  cr_expect(!jb_json_number_value(json_string("19.99"), &d));
-  cr_expect_null(jb_json_exact_text(json_string("1.50")), "a string is not an exact number");
+  json_t *s1 = json_string("19.99"), *s2 = json_string("1.50");
+  cr_expect(!jb_json_number_value(s1, &d));
+  cr_expect_null(jb_json_exact_text(s2), "a string is not an exact number");
+  json_decref(s1);
+  json_decref(s2);
   json_decref(v);
 }
 
