@@ -88,6 +88,25 @@ class ExactNumbers(unittest.TestCase):
             f"SELECT count(*) FROM {self.b.schema}.jobs "
             f"WHERE (metadata->'m')::text <> ((payload->>'raw')::jsonb)::text").strip(), "0")
 
+    def test_exec_handler_reads_and_returns_numbers_exactly(self):
+        """An exec handler gets the payload's numbers on stdin as they are stored, and its JSON
+        result (here: its whole stdin, echoed) is stored as it wrote it."""
+        self.b.close()
+        self.b = jbtest.Bridge(
+            BIN, SRC, [{"event_type": "pay.made", "job_type": "echo", "payload": "/payload"}],
+            {"echo": {"handler": "exec", "command": ["sh", "-c", "cat"], "max_retries": 0}},
+            workers__poll_ms=50)
+        self.b.start()
+        self.b.publish([('{"event_type": "pay.made", "id": "x-%d", "payload": %s}'
+                         % (i, body_of(raw)), "pay.made", None) for i, raw in enumerate(RAW)])
+        self.b.wait_count(len(RAW), 120, "status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER')")
+        s = self.b.schema
+        self.assertEqual(jbtest.psql(f"SELECT count(*) FROM {s}.jobs WHERE status <> 'COMPLETED'")
+                         .strip(), "0", self.b.logs()[-3000:])
+        self.assertEqual(jbtest.psql(
+            f"SELECT payload->>'raw' || ': ' || (result->'payload'->'amount')::text FROM {s}.jobs "
+            f"WHERE (result->'payload')::text <> payload::text"), "")
+
     def test_malformed_payload_is_still_refused_with_its_place(self):
         self.b.migrate()
         for text, what in [('{"a": 1,}', "column"), ('{"a": 1, "a": 2}', "duplicate"),
