@@ -66,6 +66,9 @@ typedef struct jb_config {
   double retry_jitter;
   jb_mapping *mappings;
   size_t mappings_len;
+  struct jb_topic_index *mapping_index; /* the mappings' patterns compiled by jb_config_load
+                                          and jb_config_parse (jobbridge/topic.h); owned */
+  const char **mapping_patterns;        /* the index's pattern list (borrowed strings); owned */
   jb_job_type_cfg *job_types;
   size_t job_types_len;
 } jb_config;

@@ -9,6 +9,7 @@
 
 #include "jobbridge/config.h"
 #include "jobbridge/job_creator.h"
+#include "jobbridge/topic.h" /* jb_topic_match */
 
 /* A message header with a string value (other header kinds are not consulted). Borrowed. */
 typedef struct jb_header {
@@ -46,18 +47,22 @@ typedef struct jb_event {
   char *event_id;    /* the id as the producer gave it, or NULL */
   char *source;      /* CloudEvents source, or NULL */
   char *dedupe_base; /* message_id, else source + "/" + id, else id; NULL when none */
+  char *dedupe_note; /* "none: id is an object" when the body's id could not be used (and no
+                        message_id stood in): the job is not deduplicated, and its metadata's
+                        "dedupe" says why; NULL otherwise */
 } jb_event;
 
 void jb_event_clear(jb_event *ev);
 
 /* Parses one message. Failures (JB_ERR_INVALID) carry a reason a person can read in e->msg:
- * body too large, invalid UTF-8, malformed JSON, not an object, no event type, no id when
- * require_id. */
+ * body empty or too large, invalid UTF-8 (in the body, or in a fact that reaches the job's
+ * metadata: routing key, exchange, type property, message_id, correlation_id, the ce-type,
+ * ce-id and ce-source headers; the reason names it), malformed JSON, not an object, no event
+ * type, no id when require_id, or (when require_id) an id that is an object, an array, a
+ * boolean, null, an empty string or a non-integer number. Without require_id such an id is
+ * accepted without deduplication: a warning is logged and dedupe_note says why. */
 jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_id, jb_event *out,
                       jb_error *e) JB_MUST_CHECK;
-
-/* AMQP topic matching: words separated by '.', `*` matches one word, `#` zero or more. */
-bool jb_topic_match(const char *pattern, const char *topic);
 
 /* RFC 6901 JSON pointer ("" is the whole document). Returns a borrowed reference or NULL. */
 json_t *jb_json_pointer(json_t *root, const char *pointer);

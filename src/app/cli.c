@@ -9,6 +9,7 @@
 #include "app/app.h"
 #include "app/args.h"
 #include "jobbridge/job_service.h"
+#include "jobbridge/json.h"
 #include "jobbridge/log.h"
 #include "postgres/pg.h"
 
@@ -53,9 +54,17 @@ static int print_json(json_t *v) {
     fprintf(stderr, "jobbridge: out of memory\n");
     return JB_EXIT_FAILURE;
   }
-  json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  fputc('\n', stdout);
+  /* jobbridge's one writer: numbers exactly as stored (jobbridge/json.h). */
+  size_t len;
+  char *text = jb_json_dumps(v, JB_JSON_INDENT, &len);
   json_decref(v);
+  if (text == NULL) {
+    fprintf(stderr, "jobbridge: cannot write the result as JSON (out of memory)\n");
+    return JB_EXIT_FAILURE;
+  }
+  fwrite(text, 1, len, stdout);
+  fputc('\n', stdout);
+  free(text);
   return JB_EXIT_OK;
 }
 
@@ -156,11 +165,10 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 
 /* Parses a JSON option that must be an object. */
 static int json_object_opt(const char *name, const char *text, json_t **out) {
-  json_error_t jerr;
-  json_t *v = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-  if (v == NULL) {
-    fprintf(stderr, "jobbridge: --%s is not valid JSON (column %d: %s)\n", name, jerr.column,
-            jerr.text);
+  json_t *v;
+  jb_error e;
+  if (jb_json_parse(text, strlen(text), &v, &e) != JB_OK) {
+    fprintf(stderr, "jobbridge: --%s is not valid JSON (%s)\n", name, e.msg);
     return JB_EXIT_USAGE;
   }
   if (!json_is_object(v)) {

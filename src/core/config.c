@@ -3,6 +3,8 @@
  * are all driven by those tables. */
 #include "jobbridge/config.h"
 
+#include "jobbridge/topic.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -461,19 +463,6 @@ static bool one_of(const char *s, const char *const *set) {
   return false;
 }
 
-static bool valid_pattern(const char *p) {
-  /* Dot-separated non-empty words; `*` and `#` only as whole words. */
-  const char *w = p;
-  for (;;) {
-    size_t len = strcspn(w, ".");
-    if (len == 0) return false;
-    if (memchr(w, '*', len) && len != 1) return false;
-    if (memchr(w, '#', len) && len != 1) return false;
-    if (w[len] == '\0') return true;
-    w += len + 1;
-  }
-}
-
 static bool valid_identifier(const char *s) {
   if (!(islower((unsigned char)*s) || *s == '_')) return false;
   for (; *s; s++)
@@ -530,11 +519,11 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
   }
   for (size_t i = 0; i < cfg->mappings_len; i++) {
     const jb_mapping *m = &cfg->mappings[i];
-    if (!valid_pattern(m->event_type))
+    char why[160];
+    if (!jb_topic_pattern_check(m->event_type, why, sizeof why))
       return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].event_type: \"%s\" is not a valid pattern (dot-separated "
-                     "words; `*` and `#` only as whole words)",
-                     c->name, i, m->event_type);
+                     "%s: mappings[%zu].event_type: \"%.80s%s\" is not a valid pattern: %s",
+                     c->name, i, m->event_type, strlen(m->event_type) > 80 ? "..." : "", why);
     if (jb_config_job_type(cfg, m->job_type) == NULL)
       return jb_fail(c->e, JB_ERR_CONFIG,
                      "%s: mappings[%zu].job_type: job type \"%s\" is not registered in job_types",
@@ -545,6 +534,20 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                      c->name, i, m->payload);
   }
   return JB_OK;
+}
+
+/* Compiles the mapping table's patterns into the index ingest matches event types with, once
+ * per load (a reload loads a new config). */
+static jb_err compile_mappings(ctx *c, jb_config *cfg) {
+  const char **patterns = malloc((cfg->mappings_len ? cfg->mappings_len : 1) * sizeof *patterns);
+  if (patterns == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < cfg->mappings_len; i++) patterns[i] = cfg->mappings[i].event_type;
+  jb_err rc = jb_topic_index_new(patterns, cfg->mappings_len, &cfg->mapping_index, c->e);
+  if (rc == JB_OK)
+    cfg->mapping_patterns = patterns;
+  else
+    free(patterns);
+  return rc;
 }
 
 static jb_err env_override(ctx *c, char **field, const char *var) {
@@ -604,6 +607,7 @@ static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   if (rc == JB_OK)
     rc = check_url(c, cfg->db_url, "database.url", "JOBBRIDGE_DATABASE_URL", pg_schemes, false);
   if (rc == JB_OK) rc = cross_check(c, cfg);
+  if (rc == JB_OK) rc = compile_mappings(c, cfg);
   if (rc != JB_OK) {
     jb_config_free(cfg);
     return rc;
@@ -695,6 +699,8 @@ jb_err jb_config_load(const char *path, jb_config **out, jb_error *e) {
 
 void jb_config_free(jb_config *cfg) {
   if (cfg == NULL) return;
+  jb_topic_index_free(cfg->mapping_index);
+  free(cfg->mapping_patterns);
   free_mappings(cfg);
   free_job_types(cfg);
   free_table(&ROOT, cfg);

@@ -1,6 +1,9 @@
-/* Event parsing (plain JSON, CloudEvents structured and binary), topic matching, JSON pointers,
- * and the mapping of events to job requests. */
+/* Event parsing (plain JSON, CloudEvents structured and binary), JSON pointers, and the mapping
+ * of events to job requests (topic matching is in topic.c). */
 #include "jobbridge/event.h"
+
+#include "jobbridge/json.h"
+#include "jobbridge/log.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@ void jb_event_clear(jb_event *ev) {
   free(ev->event_id);
   free(ev->source);
   free(ev->dedupe_base);
+  free(ev->dedupe_note);
   memset(ev, 0, sizeof *ev);
 }
 
@@ -66,13 +70,53 @@ static const char *header(const jb_delivery_facts *f, const char *const *names) 
 /* A string or integer member as a new string; NULL when absent or of another kind. */
 static char *member_text(json_t *obj, const char *key) {
   json_t *v = json_object_get(obj, key);
-  if (json_is_string(v)) return json_string_length(v) ? strdup(json_string_value(v)) : NULL;
+  if (json_is_string(v) && jb_json_exact_text(v) == NULL)
+    return json_string_length(v) ? strdup(json_string_value(v)) : NULL;
   if (json_is_integer(v)) {
     char buf[32];
     snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
     return strdup(buf);
   }
+  /* An integer beyond int64 (12345678901234567890123) is still an integer: its exact text. */
+  const char *exact = jb_json_exact_text(v);
+  if (exact != NULL && strpbrk(exact, ".eE") == NULL) return strdup(exact);
   return NULL;
+}
+
+/* Why the member `key` cannot serve as an id (a static phrase), or NULL when it is absent or
+ * usable (a non-empty string or an integer). */
+static const char *unusable_id(json_t *obj, const char *key) {
+  json_t *v = json_object_get(obj, key);
+  if (v == NULL) return NULL;
+  const char *exact = jb_json_exact_text(v);
+  switch (json_typeof(v)) {
+    case JSON_OBJECT:
+      return "an object";
+    case JSON_ARRAY:
+      return "an array";
+    case JSON_TRUE:
+    case JSON_FALSE:
+      return "a boolean";
+    case JSON_NULL:
+      return "null";
+    case JSON_REAL:
+      return "a non-integer number";
+    case JSON_INTEGER:
+      return NULL;
+    case JSON_STRING:
+      if (exact != NULL) return strpbrk(exact, ".eE") ? "a non-integer number" : NULL;
+      return json_string_length(v) == 0 ? "an empty string" : NULL;
+  }
+  return NULL;
+}
+
+/* Refuses a fact from the broker that is not valid UTF-8: it would be dropped from the job's
+ * metadata and from the log line (both JSON) without a word. */
+static jb_err check_fact(const char *what, const char *s, jb_error *e) {
+  if (s == NULL) return JB_OK;
+  long bad = utf8_invalid_at((const unsigned char *)s, strlen(s));
+  if (bad < 0) return JB_OK;
+  return jb_fail(e, JB_ERR_INVALID, "%s is not valid UTF-8 (byte %ld)", what, bad);
 }
 
 static char *dup_nonempty(const char *s) {
@@ -86,20 +130,77 @@ static const char *const ce_id_headers[] = {"ce-id",          "ce_id", "cloudEve
 static const char *const ce_source_headers[] = {
     "ce-source", "ce_source", "cloudEvents:source", "cloudEvents_source", "source", NULL};
 
+/* Every fact of the delivery that reaches the job's metadata or a log line. */
+static jb_err check_facts(const jb_delivery_facts *f, jb_error *e) {
+  jb_err rc = JB_OK;
+  if (rc == JB_OK) rc = check_fact("the routing key", f->routing_key, e);
+  if (rc == JB_OK) rc = check_fact("the exchange name", f->exchange, e);
+  if (rc == JB_OK) rc = check_fact("the AMQP type property", f->type_property, e);
+  if (rc == JB_OK) rc = check_fact("the AMQP message_id", f->message_id, e);
+  if (rc == JB_OK) rc = check_fact("the AMQP correlation_id", f->correlation_id, e);
+  if (rc == JB_OK) rc = check_fact("the ce-type header", header(f, ce_type_headers), e);
+  if (rc == JB_OK) rc = check_fact("the ce-id header", header(f, ce_id_headers), e);
+  if (rc == JB_OK) rc = check_fact("the ce-source header", header(f, ce_source_headers), e);
+  return rc;
+}
+
+/* The id that makes a redelivery recognisable (the broker's message_id first), or why there is
+ * none: refused when require_id, else said in the log and in dedupe_note. id_problem: why the
+ * body's id could not be used, NULL if it could or there is none. */
+static jb_err set_dedupe(jb_event *out, const jb_delivery_facts *f, const char *id_problem,
+                         bool require_id, jb_error *e) {
+  if (f->message_id && *f->message_id) {
+    out->dedupe_base = strdup(f->message_id);
+  } else if (out->event_id && out->source) {
+    size_t len = strlen(out->source) + strlen(out->event_id) + 2;
+    out->dedupe_base = malloc(len);
+    if (out->dedupe_base) snprintf(out->dedupe_base, len, "%s/%s", out->source, out->event_id);
+  } else if (out->event_id) {
+    out->dedupe_base = strdup(out->event_id);
+  }
+  if (out->dedupe_base == NULL && id_problem != NULL) {
+    if (require_id) {
+      return jb_fail(e, JB_ERR_INVALID,
+                     "the event's id is %s, and ingest.require_event_id needs a string or an "
+                     "integer id (or an AMQP message_id) to deduplicate by",
+                     id_problem);
+    }
+    /* Accepted without deduplication: said in the log and in the job's metadata. */
+    char note[64];
+    snprintf(note, sizeof note, "none: id is %s", id_problem);
+    out->dedupe_note = strdup(note);
+    if (out->dedupe_note == NULL) {
+      return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+    }
+    jb_log(JB_LOG_WARN, "event accepted without deduplication", "reason", note, "event_type",
+           out->event_type, JB_LOG_END);
+  }
+  if (out->dedupe_base == NULL && require_id) {
+    return jb_fail(e, JB_ERR_INVALID,
+                   "event has no id (message_id, CloudEvents id or body id/event_id) and "
+                   "ingest.require_event_id is true");
+  }
+  return JB_OK;
+}
+
 jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_id, jb_event *out,
                       jb_error *e) {
   memset(out, 0, sizeof *out);
+  if (f->body_len == 0) return jb_fail(e, JB_ERR_INVALID, "body is empty");
   if (f->body_len > max_body)
     return jb_fail(e, JB_ERR_INVALID, "body of %zu bytes exceeds ingest.max_body_bytes (%zu)",
                    f->body_len, max_body);
   long bad = utf8_invalid_at((const unsigned char *)f->body, f->body_len);
   if (bad >= 0) return jb_fail(e, JB_ERR_INVALID, "body is not valid UTF-8 (byte %ld)", bad);
-  json_error_t jerr;
-  json_t *body = json_loadb(f->body, f->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
-  if (body == NULL)
-    return jb_fail(e, JB_ERR_INVALID, "malformed JSON at byte %d: %s", jerr.position, jerr.text);
+  jb_err rc = check_facts(f, e);
+  if (rc != JB_OK) return rc;
+  json_t *body;
+  jb_error perr;
+  if (jb_json_parse(f->body, f->body_len, &body, &perr) != JB_OK)
+    return jb_fail(e, perr.code, "malformed JSON body: %s", perr.msg);
   out->body = body;
 
+  const char *id_problem = NULL; /* why the body's id cannot be used, if it cannot */
   const char *bin_type = header(f, ce_type_headers);
   bool structured =
       f->content_type && strncasecmp(f->content_type, "application/cloudevents+json", 28) == 0;
@@ -108,6 +209,7 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
     if (!json_is_object(body)) goto not_object;
     out->event_type = member_text(body, "type");
     out->event_id = member_text(body, "id");
+    id_problem = unusable_id(body, "id");
     out->source = member_text(body, "source");
     out->data = json_incref(json_object_get(body, "data"));
   } else if (bin_type != NULL) {
@@ -121,7 +223,11 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
     if (!json_is_object(body)) goto not_object;
     out->event_type = member_text(body, "event_type");
     out->event_id = member_text(body, "id");
-    if (out->event_id == NULL) out->event_id = member_text(body, "event_id");
+    id_problem = unusable_id(body, "id");
+    if (out->event_id == NULL && json_object_get(body, "event_id") != NULL) {
+      out->event_id = member_text(body, "event_id");
+      id_problem = unusable_id(body, "event_id");
+    }
     json_t *data = json_object_get(body, "payload");
     if (data == NULL) data = json_object_get(body, "data");
     out->data = json_incref(data);
@@ -140,60 +246,13 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
     return jb_fail(e, JB_ERR_INVALID, "event type is longer than 255 bytes");
   }
 
-  /* The id that makes a redelivery recognisable: the broker's message_id first. */
-  if (f->message_id && *f->message_id) {
-    out->dedupe_base = strdup(f->message_id);
-  } else if (out->event_id && out->source) {
-    size_t len = strlen(out->source) + strlen(out->event_id) + 2;
-    out->dedupe_base = malloc(len);
-    if (out->dedupe_base) snprintf(out->dedupe_base, len, "%s/%s", out->source, out->event_id);
-  } else if (out->event_id) {
-    out->dedupe_base = strdup(out->event_id);
-  }
-  if (out->dedupe_base == NULL && require_id) {
-    jb_event_clear(out);
-    return jb_fail(e, JB_ERR_INVALID,
-                   "event has no id (message_id, CloudEvents id or body id/event_id) and "
-                   "ingest.require_event_id is true");
-  }
-  return JB_OK;
+  jb_err drc = set_dedupe(out, f, id_problem, require_id, e);
+  if (drc != JB_OK) jb_event_clear(out);
+  return drc;
 
 not_object:
   jb_event_clear(out);
   return jb_fail(e, JB_ERR_INVALID, "body is JSON but not an object");
-}
-
-/* The word after the one at s, or NULL when s holds the last word. */
-static const char *next_word(const char *s) {
-  const char *dot = strchr(s, '.');
-  return dot ? dot + 1 : NULL;
-}
-
-static bool word_is(const char *s, const char *w) {
-  size_t len = strcspn(s, ".");
-  return strlen(w) == len && strncmp(s, w, len) == 0;
-}
-
-static bool same_word(const char *a, const char *b) {
-  size_t la = strcspn(a, "."), lb = strcspn(b, ".");
-  return la == lb && strncmp(a, b, la) == 0;
-}
-
-/* p and t point at the start of a word, or are NULL when no words are left. */
-static bool match_words(const char *p, const char *t) {
-  if (p == NULL) return t == NULL;
-  if (word_is(p, "#")) {
-    if (match_words(next_word(p), t)) return true;    /* # takes no word */
-    return t != NULL && match_words(p, next_word(t)); /* # takes one word, and may take more */
-  }
-  if (t == NULL) return false;
-  if (!word_is(p, "*") && !same_word(p, t)) return false;
-  return match_words(next_word(p), next_word(t));
-}
-
-bool jb_topic_match(const char *pattern, const char *topic) {
-  if (pattern == NULL || topic == NULL) return false;
-  return match_words(pattern, topic);
 }
 
 json_t *jb_json_pointer(json_t *root, const char *pointer) {
@@ -264,61 +323,84 @@ static json_t *job_metadata(const jb_mapping *m, const jb_event *ev, const jb_de
           jb_time_format(f->received_at ? f->received_at : jb_time_now(), ts, sizeof ts));
   if (ev->source) set_str(meta, "source", ev->source);
   if (f->message_id) set_str(meta, "message_id", f->message_id);
+  if (ev->dedupe_note) set_str(meta, "dedupe", ev->dedupe_note);
   return meta;
+}
+
+/* Appends the job request of mapping i for ev to out. */
+static jb_err map_one(const jb_config *cfg, size_t i, const jb_event *ev,
+                      const jb_delivery_facts *f, jb_mapped *out, jb_error *e) {
+  const jb_mapping *m = &cfg->mappings[i];
+  json_t *payload;
+  if (m->payload != NULL) {
+    payload = jb_json_pointer(ev->format == JB_EVENT_CE_BINARY ? ev->data : ev->body, m->payload);
+    if (payload == NULL) {
+      return jb_fail(e, JB_ERR_INVALID,
+                     "mappings[%zu] (job type %s): payload pointer \"%s\" "
+                     "finds nothing in the event",
+                     i, m->job_type, m->payload);
+    }
+  } else {
+    payload = ev->data ? ev->data : ev->body;
+  }
+  if (!json_is_object(payload)) {
+    return jb_fail(e, JB_ERR_INVALID,
+                   "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
+                   m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
+  }
+  jb_job_request *r = &out->reqs[out->n++];
+  r->job_type = m->job_type;
+  r->queue_name = m->queue;
+  r->priority = m->priority;
+  r->payload = json_incref(payload);
+  r->opts.max_retries = m->max_retries;
+  r->opts.metadata = job_metadata(m, ev, f);
+  if (m->delay_s > 0)
+    r->opts.scheduled_at =
+        (f->received_at ? f->received_at : jb_time_now()) + (jb_time)(m->delay_s * 1e6);
+  if (ev->dedupe_base) {
+    size_t len = strlen(ev->dedupe_base) + strlen(m->job_type) + 2;
+    char *key = malloc(len);
+    if (key) snprintf(key, len, "%s|%s", ev->dedupe_base, m->job_type);
+    r->opts.dedupe_key = key;
+  }
+  if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL)) {
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  return JB_OK;
+}
+
+/* The indices of the mappings whose pattern matches type, in table order: through the index
+ * compiled when the config was loaded, or (a config built by hand) by testing each. *idx is a
+ * new array the caller frees. */
+static jb_err matching_mappings(const jb_config *cfg, const char *type, size_t **idx, size_t *n) {
+  if (cfg->mapping_index != NULL) return jb_topic_index_match(cfg->mapping_index, type, idx, n);
+  *n = 0;
+  *idx = malloc((cfg->mappings_len ? cfg->mappings_len : 1) * sizeof **idx);
+  if (*idx == NULL) return JB_ERR_NOMEM;
+  for (size_t i = 0; i < cfg->mappings_len; i++)
+    if (jb_topic_match(cfg->mappings[i].event_type, type)) (*idx)[(*n)++] = i;
+  return JB_OK;
 }
 
 jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_facts *f,
                     jb_mapped *out, jb_error *e) {
   memset(out, 0, sizeof *out);
-  size_t matches = 0;
-  for (size_t i = 0; i < cfg->mappings_len; i++)
-    if (jb_topic_match(cfg->mappings[i].event_type, ev->event_type)) matches++;
-  if (matches == 0)
+  size_t *idx = NULL, matches = 0;
+  if (matching_mappings(cfg, ev->event_type, &idx, &matches) != JB_OK)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  if (matches == 0) {
+    free(idx);
     return jb_fail(e, JB_ERR_INVALID, "no mapping matches event type \"%s\"", ev->event_type);
-  out->reqs = calloc(matches, sizeof *out->reqs);
-  if (out->reqs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < cfg->mappings_len; i++) {
-    const jb_mapping *m = &cfg->mappings[i];
-    if (!jb_topic_match(m->event_type, ev->event_type)) continue;
-    json_t *payload;
-    if (m->payload != NULL) {
-      payload = jb_json_pointer(ev->format == JB_EVENT_CE_BINARY ? ev->data : ev->body, m->payload);
-      if (payload == NULL) {
-        jb_mapped_clear(out);
-        return jb_fail(e, JB_ERR_INVALID,
-                       "mappings[%zu] (job type %s): payload pointer \"%s\" "
-                       "finds nothing in the event",
-                       i, m->job_type, m->payload);
-      }
-    } else {
-      payload = ev->data ? ev->data : ev->body;
-    }
-    if (!json_is_object(payload)) {
-      jb_mapped_clear(out);
-      return jb_fail(e, JB_ERR_INVALID,
-                     "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
-                     m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
-    }
-    jb_job_request *r = &out->reqs[out->n++];
-    r->job_type = m->job_type;
-    r->queue_name = m->queue;
-    r->priority = m->priority;
-    r->payload = json_incref(payload);
-    r->opts.max_retries = m->max_retries;
-    r->opts.metadata = job_metadata(m, ev, f);
-    if (m->delay_s > 0)
-      r->opts.scheduled_at =
-          (f->received_at ? f->received_at : jb_time_now()) + (jb_time)(m->delay_s * 1e6);
-    if (ev->dedupe_base) {
-      size_t len = strlen(ev->dedupe_base) + strlen(m->job_type) + 2;
-      char *key = malloc(len);
-      if (key) snprintf(key, len, "%s|%s", ev->dedupe_base, m->job_type);
-      r->opts.dedupe_key = key;
-    }
-    if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL)) {
-      jb_mapped_clear(out);
-      return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-    }
   }
-  return JB_OK;
+  out->reqs = calloc(matches, sizeof *out->reqs);
+  if (out->reqs == NULL) {
+    free(idx);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  jb_err rc = JB_OK;
+  for (size_t k = 0; k < matches && rc == JB_OK; k++) rc = map_one(cfg, idx[k], ev, f, out, e);
+  free(idx);
+  if (rc != JB_OK) jb_mapped_clear(out);
+  return rc;
 }

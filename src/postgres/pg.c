@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobbridge/json.h"
 #include "jobbridge/log.h"
 #include "postgres/migrations.h"
 #include "postgres/pg_internal.h"
@@ -402,9 +403,16 @@ static jb_time time_col(const PGresult *res, int row, int col) {
   return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+/* A jsonb column through jobbridge's own parser, so that its numbers stay exactly as
+ * PostgreSQL keeps them (jobbridge/json.h); NULL when SQL NULL or (never expected from jsonb)
+ * unparsable. */
 static json_t *json_col(const PGresult *res, int row, int col) {
   if (PQgetisnull(res, row, col)) return NULL;
-  return json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+  json_t *v;
+  jb_error e;
+  if (jb_json_parse(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col), &v, &e) != JB_OK)
+    return NULL;
+  return v;
 }
 
 jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) {

@@ -5,6 +5,8 @@
  * then each element as its length (-1 for NULL) and its bytes in the type's binary form. */
 #include "postgres/pg_array.h"
 
+#include "jobbridge/json.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,171 +143,19 @@ void jb_pg_array_text(jb_pg_array *a, const char *s) {
   }
 }
 
-/* ---- JSON, written straight into the literal ----
- * The same compact text as jansson's json_dumps(JSON_COMPACT | JSON_ENCODE_ANY), escaped for
- * the array literal on the way. jansson's own dumper hands its output over in small pieces and
- * keeps a hash table of the objects it is inside (formatting each one's address for it): a
- * fifth of the ingest's CPU, to write a payload and a metadata object per job. */
+/* ---- JSON: jobbridge's one writer (jobbridge/json.h), straight into the array's buffer, escaped
+ * on the way for a quoted element of a text literal. */
 
-/* Appends byte c of JSON text, escaped for a quoted element of a text literal (esc). */
-static inline void lit(char **p, char c, bool esc) {
-  if (esc && (c == '"' || c == '\\')) *(*p)++ = '\\';
-  *(*p)++ = c;
-}
-
-/* The length of the UTF-8 sequence at s (at most n bytes), or 0 if it is not valid UTF-8
- * (overlong forms, surrogates and code points above U+10FFFF included), as jansson checks. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len;
-  unsigned cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
-}
-
-/* Appends a JSON string (quotes included); false if s is not valid UTF-8. */
-static bool put_json_string(jb_pg_array *a, const char *s, size_t n) {
-  /* At worst \u00XX (6 bytes) per byte, and its backslash doubled for the literal. */
-  if (!reserve(a, 7 * n + 4)) return true; /* a->failed tells */
-  char *p = a->buf + a->len;
-  bool esc = !a->binary;
-  lit(&p, '"', esc);
-  for (size_t i = 0; i < n;) {
-    unsigned char c = (unsigned char)s[i];
-    if (c >= 0x80) {
-      size_t len = utf8_len((const unsigned char *)s + i, n - i);
-      if (len == 0) return false;
-      memcpy(p, s + i, len);
-      p += len;
-      i += len;
-      continue;
-    }
-    i++;
-    if (c >= 0x20 && c != '"' && c != '\\') {
-      *p++ = (char)c;
-      continue;
-    }
-    lit(&p, '\\', esc);
-    switch (c) {
-      case '"':
-      case '\\':
-        lit(&p, (char)c, esc);
-        break;
-      case '\b':
-        *p++ = 'b';
-        break;
-      case '\f':
-        *p++ = 'f';
-        break;
-      case '\n':
-        *p++ = 'n';
-        break;
-      case '\r':
-        *p++ = 'r';
-        break;
-      case '\t':
-        *p++ = 't';
-        break;
-      default:
-        p += sprintf(p, "u%04X", c);
-    }
-  }
-  lit(&p, '"', esc);
-  a->len = (size_t)(p - a->buf);
-  return true;
-}
-
-/* A real as jansson writes it: 17 significant digits, ".0" when it would read as an integer,
- * no "+" or leading zeros in the exponent. */
-static void put_json_real(jb_pg_array *a, double v) {
-  char num[40];
-  int n = snprintf(num, sizeof num, "%.17g", v);
-  if (n < 0 || n >= (int)sizeof num - 2) return;
-  if (strspn(num, "0123456789-") == (size_t)n) {
-    memcpy(num + n, ".0", 3);
-    n += 2;
-  }
-  char *exp = strchr(num, 'e');
-  if (exp != NULL) {
-    char *start = exp + 1, *end = start + 1;
-    if (*start == '-') start++;
-    while (*end == '0') end++;
-    if (end != start) {
-      memmove(start, end, (size_t)(num + n - end) + 1);
-      n -= (int)(end - start);
-    }
-  }
-  put(a, num, (size_t)n);
-}
-
-/* Appends v as JSON text; false if it cannot be encoded (invalid UTF-8, too deep). */
-static bool put_json(jb_pg_array *a, const json_t *v, int depth) {
-  if (depth > 2048) return false; /* jansson's parser depth limit; keeps the stack bounded */
-  char num[24];
-  switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-      put(a, "{", 1);
-      bool first = true;
-      const char *key;
-      json_t *value;
-      json_object_foreach((json_t *)v, key, value) {
-        if (!first) put(a, ",", 1);
-        first = false;
-        if (!put_json_string(a, key, strlen(key))) return false;
-        put(a, ":", 1);
-        if (!put_json(a, value, depth + 1)) return false;
-      }
-      put(a, "}", 1);
-      return true;
-    }
-    case JSON_ARRAY:
-      put(a, "[", 1);
-      for (size_t i = 0; i < json_array_size(v); i++) {
-        if (i > 0) put(a, ",", 1);
-        if (!put_json(a, json_array_get(v, i), depth + 1)) return false;
-      }
-      put(a, "]", 1);
-      return true;
-    case JSON_STRING:
-      return put_json_string(a, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-      put(a, num,
-          (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v)));
-      return true;
-    case JSON_REAL:
-      put_json_real(a, json_real_value(v));
-      return true;
-    case JSON_TRUE:
-      put(a, "true", 4);
-      return true;
-    case JSON_FALSE:
-      put(a, "false", 5);
-      return true;
-    case JSON_NULL:
-      put(a, "null", 4);
-      return true;
-  }
-  return false;
+/* Appends v; false if it cannot be encoded (invalid UTF-8, too deep). */
+static bool put_json(jb_pg_array *a, const json_t *v) {
+  if (a->failed) return true;
+  jb_json_buf b = {.data = a->buf, .len = a->len, .cap = a->cap};
+  bool ok = jb_json_write(&b, v, a->binary ? JB_JSON_COMPACT : JB_JSON_PG_QUOTED);
+  a->buf = b.data;
+  a->len = b.len;
+  a->cap = b.cap;
+  if (b.failed) a->failed = true;
+  return ok;
 }
 
 void jb_pg_array_json(jb_pg_array *a, const json_t *v) {
@@ -321,7 +171,7 @@ void jb_pg_array_json(jb_pg_array *a, const json_t *v) {
   } else {
     put(a, "\"", 1);
   }
-  if (!put_json(a, v, 0) && !a->failed) a->failed = a->unencodable = true;
+  if (!put_json(a, v) && !a->failed) a->failed = a->unencodable = true;
   if (a->binary)
     patch_be32(a, start, (uint32_t)(a->len - start - 4));
   else
