@@ -13,6 +13,7 @@
 #include "handlers/exec_env.h"
 #include "handlers/shepherd.h"
 #include "jobbridge/job_handler.h"
+#include "jobbridge/json.h"
 #include "jobbridge/log.h"
 
 #define EXIT_NON_RETRIABLE 65 /* EX_DATAERR: the job itself is bad, retrying will not help */
@@ -43,13 +44,16 @@ static void exec_destroy(void *self) {
   free(h);
 }
 
-/* The job as the program sees it on stdin. */
+/* The job as the program sees it on stdin, written by jobbridge's one JSON writer so that the
+ * payload's numbers reach the program exactly as they were stored. */
 static char *job_input(const jb_job *job) {
-  json_t *o = json_pack("{s:s, s:s, s:s, s:O, s:O, s:i, s:i}", "id", job->id, "job_type",
-                        job->job_type, "queue_name", job->queue_name, "payload", job->payload,
-                        "metadata", job->metadata ? job->metadata : json_object(), "retry_count",
-                        job->retry_count, "max_retries", job->max_retries);
-  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_t *meta = job->metadata ? json_incref(job->metadata) : json_object();
+  /* "o" steals meta, also when json_pack fails. */
+  json_t *o =
+      json_pack("{s:s, s:s, s:s, s:O, s:o, s:i, s:i}", "id", job->id, "job_type", job->job_type,
+                "queue_name", job->queue_name, "payload", job->payload, "metadata", meta,
+                "retry_count", job->retry_count, "max_retries", job->max_retries);
+  char *text = o ? jb_json_dumps(o, JB_JSON_COMPACT, NULL) : NULL;
   json_decref(o);
   return text;
 }
@@ -254,7 +258,9 @@ static void run_result(const run_state *s, const exec_handler *h, int stopped, j
   } else if (WEXITSTATUS(s->status) == 0) {
     r->success = true;
     if (s->ob.len > 0 && !s->ob.truncated) {
-      json_t *v = json_loadb(s->ob.data, s->ob.len, 0, NULL);
+      /* The one parser: the result's numbers are stored exactly as the program wrote them. */
+      json_t *v = NULL;
+      if (jb_json_parse(s->ob.data, s->ob.len, &v, NULL) != JB_OK) v = NULL;
       if (json_is_object(v))
         r->result_data = v;
       else
