@@ -63,7 +63,7 @@ static const key_decl root_keys[] = {
      "classic or quorum (quorum for high availability)"},
     {"amqp.input.dead_letter_exchange", K_STRING, CFG(in_dead_letter_exchange), 0,
      "\"jobbridge.dead-letter\"", 0, 0, false,
-     "durable topic exchange that receives rejected events with an x-jobbridge-error header"},
+     "durable topic exchange that receives dead-lettered events with an x-jobbridge-error header"},
     {"amqp.output.exchange", K_STRING, CFG(out_exchange), 0, "\"jobbridge.jobs\"", 0, 0, false,
      "durable topic exchange job events (job.<status>.<job_type>) are published to"},
     {"amqp.output.exchange_type", K_STRING, CFG(out_exchange_type), 0, "\"topic\"", 0, 0, false,

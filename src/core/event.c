@@ -4,6 +4,7 @@
 
 #include "jobbridge/json.h"
 #include "jobbridge/log.h"
+#include "jobbridge/utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -21,42 +22,6 @@ void jb_event_clear(jb_event *ev) {
   free(ev->dedupe_base);
   free(ev->dedupe_note);
   memset(ev, 0, sizeof *ev);
-}
-
-/* Offset of the first byte that is not valid UTF-8, or -1 when the text is valid (RFC 3629:
- * no overlongs, no surrogates, nothing above U+10FFFF). */
-static long utf8_invalid_at(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = s[i];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return (long)i;
-    }
-    if (i + len > n) return (long)i;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return (long)i;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return (long)i;
-    i += len;
-  }
-  return -1;
 }
 
 static const char *header(const jb_delivery_facts *f, const char *const *names) {
@@ -114,7 +79,7 @@ static const char *unusable_id(json_t *obj, const char *key) {
  * metadata and from the log line (both JSON) without a word. */
 static jb_err check_fact(const char *what, const char *s, jb_error *e) {
   if (s == NULL) return JB_OK;
-  long bad = utf8_invalid_at((const unsigned char *)s, strlen(s));
+  long bad = jb_utf8_invalid_at((const unsigned char *)s, strlen(s));
   if (bad < 0) return JB_OK;
   return jb_fail(e, JB_ERR_INVALID, "%s is not valid UTF-8 (byte %ld)", what, bad);
 }
@@ -190,7 +155,7 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
   if (f->body_len > max_body)
     return jb_fail(e, JB_ERR_INVALID, "body of %zu bytes exceeds ingest.max_body_bytes (%zu)",
                    f->body_len, max_body);
-  long bad = utf8_invalid_at((const unsigned char *)f->body, f->body_len);
+  long bad = jb_utf8_invalid_at((const unsigned char *)f->body, f->body_len);
   if (bad >= 0) return jb_fail(e, JB_ERR_INVALID, "body is not valid UTF-8 (byte %ld)", bad);
   jb_err rc = check_facts(f, e);
   if (rc != JB_OK) return rc;

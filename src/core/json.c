@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/json_impl.h"
+#include "jobbridge/utf8.h"
 
 typedef struct parser {
   const char *start, *p, *end;
@@ -34,36 +35,6 @@ __attribute__((format(printf, 3, 4))) static json_t *fail(parser *ps, const char
 static void skip_ws(parser *ps) {
   while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
     ps->p++;
-}
-
-/* The length of the UTF-8 sequence at s (at most n bytes), 0 if it is not valid UTF-8 (RFC
- * 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
 }
 
 static bool scratch_reserve(parser *ps, size_t need) {
@@ -178,7 +149,7 @@ static bool parse_string(parser *ps, const char **s, size_t *n) {
       q++;
       continue;
     }
-    size_t len = utf8_seq((const unsigned char *)q, (size_t)(end - q));
+    size_t len = jb_utf8_seq((const unsigned char *)q, (size_t)(end - q));
     if (len == 0) return fail(ps, q, "invalid UTF-8 in a string"), false;
     q += len;
   }
@@ -208,7 +179,7 @@ static bool parse_string(parser *ps, const char **s, size_t *n) {
     } else if (c < 0x20) {
       return fail(ps, q, "control character 0x%02X in a string (escape it)", c), false;
     } else {
-      size_t len = c < 0x80 ? 1 : utf8_seq((const unsigned char *)q, (size_t)(end - q));
+      size_t len = c < 0x80 ? 1 : jb_utf8_seq((const unsigned char *)q, (size_t)(end - q));
       if (len == 0) return fail(ps, q, "invalid UTF-8 in a string"), false;
       memcpy(ps->scratch + o, q, len);
       o += len;

@@ -9,6 +9,7 @@
 
 #include "core/json_impl.h"
 #include "jobbridge/json.h"
+#include "jobbridge/utf8.h"
 
 static bool reserve(jb_json_buf *b, size_t more) {
   if (b->failed) return false;
@@ -37,35 +38,6 @@ static inline void lit(char **p, char c, bool esc) {
   *(*p)++ = c;
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), 0 if it is not valid UTF-8. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned c = s[0];
-  size_t len;
-  unsigned cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) {
-    len = 2;
-    cp = c & 0x1f;
-  } else if (c >= 0xe0 && c <= 0xef) {
-    len = 3;
-    cp = c & 0x0f;
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
-}
-
 /* Appends a JSON string (quotes included); false if s is not valid UTF-8. An exact number
  * (JB_JSON_EXACT_TAG, then its text) is written as its text, a number. */
 static bool put_string(jb_json_buf *b, const char *s, size_t n, bool esc) {
@@ -83,7 +55,7 @@ static bool put_string(jb_json_buf *b, const char *s, size_t n, bool esc) {
   for (size_t i = 0; i < n;) {
     unsigned char c = (unsigned char)s[i];
     if (c >= 0x80) {
-      size_t len = utf8_len((const unsigned char *)s + i, n - i);
+      size_t len = jb_utf8_seq((const unsigned char *)s + i, n - i);
       if (len == 0) return false;
       memcpy(p, s + i, len);
       p += len;

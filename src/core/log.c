@@ -1,5 +1,6 @@
 /* JSON-lines logging on stderr (URL redaction is in redact.c). */
 #include "jobbridge/log.h"
+#include "jobbridge/utf8.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -30,32 +31,6 @@ int jb_log_enabled(jb_log_level lvl) {
   return (int)lvl >= atomic_load(&log_level);
 }
 
-/* The length of the valid UTF-8 sequence at p (RFC 3629: shortest form, no surrogates, at most
- * U+10FFFF), or 0 when the byte at p does not start one. */
-static size_t utf8_seq(const unsigned char *p) {
-  unsigned char c = p[0];
-  if (c < 0x80) return 1;
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (size_t i = 2; i < n; i++)
-    if (p[i] < 0x80 || p[i] > 0xBF) return 0;
-  return n;
-}
-
 char *jb_utf8_escape(const char *s) {
   size_t n = strlen(s);
   char *out = malloc(n * 4 + 1); /* each byte becomes at most "\xNN" */
@@ -63,8 +38,9 @@ char *jb_utf8_escape(const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   const unsigned char *p = (const unsigned char *)s;
   char *o = out;
-  while (*p != '\0') {
-    size_t len = utf8_seq(p);
+  const unsigned char *end = p + n;
+  while (p < end) {
+    size_t len = jb_utf8_seq(p, (size_t)(end - p));
     if (len > 0) {
       memcpy(o, p, len);
       o += len;
