@@ -20,7 +20,8 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
 /* How many queue connections the pool needs for this config (threads + 1). */
 size_t jb_worker_pool_connections(const jb_config *cfg);
 
-/* Registers (or replaces) the handler of a job type, before start. The pool owns it then. */
+/* Registers (or replaces) the handler of a job type, before start. The pool owns it then, also
+ * when this fails (it is destroyed then). */
 jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_handler h,
                                jb_error *e) JB_MUST_CHECK;
 

@@ -58,12 +58,18 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
       return JB_OK;
     }
   }
-  handler_entry *hs = realloc(p->handlers, (p->nhandlers + 1) * sizeof *hs);
-  if (hs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  /* The pool owns h from here on, also when registering it fails: then h is destroyed. */
+  char *name = strdup(job_type);
+  handler_entry *hs = name ? realloc(p->handlers, (p->nhandlers + 1) * sizeof *hs) : NULL;
+  if (hs == NULL) {
+    free(name);
+    if (h.ops->destroy) h.ops->destroy(h.self);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory registering the handler of job type %s",
+                   job_type);
+  }
   p->handlers = hs;
-  hs[p->nhandlers].job_type = strdup(job_type);
+  hs[p->nhandlers].job_type = name;
   hs[p->nhandlers].h = h;
-  if (hs[p->nhandlers].job_type == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   p->nhandlers++;
   return JB_OK;
 }
@@ -572,7 +578,7 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
           &(jb_exec_config){jt->command, jt->timeout_s, jt->env, jt->env_passthrough}, &h, e);
     else
       h = jb_noop_handler();
-    if (rc == JB_OK) rc = jb_worker_pool_register(p, jt->name, h, e);
+    if (rc == JB_OK) rc = jb_worker_pool_register(p, jt->name, h, e); /* destroys h on failure */
   }
   if (rc != JB_OK) {
     jb_worker_pool_free(p);

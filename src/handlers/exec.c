@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,13 @@
 #define EXIT_NON_RETRIABLE 65 /* EX_DATAERR: the job itself is bad, retrying will not help */
 #define KILL_GRACE_MS 5000    /* SIGTERM, then SIGKILL this much later */
 /* How long past the grace the worker waits for the shepherd before it kills the shepherd
- * itself (the tree then may outlive the run: logged). */
+ * itself (the tree then may outlive the run: logged). The same bound holds once the program's
+ * exit is known (the shepherd gives up on the tree sooner: JB_RUN_KILL_MAX_MS). */
 #define SHEPHERD_SLACK_MS 5000
+/* Once the program's exit is known, a stop (cancel, shutdown) waits at most this long more. */
+#define STOP_AFTER_EXIT_MS 2000
+/* The largest timeout_s: beyond it the deadline in milliseconds would not be a number. */
+#define MAX_TIMEOUT_S 1e9
 #define MAX_STDOUT (1 << 20)
 #define STDERR_TAIL 2048
 
@@ -139,6 +145,8 @@ typedef struct run_state {
   buf ob, eb;
   bool exited;     /* the shepherd reported the program's wait status */
   int status;      /* that status */
+  bool signalled;  /* the stop's SIGTERM reached the program before it exited */
+  bool tree_left;  /* the shepherd gave up killing the tree: processes may remain */
   int exec_errno;  /* execve failed with this */
   int start_errno; /* the shepherd could not start the program */
 } run_state;
@@ -155,6 +163,10 @@ static void read_msgs(run_state *s) {
     if (m.kind == JB_RUN_EXITED) {
       s->exited = true;
       s->status = m.value;
+    } else if (m.kind == JB_RUN_STOPPING) {
+      s->signalled = true;
+    } else if (m.kind == JB_RUN_TREE_LEFT) {
+      s->tree_left = true;
     } else if (m.kind == JB_RUN_EXEC_FAILED) {
       s->exec_errno = m.value;
     } else if (m.kind == JB_RUN_START_FAILED) {
@@ -163,6 +175,28 @@ static void read_msgs(run_state *s) {
   } else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
     close_fd(&s->run.msg_fd); /* the shepherd is gone, and with it the whole tree */
   }
+}
+
+/* Writes more of the job to the program's stdin. A program that exited or closed stdin makes
+ * the write fail with EPIPE and raise SIGPIPE in this thread: it is blocked around the write and
+ * a pending one taken, so that an embedder with SIGPIPE's default action does not die. */
+static void write_input(run_state *s) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  ssize_t w = write(s->run.in_fd, s->input + s->written, s->input_len - s->written);
+  int err = errno;
+  if (w < 0 && err == EPIPE && !was_pending) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (w > 0) s->written += (size_t)w;
+  if (w < 0 && err != EAGAIN && err != EINTR) s->written = s->input_len; /* stdin closed */
+  if (s->written == s->input_len) close_fd(&s->run.in_fd);
 }
 
 /* Services every descriptor that is ready within timeout_ms. */
@@ -176,10 +210,7 @@ static void pump(run_state *s, int timeout_ms) {
   for (int i = 0; i < np; i++) {
     if (!p[i].revents) continue;
     if (p[i].fd == s->run.in_fd) {
-      ssize_t w = write(s->run.in_fd, s->input + s->written, s->input_len - s->written);
-      if (w > 0) s->written += (size_t)w;
-      if (w < 0 && errno != EAGAIN) s->written = s->input_len; /* the program closed stdin */
-      if (s->written == s->input_len) close_fd(&s->run.in_fd);
+      write_input(s);
     } else if (p[i].fd == s->run.msg_fd) {
       read_msgs(s);
     } else {
@@ -198,7 +229,7 @@ static void pump(run_state *s, int timeout_ms) {
 
 /* Reaps the shepherd within a bounded time: it has closed its pipe, so it is exiting; if it is
  * still there after a second (or was given up on), SIGKILL, then a bounded wait again. */
-static void reap_shepherd(pid_t pid) {
+static void reap_shepherd(pid_t pid, const char *job_id) {
   for (int round = 0; round < 2; round++) {
     for (int i = 0; i < 200; i++) {
       pid_t r = waitpid(pid, NULL, WNOHANG);
@@ -207,40 +238,66 @@ static void reap_shepherd(pid_t pid) {
     }
     kill(pid, SIGKILL);
   }
-  jb_log(JB_LOG_ERROR, "an exec handler's shepherd process could not be reaped", JB_LOG_END);
+  char spid[24];
+  snprintf(spid, sizeof spid, "%d", (int)pid);
+  jb_log(JB_LOG_ERROR, "an exec handler's shepherd process could not be reaped", "job_id", job_id,
+         "shepherd_pid", spid, JB_LOG_END);
 }
 
 /* Runs until the shepherd is gone (the program and every process of its tree ended), stopping
- * it at the deadline or when ctx asks. Returns the stop reason (-1 for a timeout). */
-static int run_until_done(run_state *s, const exec_handler *h, jb_handler_ctx *ctx) {
+ * it at the deadline or when ctx asks. Once the program's exit is known, the shepherd gets a
+ * bounded time to end the tree (shorter when ctx asks to stop); past it the worker kills the
+ * shepherd and goes on: the program's status stands. Returns the stop reason (-1 for a
+ * timeout). */
+static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job,
+                          jb_handler_ctx *ctx) {
   int64_t deadline = jb_mono_ms() + (int64_t)(h->timeout_s * 1000);
   int64_t give_up_at = 0;
   int stopped = JB_STOP_NONE;
+  bool exit_seen = false, stop_after_exit = false;
   while (s->run.msg_fd >= 0) {
     int64_t now = jb_mono_ms();
     int reason = atomic_load(&ctx->stop);
-    if (give_up_at == 0 && !s->exited && (now >= deadline || reason != JB_STOP_NONE)) {
+    if (s->exited && !exit_seen) {
+      exit_seen = true;
+      give_up_at = now + KILL_GRACE_MS + SHEPHERD_SLACK_MS;
+    }
+    if (exit_seen && reason != JB_STOP_NONE && !stop_after_exit) {
+      stop_after_exit = true;
+      if (give_up_at > now + STOP_AFTER_EXIT_MS) give_up_at = now + STOP_AFTER_EXIT_MS;
+    }
+    if (give_up_at == 0 && (now >= deadline || reason != JB_STOP_NONE)) {
       stopped = reason != JB_STOP_NONE ? reason : -1;
       kill(s->run.shepherd, SIGTERM); /* SIGTERM to the tree, SIGKILL after the grace */
       give_up_at = now + KILL_GRACE_MS + SHEPHERD_SLACK_MS;
     } else if (give_up_at != 0 && now >= give_up_at) {
-      jb_log(JB_LOG_ERROR, "an exec handler's shepherd did not end its process tree in time",
-             JB_LOG_END);
+      jb_log(JB_LOG_ERROR,
+             "an exec handler's shepherd did not end its process tree in time; it is killed, "
+             "and processes of the job's tree may remain",
+             "job_id", job->id, "job_type", job->job_type, JB_LOG_END);
       kill(s->run.shepherd, SIGKILL);
       break;
     }
     pump(s, 100);
   }
+  if (s->tree_left)
+    jb_log(JB_LOG_ERROR,
+           "an exec handler's shepherd could not end every process of the job's tree (one "
+           "survives SIGKILL, may not be signalled, or cannot be found); processes may remain",
+           "job_id", job->id, "job_type", job->job_type, JB_LOG_END);
   /* What the program wrote before it ended is still in the pipes: read it. Every writer is
    * gone, so end-of-file comes at once (bounded anyway, should a process have escaped). */
   int64_t drain_end = jb_mono_ms() + 1000;
   while ((s->run.out_fd >= 0 || s->run.err_fd >= 0) && jb_mono_ms() < drain_end) pump(s, 50);
-  reap_shepherd(s->run.shepherd);
+  reap_shepherd(s->run.shepherd, job->id);
   return stopped;
 }
 
 static void run_result(const run_state *s, const exec_handler *h, int stopped, jb_job_result *r) {
   char what[160];
+  /* A program that exited on its own before a stop's signal reached it ended the run: its
+   * status stands, also when the stop or the deadline was seen before its exit was read. */
+  if (stopped != JB_STOP_NONE && s->exited && !s->signalled) stopped = JB_STOP_NONE;
   if (stopped > 0) {
     fail(r, true, strdup(stopped == JB_STOP_CANCEL ? "Job cancelled" : "stopped by shutdown"));
   } else if (s->start_errno != 0) {
@@ -293,7 +350,7 @@ static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
   }
   s.input = input;
   s.input_len = strlen(input);
-  int stopped = run_until_done(&s, h, ctx);
+  int stopped = run_until_done(&s, h, job, ctx);
   run_result(&s, h, stopped, r);
 out:
   close_fd(&s.run.in_fd);
@@ -365,6 +422,11 @@ jb_err jb_exec_handler_create(const jb_exec_config *c, jb_job_handler *out, jb_e
     if (problem != NULL)
       return jb_fail(e, JB_ERR_INVALID, "exec handler env_passthrough[%zu]: %s", i, problem);
   }
+  if (!(c->timeout_s > 0 && c->timeout_s <= MAX_TIMEOUT_S)) /* also false for NaN */
+    return jb_fail(e, JB_ERR_INVALID,
+                   "exec handler timeout_s must be a number of seconds above 0 and at most %g, "
+                   "not %g",
+                   MAX_TIMEOUT_S, c->timeout_s);
   exec_handler *h = calloc(1, sizeof *h);
   if (h == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   h->timeout_s = c->timeout_s;

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -88,25 +89,52 @@ static pid_t stat_ppid(const char *name) {
   return ppid;
 }
 
-/* Without /proc/thread-self/children (a kernel without CONFIG_PROC_CHILDREN): every process in
- * /proc whose parent is us. getdents64 straight, since opendir allocates. */
-static void each_child_by_scan(void (*fn)(pid_t, int), int sig) {
-  int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return;
-  pid_t self = getpid();
-  char buf[4096];
+/* Calls fn(d_name, arg) for every entry of the directory dfd, getdents64 straight (opendir
+ * allocates). Stops early when fn returns true; returns true then. */
+static bool each_dirent(int dfd, bool (*fn)(const char *, void *), void *arg) {
+  _Alignas(struct dirent64) char buf[4096]; /* getdents64 writes struct dirent64 records */
   long n;
   while ((n = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
     for (long off = 0; off < n;) {
       struct dirent64 *d = (struct dirent64 *)(buf + off);
       off += d->d_reclen;
-      if (d->d_name[0] < '1' || d->d_name[0] > '9') continue;
-      if (stat_ppid(d->d_name) != self) continue;
-      pid_t pid = 0;
-      for (const char *c = d->d_name; *c; c++) pid = pid * 10 + (*c - '0');
-      fn(pid, sig);
+      if (fn(d->d_name, arg)) return true;
     }
   }
+  return false;
+}
+
+/* A decimal name as a number, or -1 when it is not one. */
+static long name_number(const char *name) {
+  if (name[0] < '0' || name[0] > '9') return -1;
+  long v = 0;
+  for (const char *c = name; *c; c++) {
+    if (*c < '0' || *c > '9' || v > 100000000) return -1;
+    v = v * 10 + (*c - '0');
+  }
+  return v;
+}
+
+typedef struct scan_args {
+  pid_t self;
+  void (*fn)(pid_t, int);
+  int sig;
+} scan_args;
+
+static bool signal_if_child(const char *name, void *arg) {
+  const scan_args *a = arg;
+  long pid = name_number(name);
+  if (pid > 1 && stat_ppid(name) == a->self) a->fn((pid_t)pid, a->sig);
+  return false;
+}
+
+/* Without /proc/thread-self/children (a kernel without CONFIG_PROC_CHILDREN): every process in
+ * /proc whose parent is us. */
+static void each_child_by_scan(void (*fn)(pid_t, int), int sig) {
+  int dfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  scan_args a = {getpid(), fn, sig};
+  each_dirent(dfd, signal_if_child, &a);
   close(dfd);
 }
 
@@ -129,18 +157,53 @@ static int wait_signal(const sigset_t *set, int64_t ms) {
   return sig > 0 ? sig : 0;
 }
 
-/* Kills every process left in the tree: the program's group and each child of ours, again after
- * each reaped child (its own children have been reparented to us by then), until none is left. */
-static void kill_tree(pid_t pgid, const sigset_t *set) {
+/* Kills every process left in the tree after the program was reaped: each child of ours, again
+ * after each reaped child (its own children have been reparented to us by then), until none is
+ * left (true), or until JB_RUN_KILL_STALL_MS pass with none reaped or JB_RUN_KILL_MAX_MS in all
+ * (false: something survives SIGKILL, may not be signalled, or cannot be found). The program's
+ * group is not signalled here: its number may belong to another process by now. */
+static bool kill_tree(const sigset_t *set) {
+  int64_t start = now_ms(), last_reaped = start;
   for (;;) {
-    signal_group(pgid, SIGKILL);
     signal_children(SIGKILL);
     pid_t r;
-    while ((r = waitpid(-1, NULL, WNOHANG)) > 0) {
-    }
-    if (r < 0 && errno == ECHILD) return;
+    while ((r = waitpid(-1, NULL, WNOHANG)) > 0) last_reaped = now_ms();
+    if (r < 0 && errno == ECHILD) return true;
+    int64_t now = now_ms();
+    if (now - last_reaped >= JB_RUN_KILL_STALL_MS || now - start >= JB_RUN_KILL_MAX_MS)
+      return false;
     wait_signal(set, 50);
   }
+}
+
+static bool close_if_fd(const char *name, void *arg) {
+  long fd = name_number(name);
+  if (fd >= 4 && fd != *(int *)arg) {
+    close((int)fd);
+    *((int *)arg + 1) = 1; /* closed one: the listing changed, read it again */
+  }
+  return false;
+}
+
+/* Closes every descriptor from 4 up, without close_range (a kernel before 5.9): those listed in
+ * /proc/self/fd, or without /proc every number below RLIMIT_NOFILE. */
+static void close_from_4(void) {
+  int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    int arg[2] = {dfd, 1};
+    while (arg[1]) {
+      arg[1] = 0;
+      lseek(dfd, 0, SEEK_SET);
+      each_dirent(dfd, close_if_fd, arg);
+    }
+    close(dfd);
+    return;
+  }
+  struct rlimit rl;
+  rlim_t max = 1 << 20; /* the kernel's default ceiling (fs.nr_open) when the limit is unknown */
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) max = rl.rlim_cur;
+  if (max > (rlim_t)INT_MAX) max = INT_MAX;
+  for (int fd = 4; fd < (int)max; fd++) close(fd);
 }
 
 /* Puts the four pipe ends on descriptors 0-3 and closes every other descriptor the fork copied
@@ -153,11 +216,7 @@ static int place_fds(const int src[4]) {
   }
   for (int i = 0; i < 4; i++)
     if (dup2(tmp[i], i) < 0) return errno;
-  if (close_range(4, ~0U, 0) != 0) {
-    struct rlimit rl;
-    int max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
-    for (int fd = 4; fd < max; fd++) close(fd);
-  }
+  if (close_range(4, ~0U, 0) != 0) close_from_4();
   return 0;
 }
 
@@ -190,16 +249,36 @@ typedef struct start_args {
   int fds[4]; /* the program's stdin, stdout, stderr; the report pipe's write end */
 } start_args;
 
-/* Runs until the program exited, stopping it gracefully on SIGTERM; returns its wait status, or
- * -1 when jobbridge died (SIGHUP) and the tree must go at once. */
-static int supervise(pid_t pid, const start_args *a, const sigset_t *set) {
+/* Whether the program (our child pid) has exited, without reaping it: while it is an unreaped
+ * zombie its pid, and so its group number, cannot be taken by another process. */
+static bool program_exited(pid_t pid) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+}
+
+/* Reaps every exited child but the program (orphans of its tree that ended). Returns false when
+ * we have no child at all (cannot happen while the program is unreaped). */
+static bool reap_others(pid_t pid) {
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0) return errno != ECHILD;
+    if (si.si_pid == 0 || si.si_pid == pid) return true;
+    waitpid(si.si_pid, NULL, WNOHANG);
+  }
+}
+
+typedef enum { SUP_EXITED, SUP_HANGUP, SUP_LOST } sup_end;
+
+/* Runs until the program exited (left unreaped: see program_exited), stopping it gracefully on
+ * SIGTERM; SUP_HANGUP when jobbridge died (SIGHUP) and the tree must go at once; SUP_LOST when
+ * the program is not our child any more (cannot happen). */
+static sup_end supervise(pid_t pid, const start_args *a, const sigset_t *set) {
   int64_t kill_at = 0;
   for (;;) {
-    int st;
-    pid_t r;
-    while ((r = waitpid(-1, &st, WNOHANG)) > 0)
-      if (r == pid) return st;
-    if (r < 0 && errno == ECHILD) return 0; /* cannot happen: the program is our child */
+    if (!reap_others(pid)) return SUP_LOST;
+    if (program_exited(pid)) return SUP_EXITED;
     int64_t wait_ms = 1000;
     if (kill_at != 0) {
       if (now_ms() >= kill_at) {
@@ -210,8 +289,9 @@ static int supervise(pid_t pid, const start_args *a, const sigset_t *set) {
       wait_ms = kill_at - now_ms();
     }
     int sig = wait_signal(set, wait_ms);
-    if (sig == SIGHUP) return -1;
-    if (sig == SIGTERM && kill_at == 0) {
+    if (sig == SIGHUP) return SUP_HANGUP;
+    if (sig == SIGTERM && kill_at == 0 && !program_exited(pid)) {
+      report(3, JB_RUN_STOPPING, 0); /* before the signal: an exit read after it may be ours */
       signal_group(pid, SIGTERM);
       signal_children(SIGTERM);
       kill_at = now_ms() + a->grace_ms;
@@ -256,9 +336,21 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
   close(1);
   close(2);
   report(3, JB_RUN_STARTED, pid);
-  int st = supervise(pid, a, &set);
-  if (st != -1) report(3, JB_RUN_EXITED, st);
-  kill_tree(pid, &set);
+  sup_end end = supervise(pid, a, &set);
+  if (end != SUP_LOST) {
+    /* The program is not reaped yet (a zombie, or alive on SIGHUP): its group is still ours. */
+    signal_group(pid, SIGKILL);
+    signal_children(SIGKILL);
+  }
+  if (end == SUP_EXITED) { /* a zombie: waitpid returns at once */
+    int st;
+    pid_t r;
+    do r = waitpid(pid, &st, 0);
+    while (r < 0 && errno == EINTR);
+    /* No status (cannot happen) is reported as none: the worker takes that as a failure. */
+    if (r == pid) report(3, JB_RUN_EXITED, st);
+  }
+  if (!kill_tree(&set)) report(3, JB_RUN_TREE_LEFT, 0);
   _exit(0);
 }
 

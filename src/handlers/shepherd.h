@@ -10,8 +10,12 @@
  * (PR_SET_CHILD_SUBREAPER), so every descendant of the program that loses its parent, even one
  * in its own session, becomes the shepherd's child. It starts the program in a process group of
  * its own and reports on its pipe (jb_run_msg records). When the program has exited, it kills
- * every descendant left (SIGKILL, again and again until waitpid says ECHILD) and exits itself:
- * once the pipe reads end-of-file, nothing of the run is left. SIGTERM to the shepherd sends
+ * every descendant left (its group once, while the program is an unreaped zombie and the group
+ * number is still ours; then every child of its own, again and again until waitpid says ECHILD)
+ * and exits itself: once the pipe reads end-of-file, the run is over. That killing is bounded:
+ * after JB_RUN_KILL_STALL_MS with no child reaped, or JB_RUN_KILL_MAX_MS in all, the shepherd
+ * reports JB_RUN_TREE_LEFT and exits anyway (a process in D state, one it may not signal, or
+ * one it cannot find without /proc may then outlive the run). SIGTERM to the shepherd sends
  * SIGTERM to the program's group and to the orphans, and SIGKILL to all of them `grace_ms`
  * later. If the thread that forked it ends (jobbridge crashed), the shepherd gets SIGHUP
  * (PR_SET_PDEATHSIG) and kills the whole tree at once. It never signals pid -1 or group 1. */
@@ -28,7 +32,14 @@ enum {
   JB_RUN_START_FAILED, /* value: errno of the shepherd's own setup or its fork */
   JB_RUN_EXEC_FAILED,  /* value: errno of execve */
   JB_RUN_EXITED,       /* value: the program's wait status */
+  JB_RUN_STOPPING,     /* value 0: SIGTERM was passed to the program before it exited (so an
+                          exit reported after this may be the stop's doing) */
+  JB_RUN_TREE_LEFT,    /* value 0: the shepherd gave up killing the tree; processes may remain */
 };
+
+/* How long the shepherd keeps killing the tree after the program exited (see above). */
+#define JB_RUN_KILL_STALL_MS 2000
+#define JB_RUN_KILL_MAX_MS 5000
 
 /* One report, written at once (smaller than PIPE_BUF). */
 typedef struct jb_run_msg {

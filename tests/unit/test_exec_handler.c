@@ -7,11 +7,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,8 +28,9 @@ static void marker(char *buf, size_t len, int base) {
   snprintf(buf, len, "%d.%06d", base, (int)getpid() % 1000000);
 }
 
-/* How many `sleep <needle>` processes there are (zombies excluded: they have no command line). */
-static int count_procs(const char *needle) {
+/* How many `sleep <needle>` processes there are (zombies excluded: they have no command line);
+ * each is sent sig first unless sig is 0. */
+static int signal_procs(const char *needle, int sig) {
   DIR *d = opendir("/proc");
   int n = 0;
   struct dirent *de;
@@ -40,11 +45,17 @@ static int count_procs(const char *needle) {
     if (len <= 0) continue;
     buf[len] = '\0';
     size_t first = strlen(buf);
-    if (strcmp(buf, "sleep") == 0 && (ssize_t)first < len && strcmp(buf + first + 1, needle) == 0)
+    if (strcmp(buf, "sleep") == 0 && (ssize_t)first < len && strcmp(buf + first + 1, needle) == 0) {
+      if (sig != 0) kill(atoi(de->d_name), sig);
       n++;
+    }
   }
   if (d) closedir(d);
   return n;
+}
+
+static int count_procs(const char *needle) {
+  return signal_procs(needle, 0);
 }
 
 static jb_job test_job(void) {
@@ -316,4 +327,112 @@ Test(exec_config, env_keys_are_validated) {
   snprintf(text, sizeof text, "{\"job_types\": {\"t\": %s}}", t);
   cr_assert_eq(jb_config_parse(text, "test.json", &cfg, &e), JB_OK, "%s", e.msg);
   jb_config_free(cfg);
+}
+
+/* Review finding 1: a process of the tree the shepherd cannot end (here: it cannot find it,
+ * /proc being hidden by a tmpfs in a mount namespace of our own, so a setsid orphan is never
+ * signalled) neither holds the shepherd nor the worker: the shepherd gives up after a bounded
+ * time and says so, the worker logs it naming the job, and the program's status stands. Runs in
+ * a forked child (the namespace is its own); skipped where mount namespaces are not allowed. */
+Test(exec, tree_member_the_shepherd_cannot_end_does_not_hold_the_worker, .timeout = 120) {
+  char m[32], script[200];
+  marker(m, sizeof m, 1011);
+  snprintf(script, sizeof script,
+           "setsid sleep %s </dev/null >/dev/null 2>&1 & sleep 0.3; echo '{\"ok\": true}'", m);
+  int logs[2];
+  cr_assert_eq(pipe(logs), 0);
+  int64_t t0 = jb_mono_ms();
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(logs[0]);
+    if (unshare(CLONE_NEWNS) != 0) _exit(10);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(10);
+    if (mount("none", "/proc", "tmpfs", 0, NULL) != 0) _exit(10);
+    dup2(logs[1], STDERR_FILENO); /* jobbridge's log lines */
+    close(logs[1]);
+    jb_job_result r = {0};
+    run_sh(script, 300, NULL, &r);
+    _exit(r.success && json_is_true(json_object_get(r.result_data, "ok")) ? 0 : 1);
+  }
+  close(logs[1]);
+  char log[8192];
+  size_t len = 0;
+  int64_t until = t0 + 30000; /* without the fix the run lasts as long as the orphan: ~17 min */
+  for (;;) {
+    struct pollfd p = {logs[0], POLLIN, 0};
+    int64_t left = until - jb_mono_ms();
+    if (left <= 0 || poll(&p, 1, (int)left) <= 0) break;
+    ssize_t n = read(logs[0], log + len, sizeof log - 1 - len);
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  log[len] = '\0';
+  close(logs[0]);
+  int st = 0;
+  bool ended = waitpid(pid, &st, WNOHANG) == pid;
+  for (int i = 0; !ended && i < 100; i++) { /* end of stderr: the child is exiting */
+    usleep(50 * 1000);
+    ended = waitpid(pid, &st, WNOHANG) == pid;
+  }
+  double took = (double)(jb_mono_ms() - t0) / 1000;
+  if (!ended) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+  }
+  int orphans = signal_procs(m, SIGKILL); /* never leave it behind, whatever the outcome */
+  if (ended && WIFEXITED(st) && WEXITSTATUS(st) == 10)
+    cr_skip_test("mount namespaces are not allowed here: cannot hide /proc");
+  cr_assert(ended,
+            "the worker returned although a process of the tree could not be ended "
+            "(still running after %.1fs)",
+            took);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the program's status (success) stands");
+  cr_assert_lt(took, 20, "took %.1fs", took);
+  cr_assert_eq(orphans, 1, "the orphan the shepherd could not find really was there");
+  cr_assert(strstr(log, "processes may remain") != NULL, "logged: %s", log);
+  cr_assert(strstr(log, "0190d3e4-0000-7000-8000-000000000001") != NULL, "names the job: %s", log);
+}
+
+/* Review finding 3: the job is written to stdin of a program that closed it; the EPIPE must not
+ * kill a process that keeps SIGPIPE's default action (jb_exec_handler_create is public API). */
+Test(exec, program_that_closed_stdin_does_not_raise_sigpipe, .timeout = 60) {
+  signal(SIGPIPE, SIG_DFL);
+  char *argv[] = {"/bin/sh", "-c", "exec 0<&-; sleep 0.5; echo '{}'", NULL};
+  jb_job_handler h;
+  jb_error e;
+  cr_assert_eq(jb_exec_handler_new(argv, 30, &h, &e), JB_OK);
+  jb_job job = test_job();
+  size_t big = 4 << 20; /* far more than a pipe holds */
+  char *text = malloc(big + 1);
+  cr_assert_not_null(text);
+  memset(text, 'x', big);
+  text[big] = '\0';
+  json_object_set_new(job.payload, "big", json_string(text));
+  free(text);
+  jb_handler_ctx ctx = {0};
+  jb_job_result r = {0};
+  h.ops->handle(h.self, &job, &ctx, &r);
+  cr_assert(r.success, "%s", r.error_message ? r.error_message : "");
+  sigset_t now, pending;
+  pthread_sigmask(SIG_SETMASK, NULL, &now);
+  cr_assert(!sigismember(&now, SIGPIPE), "the signal mask is restored");
+  sigpending(&pending);
+  cr_assert(!sigismember(&pending, SIGPIPE), "no SIGPIPE left pending");
+  h.ops->destroy(h.self);
+  json_decref(job.payload);
+  json_decref(job.metadata);
+  jb_job_result_clear(&r);
+}
+
+/* Review finding 7: a timeout that is not a finite number of seconds above 0 is refused (the
+ * deadline in milliseconds would be undefined). */
+Test(exec, timeout_must_be_finite_and_positive) {
+  char *argv[] = {"/bin/true", NULL};
+  const double bad[] = {NAN, INFINITY, -INFINITY, 0, -1, 1e300};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    jb_job_handler h;
+    jb_error e;
+    cr_assert_eq(jb_exec_handler_new(argv, bad[i], &h, &e), JB_ERR_INVALID, "refused: %g", bad[i]);
+    cr_assert(strstr(e.msg, "timeout_s") != NULL, "%s", e.msg);
+  }
 }
