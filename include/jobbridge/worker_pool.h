@@ -10,8 +10,8 @@
 
 typedef struct jb_worker_pool jb_worker_pool;
 
-/* A pool of cfg->workers_threads workers (0: two per core, at least 4). queues[i] serves worker i and
- * queues[nthreads] the maintenance thread (lease renewal, cancellation, the reaper): each must
+/* A pool of cfg->workers_threads workers (0: two per core, at least 4). queues[i] serves worker i
+ * and queues[nthreads] the maintenance thread (lease renewal, cancellation, the reaper): each must
  * be its own connection, used by that thread only. Handlers for cfg's job types are built
  * here; `instance` names this process in locked_by. cfg and queues are borrowed. */
 jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_queue *queues,

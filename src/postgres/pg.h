@@ -17,8 +17,8 @@ jb_err jb_pg_check_url(const char *url, const char *what, jb_error *e) JB_MUST_C
 
 /* Connects to `url` and sets the search path to `schema` (both copied). A URL that cannot be
  * parsed fails with JB_ERR_CONFIG (jb_pg_check_url) before anything connects; a connection
- * failure returns JB_ERR_DB_CONN with a message that names the server but never the password. The connection
- * belongs to the calling thread until handed over; close with jb_pg_close. */
+ * failure returns JB_ERR_DB_CONN with a message that names the server but never the password. The
+ * connection belongs to the calling thread until handed over; close with jb_pg_close. */
 jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error *e) JB_MUST_CHECK;
 void jb_pg_close(jb_pg *pg);
 

@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${1:-$root/build-fuzz}
 mkdir -p "$out/corpus"
 cp "$root"/tests/fuzz/corpus/* "$out/corpus/"
-srcs=("$root"/src/core/{event,json,json_write,topic,config,redact,job,err,log}.c)
+srcs=("$root"/src/core/{event,json,json_write,topic,config,config_file,redact,job,err,log}.c)
 clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I"$root/include" -I"$root/src" "$root/tests/fuzz/fuzz_event.c" "${srcs[@]}" \

@@ -1,0 +1,14 @@
+/* Reading the config file into memory. Private to src/core. */
+#ifndef JB_CORE_CONFIG_FILE_H
+#define JB_CORE_CONFIG_FILE_H
+
+#include <stddef.h>
+
+#include "jobbridge/err.h"
+
+/* Reads the whole file at path into a new NUL-terminated buffer (*out, the caller frees; *n its
+ * length). A missing or unreadable file is JB_ERR_IO; a directory or an empty file is
+ * JB_ERR_CONFIG; each message names the path and what is wrong. */
+jb_err jb_config_read_file(const char *path, char **out, size_t *n, jb_error *e) JB_MUST_CHECK;
+
+#endif
