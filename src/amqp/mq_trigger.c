@@ -42,6 +42,8 @@ typedef struct pending {
   bool stored;  /* its jobs are committed (one by one, before a transient failure): never
                  * created again, only acked */
   bool settled; /* to be acked at the end of this flush */
+  bool retry;   /* could not be prepared (out of memory): neither good nor bad yet; stays
+                 * unacked and is prepared again after a backoff, never dead-lettered */
   char reason[640];
   jb_event ev;
   jb_mapped mapped;
@@ -58,8 +60,11 @@ typedef struct consumer {
   uint64_t pub_confirmed;       /* of those, confirmed by the broker */
   pending *pend;
   size_t n, cap;
-  jb_time first_at;       /* when the oldest pending delivery arrived */
-  jb_time retry_at;       /* no flush before this (the database or the dead-letter path failed) */
+  size_t n_held;          /* of the pending deliveries, those held (recounted by ack_settled) */
+  jb_time first_at;       /* when the oldest pending delivery not held arrived */
+  jb_time retry_at;       /* no job creation before this (the database failed, or memory ran out) */
+  jb_time dl_retry_at;    /* no dead-letter publish before this (the dead-letter path failed):
+                           * held deliveries wait for it, good ones never do */
   jb_time pub_service_at; /* when the idle dead-letter connection is next serviced */
   long db_backoff_ms;
   long dl_backoff_ms;
@@ -185,6 +190,7 @@ static void forget_pending(consumer *c) {
     jb_mapped_clear(&c->pend[i].mapped);
   }
   c->n = 0;
+  c->n_held = 0;
 }
 
 static void drop_consumer_conn(consumer *c, const char *why) {
@@ -227,7 +233,12 @@ static void service_publisher(consumer *c, jb_time now) {
   amqp_frame_t frame;
   struct timeval tv = {0, 0};
   int st = amqp_simple_wait_frame_noblock(c->pub, &frame, &tv);
-  if (st == AMQP_STATUS_TIMEOUT) return;
+  if (st == AMQP_STATUS_TIMEOUT) {
+    /* rabbitmq-c keeps every frame read (heartbeats, confirms) in the channel's pool until
+     * this: without it the connection's memory only grows. */
+    amqp_maybe_release_buffers(c->pub);
+    return;
+  }
   char idx[16];
   snprintf(idx, sizeof idx, "%d", c->index);
   jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed", "consumer", idx,
@@ -240,35 +251,44 @@ static void service_publisher(consumer *c, jb_time now) {
 
 /* ---- turning deliveries into job requests ---- */
 
-/* Parses and maps delivery p with the given table; marks it bad with a reason on failure. A
- * delivery already held (its reason is known) or stored (its jobs are committed) is left as it
- * is. */
+/* Parses and maps delivery p with the given table; marks it bad with a reason when the event
+ * is at fault, `retry` when memory ran out (that says nothing about the event: it is prepared
+ * again later, never dead-lettered). A delivery already held (its reason is known) or stored
+ * (its jobs are committed) is left as it is. */
 static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
   if (p->held || p->stored) return;
   jb_event_clear(&p->ev);
   jb_mapped_clear(&p->mapped);
   p->bad = false;
+  p->retry = false;
   if (!jb_delivery_nul_free(&p->env, p->reason, sizeof p->reason)) {
     p->bad = true;
     return;
   }
   jb_facts_buf fb;
-  if (!jb_delivery_facts_of(
-          &p->env, p->received_at,
-          &fb)) { /* dead-lettered, so kept: out of memory is no reason to lose it */
-    p->bad = true;
-    snprintf(p->reason, sizeof p->reason, "out of memory while reading the delivery");
+  if (!jb_delivery_facts_of(&p->env, p->received_at, &fb)) {
+    p->retry = true;
     return;
   }
   jb_error e;
   jb_error_clear(&e);
-  if (jb_event_parse(&fb.f, (size_t)cfg->ingest_max_body_bytes, cfg->ingest_require_event_id,
-                     &p->ev, &e) != JB_OK ||
-      jb_event_map(maps, &p->ev, &fb.f, &p->mapped, &e) != JB_OK) {
+  jb_err rc = jb_event_parse(&fb.f, (size_t)cfg->ingest_max_body_bytes,
+                             cfg->ingest_require_event_id, &p->ev, &e);
+  if (rc == JB_OK) rc = jb_event_map(maps, &p->ev, &fb.f, &p->mapped, &e);
+  if (rc == JB_ERR_NOMEM) {
+    p->retry = true;
+    jb_event_clear(&p->ev);
+    jb_mapped_clear(&p->mapped);
+  } else if (rc != JB_OK) {
     p->bad = true;
     snprintf(p->reason, sizeof p->reason, "%s", e.msg);
   }
   jb_facts_buf_free(&fb);
+}
+
+/* Whether p's jobs are to be created now: prepared, good, not stored yet. */
+static bool to_create(const pending *p) {
+  return !p->bad && !p->stored && !p->retry;
 }
 
 /* ---- dead letters ---- */
@@ -325,31 +345,61 @@ static jb_err wait_confirms(consumer *c, jb_error *e) {
   return rc;
 }
 
-/* Dead-letters the bad deliveries of a chunk (held ones included), each with a confirm. When a
+/* Whether chunk[i] is one settle_bad dead-letters: the held ones (held_only), else the bad
+ * ones of a chunk not held yet. */
+static bool dl_selected(const pending *p, bool held_only) {
+  return held_only ? p->held : p->bad && !p->held;
+}
+
+/* Marks the selected deliveries held (their reasons are kept; they stay unacked). */
+static void hold(consumer *c, pending *chunk, size_t n, bool held_only) {
+  for (size_t i = 0; i < n; i++)
+    if (dl_selected(&chunk[i], held_only) && !chunk[i].held) {
+      chunk[i].held = true;
+      atomic_fetch_add(&c->t->held, 1);
+    }
+}
+
+/* Publishes the selected deliveries as dead letters and waits for their confirms. When a
  * publish or its confirm fails, the connection is opened again once and every one of them is
- * published again (a dead letter may then arrive twice; none is lost). If that fails too, they
- * are held: left unacked with their reasons, and tried again after a backoff. Never rejected:
- * the queue's own dead-lettering would drop the reason. Returns false when they are held. */
-static bool settle_bad(consumer *c, pending *chunk, size_t n) {
-  size_t bad = 0;
-  for (size_t i = 0; i < n; i++) bad += chunk[i].bad;
-  if (bad == 0) return true;
-  jb_error pe;
-  jb_error_clear(&pe);
+ * published again (a dead letter may then arrive twice; none is lost). */
+static jb_err publish_selected(consumer *c, pending *chunk, size_t n, bool held_only,
+                               jb_error *pe) {
   jb_err rc = JB_ERR_AMQP_CONN;
   for (int attempt = 0; attempt < 2 && rc != JB_OK; attempt++) {
     if (attempt > 0) {
-      jb_log(JB_LOG_WARN, "dead-letter publish failed; reconnecting once", "error", pe.msg,
+      jb_log(JB_LOG_WARN, "dead-letter publish failed; reconnecting once", "error", pe->msg,
              JB_LOG_END);
       jb_amqp_drop(c->pub);
       c->pub = NULL;
     }
-    rc = connect_publisher(c, &pe);
+    rc = connect_publisher(c, pe);
     for (size_t i = 0; rc == JB_OK && i < n; i++)
-      if (chunk[i].bad) rc = publish_dead_letter(c, &chunk[i], &pe);
-    if (rc == JB_OK) rc = wait_confirms(c, &pe);
+      if (dl_selected(&chunk[i], held_only)) rc = publish_dead_letter(c, &chunk[i], pe);
+    if (rc == JB_OK) rc = wait_confirms(c, pe);
   }
-  if (rc != JB_OK) {
+  /* Every confirm is taken and nothing points into the frames read: give their memory back
+   * (rabbitmq-c keeps every frame in the channel's pool until this). */
+  if (c->pub != NULL) amqp_maybe_release_buffers(c->pub);
+  return rc;
+}
+
+/* Dead-letters the selected deliveries of a chunk (dl_selected), each with a confirm. If that
+ * fails, or the dead-letter path is still in its backoff (dl_retry_at), they are held: left
+ * unacked with their reasons, and tried again after the backoff, while the good deliveries
+ * around them go on being stored and acked. Never rejected: the queue's own dead-lettering
+ * would drop the reason. Published ones are marked settled. False when they are held. */
+static bool settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) bad += dl_selected(&chunk[i], held_only);
+  if (bad == 0) return true;
+  if (jb_time_now() < c->dl_retry_at) {
+    hold(c, chunk, n, held_only);
+    return false;
+  }
+  jb_error pe;
+  jb_error_clear(&pe);
+  if (publish_selected(c, chunk, n, held_only, &pe) != JB_OK) {
     jb_amqp_drop(c->pub);
     c->pub = NULL;
     char count[24], delay[24];
@@ -357,20 +407,17 @@ static bool settle_bad(consumer *c, pending *chunk, size_t n) {
     snprintf(delay, sizeof delay, "%ld", c->dl_backoff_ms);
     jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying", "events",
            count, "error", pe.msg, "retry_in_ms", delay, JB_LOG_END);
-    for (size_t i = 0; i < n; i++)
-      if (chunk[i].bad && !chunk[i].held) {
-        chunk[i].held = true;
-        atomic_fetch_add(&c->t->held, 1);
-      }
-    c->retry_at = jb_time_now() + c->dl_backoff_ms * 1000;
+    hold(c, chunk, n, held_only);
+    c->dl_retry_at = jb_time_now() + c->dl_backoff_ms * 1000;
     c->dl_backoff_ms = jb_backoff_next(c->dl_backoff_ms, 30000);
     return false;
   }
   c->dl_backoff_ms = 100;
   atomic_fetch_add(&c->t->dead_lettered, bad);
   for (size_t i = 0; i < n; i++) {
-    if (!chunk[i].bad) continue;
+    if (!dl_selected(&chunk[i], held_only)) continue;
     chunk[i].held = false;
+    chunk[i].settled = true;
     char tag[24];
     snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
     jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].reason, "event_id",
@@ -405,7 +452,7 @@ static void count_outcomes(consumer *c, const jb_create_outcome *out, size_t n) 
 static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
   size_t total = 0;
   for (size_t i = 0; i < n; i++)
-    if (!chunk[i].bad && !chunk[i].stored) total += chunk[i].mapped.n;
+    if (to_create(&chunk[i])) total += chunk[i].mapped.n;
   if (total == 0) return JB_OK;
   jb_job_request *reqs = malloc(total * sizeof *reqs);
   jb_create_outcome *out = malloc(total * sizeof *out);
@@ -416,14 +463,14 @@ static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
   }
   size_t k = 0;
   for (size_t i = 0; i < n; i++)
-    if (!chunk[i].bad && !chunk[i].stored)
+    if (to_create(&chunk[i]))
       for (size_t j = 0; j < chunk[i].mapped.n; j++) reqs[k++] = chunk[i].mapped.reqs[j];
   rc = c->creator->ops->create_jobs(c->creator->self, reqs, total, out, e);
   if (rc == JB_OK) count_outcomes(c, out, total);
   if (rc == JB_OK || !is_refusal(rc)) goto out;
   /* Refused: find the culprits one by one. */
   for (size_t i = 0; i < n; i++) {
-    if (chunk[i].bad || chunk[i].stored || chunk[i].mapped.n == 0) continue;
+    if (!to_create(&chunk[i]) || chunk[i].mapped.n == 0) continue;
     jb_error one;
     jb_error_clear(&one);
     jb_err r1 = c->creator->ops->create_jobs(c->creator->self, chunk[i].mapped.reqs,
@@ -461,12 +508,14 @@ static bool ack_settled(consumer *c, size_t n) {
     if (pd[i].settled && amqp_basic_ack(c->conn, CH, pd[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
       return false;
   size_t kept = 0;
+  c->n_held = 0;
   for (size_t i = 0; i < c->n; i++) {
     if (i < n && pd[i].settled) {
       amqp_destroy_envelope(&pd[i].env);
       jb_event_clear(&pd[i].ev);
       jb_mapped_clear(&pd[i].mapped);
     } else {
+      c->n_held += pd[i].held;
       if (kept != i) pd[kept] = pd[i];
       kept++;
     }
@@ -479,8 +528,23 @@ static bool ack_settled(consumer *c, size_t n) {
   return true;
 }
 
+/* Sets the retry time after memory ran out while preparing deliveries (like a transient
+ * database error: nothing is wrong with the events). */
+static void retry_unprepared(consumer *c, const pending *chunk, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) k += chunk[i].retry;
+  char count[24], delay[24];
+  snprintf(count, sizeof count, "%zu", k);
+  snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
+  jb_log(JB_LOG_WARN, "out of memory while reading events; holding them unacked and retrying",
+         "events", count, "retry_in_ms", delay, JB_LOG_END);
+  c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
+  c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
+}
+
 /* Flushes chunk pend[0..n): prepares, creates the jobs, dead-letters the bad deliveries, acks
- * what is settled. FLUSH_LATER when some of it must wait for the retry time. */
+ * what is settled. Held deliveries in the chunk are left as they are (see flush_held).
+ * FLUSH_LATER when some of it must wait for a retry time. */
 static flush_result flush_chunk(consumer *c, size_t n) {
   pending *chunk = c->pend;
   map_ref *maps = maps_get(c->t);
@@ -500,9 +564,16 @@ static flush_result flush_chunk(consumer *c, size_t n) {
     for (size_t i = 0; i < n; i++) chunk[i].settled = chunk[i].stored;
     res = FLUSH_LATER;
   } else {
-    c->db_backoff_ms = 100;
-    if (!settle_bad(c, chunk, n)) res = FLUSH_LATER;
-    for (size_t i = 0; i < n; i++) chunk[i].settled = !chunk[i].held;
+    bool unprepared = false;
+    for (size_t i = 0; i < n; i++) unprepared |= chunk[i].retry;
+    if (unprepared) {
+      retry_unprepared(c, chunk, n);
+      res = FLUSH_LATER;
+    } else {
+      c->db_backoff_ms = 100;
+    }
+    if (!settle_bad(c, chunk, n, false)) res = FLUSH_LATER;
+    for (size_t i = 0; i < n; i++) chunk[i].settled = !chunk[i].held && !chunk[i].retry;
   }
   size_t left = n;
   for (size_t i = 0; i < n; i++) left -= chunk[i].settled;
@@ -520,15 +591,36 @@ static flush_result flush_chunk(consumer *c, size_t n) {
   return res;
 }
 
-/* Flushes pending deliveries in chunks of ingest.batch_max. */
+/* Dead-letters the held deliveries once the dead-letter path's retry time has come, and acks
+ * those published (ack_settled's rules: the others stay pending, in order). */
+static flush_result flush_held(consumer *c) {
+  for (size_t i = 0; i < c->n; i++) c->pend[i].settled = false;
+  bool ok = settle_bad(c, c->pend, c->n, true);
+  if (!ack_settled(c, c->n)) return FLUSH_AMQP_LOST;
+  return ok ? FLUSH_DONE : FLUSH_LATER;
+}
+
+/* Flushes pending deliveries: while job creation is not in its retry time, in chunks of up to
+ * ingest.batch_max deliveries not held (held ones in between are carried along, not counted,
+ * and never block the good ones after them); then the held ones, when the dead-letter path's
+ * retry time has come. FLUSH_LATER when anything is left waiting. */
 static flush_result flush(consumer *c) {
-  while (c->n > 0) {
-    size_t n =
-        c->n < (size_t)c->t->cfg->ingest_batch_max ? c->n : (size_t)c->t->cfg->ingest_batch_max;
-    flush_result r = flush_chunk(c, n);
-    if (r != FLUSH_DONE) return r;
+  size_t batch = (size_t)c->t->cfg->ingest_batch_max;
+  flush_result res = FLUSH_DONE;
+  while (jb_time_now() >= c->retry_at) {
+    size_t end = 0, take = 0;
+    while (end < c->n && take < batch) take += !c->pend[end++].held;
+    if (take == 0) break;
+    flush_result r = flush_chunk(c, end);
+    if (r == FLUSH_AMQP_LOST) return r;
+    if (r == FLUSH_LATER) res = FLUSH_LATER;
   }
-  return FLUSH_DONE;
+  if (c->n_held > 0 && jb_time_now() >= c->dl_retry_at) {
+    flush_result r = flush_held(c);
+    if (r == FLUSH_AMQP_LOST) return r;
+  }
+  if (c->n > 0) res = FLUSH_LATER;
+  return res;
 }
 
 /* ---- receiving ---- */
@@ -566,7 +658,7 @@ static bool add_pending(consumer *c, amqp_envelope_t *env) {
   memset(p, 0, sizeof *p);
   p->env = *env;
   p->received_at = jb_time_now();
-  if (c->n == 1) c->first_at = p->received_at;
+  if (c->n - c->n_held == 1) c->first_at = p->received_at;
   atomic_fetch_add(&c->t->received, 1);
   return true;
 }
@@ -597,9 +689,12 @@ static void *consumer_main(void *arg) {
     }
     jb_time now = jb_time_now();
     service_publisher(c, now);
-    bool due = c->n >= (size_t)cfg->ingest_batch_max ||
-               (c->n > 0 && now - c->first_at >= (jb_time)cfg->ingest_batch_wait_ms * 1000);
-    if (due && now >= c->retry_at) {
+    /* Held deliveries wait for the dead-letter path only; they never delay the others. */
+    size_t ready = c->n - c->n_held;
+    bool due = ready >= (size_t)cfg->ingest_batch_max ||
+               (ready > 0 && now - c->first_at >= (jb_time)cfg->ingest_batch_wait_ms * 1000);
+    bool held_due = c->n_held > 0 && now >= c->dl_retry_at;
+    if ((due && now >= c->retry_at) || held_due) {
       flush_result r = flush(c);
       if (r == FLUSH_AMQP_LOST) {
         drop_consumer_conn(c, "an ack failed");
@@ -609,7 +704,7 @@ static void *consumer_main(void *arg) {
     /* Wait for the next delivery no longer than the batch window allows. The call also services
      * heartbeats, so it runs even while the database is down. */
     long wait_us = 100000;
-    if (c->n > 0 && c->retry_at <= now) {
+    if (ready > 0 && c->retry_at <= now) {
       jb_time left = c->first_at + (jb_time)cfg->ingest_batch_wait_ms * 1000 - now;
       wait_us = left < 1000 ? 1000 : (left < wait_us ? (long)left : wait_us);
     }

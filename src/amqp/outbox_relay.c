@@ -479,6 +479,12 @@ static jb_err relay_round(jb_outbox_relay *r, pipe_state *ps, bool stopping, boo
     if (notified) *fetch_due = true;
   }
   flush_returns(r, false);
+  /* rabbitmq-c keeps every frame it reads (each confirm) in the channel's pool until this
+   * call: once per round, not only when idle, or a steady stream or a draining backlog grows
+   * the relay's memory without bound. The confirms are settled into r->track and a return's
+   * strings copied by on_return, so nothing points into those frames now; a channel with
+   * frames still queued is skipped by rabbitmq-c itself. */
+  if (r->conn != NULL) amqp_maybe_release_buffers(r->conn);
   *idle = fetched == 0 && ps->n == 0;
   return rc;
 }
@@ -575,7 +581,6 @@ static void *relay_main(void *arg) {
     if (idle) {
       if (stopping) break; /* drained */
       if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) jb_sleep_ms(200);
-      amqp_maybe_release_buffers(r->conn);
     }
   }
   flush_returns(r, true);

@@ -32,20 +32,27 @@ static const char *header(const jb_delivery_facts *f, const char *const *names) 
   return NULL;
 }
 
-/* A string or integer member as a new string; NULL when absent or of another kind. */
-static char *member_text(json_t *obj, const char *key) {
+/* *out: a copy of s (owned), or NULL when s is NULL. False only when memory ran out. */
+static bool dup_or_null(const char *s, char **out) {
+  *out = s ? strdup(s) : NULL;
+  return s == NULL || *out != NULL;
+}
+
+/* *out: a string or integer member as a new string (owned); NULL when absent, empty or of
+ * another kind. False only when memory ran out (never taken for "absent": that would turn a
+ * good event into one without a type or an id). */
+static bool member_text(json_t *obj, const char *key, char **out) {
   json_t *v = json_object_get(obj, key);
   if (json_is_string(v) && jb_json_exact_text(v) == NULL)
-    return json_string_length(v) ? strdup(json_string_value(v)) : NULL;
+    return dup_or_null(json_string_length(v) ? json_string_value(v) : NULL, out);
   if (json_is_integer(v)) {
     char buf[32];
     snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    return strdup(buf);
+    return dup_or_null(buf, out);
   }
   /* An integer beyond int64 (12345678901234567890123) is still an integer: its exact text. */
   const char *exact = jb_json_exact_text(v);
-  if (exact != NULL && strpbrk(exact, ".eE") == NULL) return strdup(exact);
-  return NULL;
+  return dup_or_null(exact != NULL && strpbrk(exact, ".eE") == NULL ? exact : NULL, out);
 }
 
 /* Why the member `key` cannot serve as an id (a static phrase), or NULL when it is absent or
@@ -84,8 +91,9 @@ static jb_err check_fact(const char *what, const char *s, jb_error *e) {
   return jb_fail(e, JB_ERR_INVALID, "%s is not valid UTF-8 (byte %ld)", what, bad);
 }
 
-static char *dup_nonempty(const char *s) {
-  return s && *s ? strdup(s) : NULL;
+/* *out: a copy of s when it is not empty, else NULL. False only when memory ran out. */
+static bool dup_nonempty(const char *s, char **out) {
+  return dup_or_null(s && *s ? s : NULL, out);
 }
 
 static const char *const ce_type_headers[] = {"ce-type",          "ce_type", "cloudEvents:type",
@@ -122,7 +130,12 @@ static jb_err set_dedupe(jb_event *out, const jb_delivery_facts *f, const char *
     if (out->dedupe_base) snprintf(out->dedupe_base, len, "%s/%s", out->source, out->event_id);
   } else if (out->event_id) {
     out->dedupe_base = strdup(out->event_id);
+  } else {
+    out->dedupe_base = NULL;
   }
+  /* There was an id to deduplicate by: a failed copy must not pass for "no id". */
+  if (out->dedupe_base == NULL && ((f->message_id && *f->message_id) || out->event_id))
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory for the event's dedupe key");
   if (out->dedupe_base == NULL && id_problem != NULL) {
     if (require_id) {
       return jb_fail(e, JB_ERR_INVALID,
@@ -162,8 +175,11 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
   json_t *body;
   jb_error perr;
   if (jb_json_parse(f->body, f->body_len, &body, &perr) != JB_OK)
-    return jb_fail(e, perr.code, "malformed JSON body: %s", perr.msg);
+    return perr.code == JB_ERR_NOMEM
+               ? jb_fail(e, JB_ERR_NOMEM, "out of memory while parsing the body")
+               : jb_fail(e, perr.code, "malformed JSON body: %s", perr.msg);
   out->body = body;
+  bool ok = true; /* false once a copy failed: out of memory, never "absent" */
 
   const char *id_problem = NULL; /* why the body's id cannot be used, if it cannot */
   const char *bin_type = header(f, ce_type_headers);
@@ -172,32 +188,35 @@ jb_err jb_event_parse(const jb_delivery_facts *f, size_t max_body, bool require_
   if (structured || (json_is_object(body) && json_object_get(body, "specversion") && !bin_type)) {
     out->format = JB_EVENT_CE_STRUCTURED;
     if (!json_is_object(body)) goto not_object;
-    out->event_type = member_text(body, "type");
-    out->event_id = member_text(body, "id");
+    ok = member_text(body, "type", &out->event_type) && member_text(body, "id", &out->event_id) &&
+         member_text(body, "source", &out->source);
     id_problem = unusable_id(body, "id");
-    out->source = member_text(body, "source");
     out->data = json_incref(json_object_get(body, "data"));
   } else if (bin_type != NULL) {
     out->format = JB_EVENT_CE_BINARY;
-    out->event_type = dup_nonempty(bin_type);
-    out->event_id = dup_nonempty(header(f, ce_id_headers));
-    out->source = dup_nonempty(header(f, ce_source_headers));
+    ok = dup_nonempty(bin_type, &out->event_type) &&
+         dup_nonempty(header(f, ce_id_headers), &out->event_id) &&
+         dup_nonempty(header(f, ce_source_headers), &out->source);
     out->data = json_incref(body);
   } else {
     out->format = JB_EVENT_PLAIN;
     if (!json_is_object(body)) goto not_object;
-    out->event_type = member_text(body, "event_type");
-    out->event_id = member_text(body, "id");
+    ok = member_text(body, "event_type", &out->event_type) &&
+         member_text(body, "id", &out->event_id);
     id_problem = unusable_id(body, "id");
-    if (out->event_id == NULL && json_object_get(body, "event_id") != NULL) {
-      out->event_id = member_text(body, "event_id");
+    if (ok && out->event_id == NULL && json_object_get(body, "event_id") != NULL) {
+      ok = member_text(body, "event_id", &out->event_id);
       id_problem = unusable_id(body, "event_id");
     }
     json_t *data = json_object_get(body, "payload");
     if (data == NULL) data = json_object_get(body, "data");
     out->data = json_incref(data);
   }
-  if (out->event_type == NULL) out->event_type = dup_nonempty(f->type_property);
+  if (ok && out->event_type == NULL) ok = dup_nonempty(f->type_property, &out->event_type);
+  if (!ok) {
+    jb_event_clear(out);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory while reading the event");
+  }
   if (out->event_type == NULL) {
     jb_event_clear(out);
     return jb_fail(e, JB_ERR_INVALID,
@@ -270,25 +289,30 @@ void jb_mapped_clear(jb_mapped *m) {
   memset(m, 0, sizeof *m);
 }
 
-static void set_str(json_t *o, const char *key, const char *value) {
-  if (value != NULL) json_object_set_new(o, key, json_string(value));
+/* Sets o[key] = value when value is not NULL. False only when memory ran out. */
+static bool set_str(json_t *o, const char *key, const char *value) {
+  return value == NULL || json_object_set_new(o, key, json_string(value)) == 0;
 }
 
 static json_t *job_metadata(const jb_mapping *m, const jb_event *ev, const jb_delivery_facts *f) {
   json_t *meta = m->metadata ? json_deep_copy(m->metadata) : json_object();
   if (meta == NULL) return NULL;
   char ts[40];
-  /* The facts of the source event win over static metadata of the same name. */
-  set_str(meta, "event_id", ev->event_id ? ev->event_id : f->message_id);
-  set_str(meta, "event_type", ev->event_type);
-  set_str(meta, "exchange", f->exchange);
-  set_str(meta, "routing_key", f->routing_key);
-  set_str(meta, "correlation_id", f->correlation_id ? f->correlation_id : ev->event_id);
-  set_str(meta, "received_at",
-          jb_time_format(f->received_at ? f->received_at : jb_time_now(), ts, sizeof ts));
-  if (ev->source) set_str(meta, "source", ev->source);
-  if (f->message_id) set_str(meta, "message_id", f->message_id);
-  if (ev->dedupe_note) set_str(meta, "dedupe", ev->dedupe_note);
+  /* The facts of the source event win over static metadata of the same name. A fact that
+   * cannot be set (out of memory) fails the whole: never metadata with a fact missing. */
+  bool ok =
+      set_str(meta, "event_id", ev->event_id ? ev->event_id : f->message_id) &&
+      set_str(meta, "event_type", ev->event_type) && set_str(meta, "exchange", f->exchange) &&
+      set_str(meta, "routing_key", f->routing_key) &&
+      set_str(meta, "correlation_id", f->correlation_id ? f->correlation_id : ev->event_id) &&
+      set_str(meta, "received_at",
+              jb_time_format(f->received_at ? f->received_at : jb_time_now(), ts, sizeof ts)) &&
+      set_str(meta, "source", ev->source) && set_str(meta, "message_id", f->message_id) &&
+      set_str(meta, "dedupe", ev->dedupe_note);
+  if (!ok) {
+    json_decref(meta);
+    return NULL;
+  }
   return meta;
 }
 

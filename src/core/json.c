@@ -162,7 +162,8 @@ static bool parse_string(parser *ps, const char **s, size_t *n) {
   while (q < end && *q != '"') {
     unsigned char c = (unsigned char)*q;
     if (c == '\\') {
-      if (q + 1 >= end) break;
+      /* A backslash as the last byte: the string is cut off, not closed. */
+      if (q + 1 >= end) return fail(ps, ps->p - 1, "string not closed"), false;
       char simple = simple_escape(q[1]);
       if (q[1] == 'u') {
         uint32_t cp;
@@ -244,8 +245,9 @@ static json_t *make_number(const char *s, const char *q, bool integer) {
   if (n < sizeof text) {
     memcpy(text, s, n);
     text[n] = '\0';
-    if (integer && n < 20 && !(s[0] == '-' && s[1] == '0')) {
-      /* At most 19 digits: fits an int64 unless it is above 9223372036854775807. */
+    if (integer && (n < 20 || (n == 20 && s[0] == '-')) && !(s[0] == '-' && s[1] == '0')) {
+      /* At most 19 digits: fits an int64 unless it is outside -9223372036854775808 ..
+       * 9223372036854775807 (strtoll says ERANGE). */
       errno = 0;
       long long v = strtoll(text, NULL, 10);
       if (errno == 0) return json_integer((json_int_t)v);

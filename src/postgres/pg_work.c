@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jobbridge/outbox.h"
+#include "jobbridge/utf8.h"
 #include "postgres/pg_internal.h"
 
 /* The job snapshot every outbox event carries (from the updated row). */
@@ -455,13 +456,37 @@ static jb_err ob_remove(void *self, const int64_t *ids, size_t n, jb_error *e) {
   return rc;
 }
 
+/* reason as valid UTF-8 (a new string the caller frees; NULL when memory ran out): each byte
+ * that does not start a valid sequence becomes '?'. The broker's text is cut to a fixed size,
+ * possibly inside a character, and PostgreSQL refuses invalid UTF-8 (22021): the row would be
+ * retried forever instead of set aside. */
+static char *utf8_clean(const char *reason) {
+  size_t n = strlen(reason);
+  char *out = malloc(n + 1);
+  if (out == NULL) return NULL;
+  for (size_t i = 0; i < n;) {
+    size_t len = jb_utf8_seq((const unsigned char *)reason + i, n - i);
+    if (len == 0) {
+      out[i++] = '?';
+    } else {
+      memcpy(out + i, reason + i, len);
+      i += len;
+    }
+  }
+  out[n] = '\0';
+  return out;
+}
+
 static jb_err ob_set_aside(void *self, int64_t id, const char *reason, jb_error *e) {
   char ids[24];
   snprintf(ids, sizeof ids, "%lld", (long long)id);
-  const char *params[2] = {ids, reason};
+  char *clean = utf8_clean(reason);
+  if (clean == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for a set-aside reason");
+  const char *params[2] = {ids, clean};
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(self, &st_outbox_set_aside, params, &res, e);
   PQclear(res);
+  free(clean);
   return rc;
 }
 
