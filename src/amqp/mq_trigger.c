@@ -20,67 +20,9 @@
 
 #include "amqp/amqp_conn.h"
 #include "amqp/delivery.h"
+#include "amqp/mq_internal.h"
 #include "jobbridge/event.h"
 #include "jobbridge/log.h"
-
-#define CH 1 /* the channel of every connection here */
-
-/* The mapping table, shared by the consumers and replaced on reload. */
-typedef struct map_ref {
-  jb_config *cfg;
-  bool owned; /* the first one is the app's; reloaded ones are ours */
-  atomic_int refs;
-} map_ref;
-
-/* One delivery waiting to be settled. The envelope is kept whole (it owns its memory) so a bad
- * event can be republished with its original properties. */
-typedef struct pending {
-  amqp_envelope_t env;
-  jb_time received_at;
-  bool bad;     /* to be dead-lettered with `reason` */
-  bool held;    /* bad, and its dead letter failed: only the republish is tried again */
-  bool stored;  /* its jobs are committed (one by one, before a transient failure): never
-                 * created again, only acked */
-  bool settled; /* to be acked at the end of this flush */
-  bool retry;   /* could not be prepared (out of memory): neither good nor bad yet; stays
-                 * unacked and is prepared again after a backoff, never dead-lettered */
-  char reason[640];
-  jb_event ev;
-  jb_mapped mapped;
-} pending;
-
-typedef struct consumer {
-  struct jb_mq_trigger *t;
-  int index;
-  pthread_t thread;
-  jb_job_creator *creator;
-  amqp_connection_state_t conn; /* consume + ack */
-  amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
-  uint64_t pub_seq;             /* publishes on the pub channel since it opened */
-  uint64_t pub_confirmed;       /* of those, confirmed by the broker */
-  pending *pend;
-  size_t n, cap;
-  size_t n_held;          /* of the pending deliveries, those held (recounted by ack_settled) */
-  jb_time first_at;       /* when the oldest pending delivery not held arrived */
-  jb_time retry_at;       /* no job creation before this (the database failed, or memory ran out) */
-  jb_time dl_retry_at;    /* no dead-letter publish before this (the dead-letter path failed):
-                           * held deliveries wait for it, good ones never do */
-  jb_time pub_service_at; /* when the idle dead-letter connection is next serviced */
-  long db_backoff_ms;
-  long dl_backoff_ms;
-  long amqp_backoff_ms;
-} consumer;
-
-struct jb_mq_trigger {
-  const jb_config *cfg;
-  pthread_mutex_t lock;
-  map_ref *maps;
-  consumer *consumers;
-  size_t n;
-  atomic_bool stop;
-  atomic_bool running;
-  atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
-};
 
 /* ---- the shared mapping table ---- */
 
@@ -216,39 +158,6 @@ static jb_err connect_consumer(consumer *c, jb_error *e) {
   return rc;
 }
 
-static jb_err connect_publisher(consumer *c, jb_error *e) {
-  if (c->pub != NULL) return JB_OK;
-  c->pub_seq = c->pub_confirmed = 0;
-  return jb_amqp_connect_confirming(c->t->cfg->amqp_url, c->t->cfg->amqp_heartbeat_s, &c->pub, e);
-}
-
-/* Keeps the idle dead-letter connection alive: rabbitmq-c sends heartbeats, and reads the
- * broker's, only inside its read calls, and between bad events nothing else reads on it (the
- * broker dropped it after two missed heartbeats, and the next dead letter failed). A zero-wait
- * read, at most every 500 ms, does both. Every confirm has been waited for already, so any frame
- * here is the broker closing the channel or connection: drop it; it reopens when needed. */
-static void service_publisher(consumer *c, jb_time now) {
-  if (c->pub == NULL || now < c->pub_service_at) return;
-  c->pub_service_at = now + 500000;
-  amqp_frame_t frame;
-  struct timeval tv = {0, 0};
-  int st = amqp_simple_wait_frame_noblock(c->pub, &frame, &tv);
-  if (st == AMQP_STATUS_TIMEOUT) {
-    /* rabbitmq-c keeps every frame read (heartbeats, confirms) in the channel's pool until
-     * this: without it the connection's memory only grows. */
-    amqp_maybe_release_buffers(c->pub);
-    return;
-  }
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
-  jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed", "consumer", idx,
-         "error",
-         st == AMQP_STATUS_OK ? "the broker sent an unexpected frame" : amqp_error_string2(st),
-         JB_LOG_END);
-  jb_amqp_drop(c->pub);
-  c->pub = NULL;
-}
-
 /* ---- turning deliveries into job requests ---- */
 
 /* Parses and maps delivery p with the given table; marks it bad with a reason when the event
@@ -289,141 +198,6 @@ static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
 /* Whether p's jobs are to be created now: prepared, good, not stored yet. */
 static bool to_create(const pending *p) {
   return !p->bad && !p->stored && !p->retry;
-}
-
-/* ---- dead letters ---- */
-
-/* Republishes p to the dead-letter exchange with its routing key, properties and headers plus
- * x-jobbridge-error. */
-static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
-  const amqp_basic_properties_t *orig = &p->env.message.properties;
-  amqp_basic_properties_t props = *orig;
-  amqp_table_entry_t *entries = NULL;
-  int n = jb_dead_letter_headers(orig, p->reason, &entries);
-  if (n < 0) return jb_fail(e, JB_ERR_NOMEM, "out of memory for a dead letter's headers");
-  props.headers = (amqp_table_t){n, entries};
-  props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-  props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-  int st = amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->cfg->in_dead_letter_exchange),
-                              p->env.routing_key, 1, 0, &props, p->env.message.body);
-  free(entries);
-  if (st != AMQP_STATUS_OK)
-    return jb_fail(e, JB_ERR_AMQP_CONN, "dead-letter publish: %s", amqp_error_string2(st));
-  c->pub_seq++;
-  return JB_OK;
-}
-
-static void dead_letter_returned(void *arg, const amqp_basic_return_t *ret) {
-  (void)ret;
-  *(bool *)arg = true;
-}
-
-/* Waits until each dead letter published since the last wait (tags pub_confirmed + 1 ..
- * pub_seq; every earlier one was settled by an earlier wait, or its channel dropped) has its
- * own confirm: the broker confirms in no promised order, so every tag is tracked, not the
- * highest seen. A nack (that republish failed) or a return (unroutable) is a failure here: the
- * caller keeps the events unacked with their reasons and tries again later. */
-static jb_err wait_confirms(consumer *c, jb_error *e) {
-  uint64_t n = c->pub_seq - c->pub_confirmed;
-  if (n == 0) return JB_OK;
-  jb_confirms t;
-  jb_err rc = jb_confirms_init(&t, (size_t)n, c->pub_confirmed + 1, e);
-  if (rc != JB_OK) return rc;
-  bool returned = false;
-  t.on_return = dead_letter_returned;
-  t.on_return_arg = &returned;
-  for (uint64_t i = 0; i < n; i++) (void)jb_confirms_publish(&t);
-  rc = jb_amqp_wait_confirms(c->pub, &t, e);
-  if (rc == JB_OK && t.nacked > 0)
-    rc = jb_fail(e, JB_ERR_AMQP, "the broker refused %zu of %llu dead letters (nack)", t.nacked,
-                 (unsigned long long)n);
-  else if (rc == JB_OK && returned)
-    rc = jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
-                 c->t->cfg->in_dead_letter_exchange);
-  if (rc == JB_OK) c->pub_confirmed = c->pub_seq;
-  jb_confirms_free(&t);
-  return rc;
-}
-
-/* Whether chunk[i] is one settle_bad dead-letters: the held ones (held_only), else the bad
- * ones of a chunk not held yet. */
-static bool dl_selected(const pending *p, bool held_only) {
-  return held_only ? p->held : p->bad && !p->held;
-}
-
-/* Marks the selected deliveries held (their reasons are kept; they stay unacked). */
-static void hold(consumer *c, pending *chunk, size_t n, bool held_only) {
-  for (size_t i = 0; i < n; i++)
-    if (dl_selected(&chunk[i], held_only) && !chunk[i].held) {
-      chunk[i].held = true;
-      atomic_fetch_add(&c->t->held, 1);
-    }
-}
-
-/* Publishes the selected deliveries as dead letters and waits for their confirms. When a
- * publish or its confirm fails, the connection is opened again once and every one of them is
- * published again (a dead letter may then arrive twice; none is lost). */
-static jb_err publish_selected(consumer *c, pending *chunk, size_t n, bool held_only,
-                               jb_error *pe) {
-  jb_err rc = JB_ERR_AMQP_CONN;
-  for (int attempt = 0; attempt < 2 && rc != JB_OK; attempt++) {
-    if (attempt > 0) {
-      jb_log(JB_LOG_WARN, "dead-letter publish failed; reconnecting once", "error", pe->msg,
-             JB_LOG_END);
-      jb_amqp_drop(c->pub);
-      c->pub = NULL;
-    }
-    rc = connect_publisher(c, pe);
-    for (size_t i = 0; rc == JB_OK && i < n; i++)
-      if (dl_selected(&chunk[i], held_only)) rc = publish_dead_letter(c, &chunk[i], pe);
-    if (rc == JB_OK) rc = wait_confirms(c, pe);
-  }
-  /* Every confirm is taken and nothing points into the frames read: give their memory back
-   * (rabbitmq-c keeps every frame in the channel's pool until this). */
-  if (c->pub != NULL) amqp_maybe_release_buffers(c->pub);
-  return rc;
-}
-
-/* Dead-letters the selected deliveries of a chunk (dl_selected), each with a confirm. If that
- * fails, or the dead-letter path is still in its backoff (dl_retry_at), they are held: left
- * unacked with their reasons, and tried again after the backoff, while the good deliveries
- * around them go on being stored and acked. Never rejected: the queue's own dead-lettering
- * would drop the reason. Published ones are marked settled. False when they are held. */
-static bool settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
-  size_t bad = 0;
-  for (size_t i = 0; i < n; i++) bad += dl_selected(&chunk[i], held_only);
-  if (bad == 0) return true;
-  if (jb_time_now() < c->dl_retry_at) {
-    hold(c, chunk, n, held_only);
-    return false;
-  }
-  jb_error pe;
-  jb_error_clear(&pe);
-  if (publish_selected(c, chunk, n, held_only, &pe) != JB_OK) {
-    jb_amqp_drop(c->pub);
-    c->pub = NULL;
-    char count[24], delay[24];
-    snprintf(count, sizeof count, "%zu", bad);
-    snprintf(delay, sizeof delay, "%ld", c->dl_backoff_ms);
-    jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying", "events",
-           count, "error", pe.msg, "retry_in_ms", delay, JB_LOG_END);
-    hold(c, chunk, n, held_only);
-    c->dl_retry_at = jb_time_now() + c->dl_backoff_ms * 1000;
-    c->dl_backoff_ms = jb_backoff_next(c->dl_backoff_ms, 30000);
-    return false;
-  }
-  c->dl_backoff_ms = 100;
-  atomic_fetch_add(&c->t->dead_lettered, bad);
-  for (size_t i = 0; i < n; i++) {
-    if (!dl_selected(&chunk[i], held_only)) continue;
-    chunk[i].held = false;
-    chunk[i].settled = true;
-    char tag[24];
-    snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
-    jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].reason, "event_id",
-           chunk[i].ev.event_id, "delivery_tag", tag, JB_LOG_END);
-  }
-  return true;
 }
 
 /* ---- flushing a chunk: one transaction, then acks ---- */
@@ -572,7 +346,7 @@ static flush_result flush_chunk(consumer *c, size_t n) {
     } else {
       c->db_backoff_ms = 100;
     }
-    if (!settle_bad(c, chunk, n, false)) res = FLUSH_LATER;
+    if (!jb_mq_settle_bad(c, chunk, n, false)) res = FLUSH_LATER;
     for (size_t i = 0; i < n; i++) chunk[i].settled = !chunk[i].held && !chunk[i].retry;
   }
   size_t left = n;
@@ -595,7 +369,7 @@ static flush_result flush_chunk(consumer *c, size_t n) {
  * those published (ack_settled's rules: the others stay pending, in order). */
 static flush_result flush_held(consumer *c) {
   for (size_t i = 0; i < c->n; i++) c->pend[i].settled = false;
-  bool ok = settle_bad(c, c->pend, c->n, true);
+  bool ok = jb_mq_settle_bad(c, c->pend, c->n, true);
   if (!ack_settled(c, c->n)) return FLUSH_AMQP_LOST;
   return ok ? FLUSH_DONE : FLUSH_LATER;
 }
@@ -688,7 +462,7 @@ static void *consumer_main(void *arg) {
       jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", cfg->in_queue, JB_LOG_END);
     }
     jb_time now = jb_time_now();
-    service_publisher(c, now);
+    jb_mq_service_publisher(c, now);
     /* Held deliveries wait for the dead-letter path only; they never delay the others. */
     size_t ready = c->n - c->n_held;
     bool due = ready >= (size_t)cfg->ingest_batch_max ||

@@ -1,0 +1,80 @@
+/* The MessageQueueTrigger's state, shared by its files: mq_trigger.c (consuming, batching,
+ * acks) and mq_dead_letter.c (the dead-letter path). Private to src/amqp. */
+#ifndef JB_AMQP_MQ_INTERNAL_H
+#define JB_AMQP_MQ_INTERNAL_H
+
+#include <amqp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "amqp/mq_trigger.h"
+#include "jobbridge/event.h"
+
+#define CH 1 /* the channel of every connection here */
+
+/* The mapping table, shared by the consumers and replaced on reload. */
+typedef struct map_ref {
+  jb_config *cfg;
+  bool owned; /* the first one is the app's; reloaded ones are ours */
+  atomic_int refs;
+} map_ref;
+
+/* One delivery waiting to be settled. The envelope is kept whole (it owns its memory) so a bad
+ * event can be republished with its original properties. */
+typedef struct pending {
+  amqp_envelope_t env;
+  jb_time received_at;
+  bool bad;     /* to be dead-lettered with `reason` */
+  bool held;    /* bad, and its dead letter failed: only the republish is tried again */
+  bool stored;  /* its jobs are committed (one by one, before a transient failure): never
+                 * created again, only acked */
+  bool settled; /* to be acked at the end of this flush */
+  bool retry;   /* could not be prepared (out of memory): neither good nor bad yet; stays
+                 * unacked and is prepared again after a backoff, never dead-lettered */
+  char reason[640];
+  jb_event ev;
+  jb_mapped mapped;
+} pending;
+
+typedef struct consumer {
+  struct jb_mq_trigger *t;
+  int index;
+  pthread_t thread;
+  jb_job_creator *creator;
+  amqp_connection_state_t conn; /* consume + ack */
+  amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
+  uint64_t pub_seq;             /* publishes on the pub channel since it opened */
+  uint64_t pub_confirmed;       /* of those, confirmed by the broker */
+  pending *pend;
+  size_t n, cap;
+  size_t n_held;          /* of the pending deliveries, those held (recounted by ack_settled) */
+  jb_time first_at;       /* when the oldest pending delivery not held arrived */
+  jb_time retry_at;       /* no job creation before this (the database failed, or memory ran out) */
+  jb_time dl_retry_at;    /* no dead-letter publish before this (the dead-letter path failed):
+                           * held deliveries wait for it, good ones never do */
+  jb_time pub_service_at; /* when the idle dead-letter connection is next serviced */
+  long db_backoff_ms;
+  long dl_backoff_ms;
+  long amqp_backoff_ms;
+} consumer;
+
+struct jb_mq_trigger {
+  const jb_config *cfg;
+  pthread_mutex_t lock;
+  map_ref *maps;
+  consumer *consumers;
+  size_t n;
+  atomic_bool stop;
+  atomic_bool running;
+  atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
+};
+
+/* Keeps the idle dead-letter connection alive (see mq_dead_letter.c). */
+void jb_mq_service_publisher(consumer *c, jb_time now);
+
+/* Dead-letters the selected deliveries of a chunk (the held ones when held_only, else the bad
+ * ones not held yet), each with a confirm; holds them when that fails. False when held. */
+bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only);
+
+#endif
