@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       librabbitmq-dev libjansson-dev uuid-dev libpq-dev libcriterion-dev
       rabbitmq-server postgresql postgresql-client amqp-tools python3 python3-pika
-      clang libclang-rt-14-dev gnuplot-nox procps)
+      clang libclang-rt-14-dev gnuplot-nox procps
+      nftables) # nft: pgproxy's black hole drops a connection's packets (test_silent_cut.py)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

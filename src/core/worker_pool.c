@@ -278,6 +278,7 @@ static int pool_reserve(void *self, const char *queue_name, const char **owner, 
       worker *w = &p->workers[i];
       w->state = W_RESERVED;
       w->reservation++;
+      w->reserved_ms = jb_mono_ms();
       atomic_fetch_sub(&p->idle, 1);
       found = reservation_slot(p, i, w->reservation);
       *owner = w->owner;
@@ -330,16 +331,30 @@ jb_dispatcher jb_worker_pool_dispatcher(jb_worker_pool *p) {
   return (jb_dispatcher){&dispatcher_ops, p};
 }
 
+/* How long a reserved worker waits for its hand-over, from its reservation: the renew period
+ * (a third of the lease, as the maintenance thread's beat). The job's lease started with the
+ * inserting transaction, after the reservation, so a job taken within this wait has at least
+ * two thirds of its lease left, more than the time to the next renew beat (a third plus the
+ * thread's half-second tick). Waiting the whole lease, as before, let a hand-over arriving near
+ * its end run with a lease that ran out before any renewal, so another instance's reaper could
+ * retry the job while it ran: it ran twice. */
+static int64_t hand_over_wait_ms(const jb_config *cfg) {
+  int64_t ms = (int64_t)cfg->workers_lease_s * 1000 / 3;
+  return ms < 300 ? 300 : ms;
+}
+
 /* A reserved worker waits for its job: the transaction creating it is under way. It waits at
- * most a lease: if that transaction's outcome never becomes known (its reply was lost, its
- * connection hangs), the job, if it was committed, is RUNNING under this worker with a lease
- * nobody renews, and the reaper retries it; a late hand-over of it is dropped (pool_hand).
- * Called and returns with idle_lock held. */
+ * most hand_over_wait_ms from its reservation: if that transaction's outcome is not known by
+ * then (its reply is late or lost, its connection hangs), the job, if it was committed, is
+ * RUNNING under this worker with a lease nobody renews, and the reaper retries it; a late
+ * hand-over of it is dropped (pool_hand). Called and returns with idle_lock held. */
 static void wait_reserved(worker *w) {
   jb_worker_pool *p = w->pool;
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += p->cfg->workers_lease_s > 0 ? p->cfg->workers_lease_s : 1;
+  if (w->state != W_RESERVED) return;
+  /* The condition waits on CLOCK_MONOTONIC, as jb_mono_ms counts: from the reservation. */
+  int64_t end_ms = w->reserved_ms + hand_over_wait_ms(p->cfg);
+  struct timespec until = {.tv_sec = (time_t)(end_ms / 1000),
+                           .tv_nsec = (long)(end_ms % 1000) * 1000000L};
   while (w->state == W_RESERVED)
     if (pthread_cond_timedwait(&w->resolved, &p->idle_lock, &until) == ETIMEDOUT &&
         w->state == W_RESERVED) {

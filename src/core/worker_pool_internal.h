@@ -40,6 +40,7 @@ typedef struct worker {
   unsigned seed;
   worker_state state;
   unsigned reservation; /* counts reservations: a hand-over names the one it answers */
+  int64_t reserved_ms;  /* jb_mono_ms() when reserved: the job's lease starts after it */
   jb_job handed;
   pthread_cond_t resolved; /* RESERVED became HANDED or IDLE */
   int wake_fd;             /* an eventfd: written when a job is handed over */

@@ -249,6 +249,42 @@ static jb_err conn_failed(PGconn *conn, const char *url, const char *doing, jb_e
   return JB_ERR_DB_CONN;
 }
 
+/* Every session gets a deadline for a dead peer. Without one, a silent network cut (a failover,
+ * a dropped route: no RST ever arrives) left a worker's claim or finish, the lease renewal and
+ * the ingest commit blocked until TCP gave up, about 15 minutes with Linux's defaults, and
+ * shutdown waited for them. The defaults below bound it to about 30 s:
+ * - tcp_user_timeout: a request sent but not acknowledged for 30 s ends the connection (TCP
+ *   retransmits meanwhile; keepalives are not sent while data is unacknowledged);
+ * - keepalives: a connection waiting for a reply whose request was acknowledged, or idle, is
+ *   probed after 10 s of silence, every 5 s; Linux then ends it once tcp_user_timeout has passed
+ *   since the peer was last heard (kernels that ignore the user timeout there: after 4 probes,
+ *   10 + 4 x 5 = 30 s). A server that is merely busy answers the probes in its kernel, so a
+ *   long statement is never cut;
+ * - connect_timeout: a connection attempt gives up after 10 s (PGCONNECT_TIMEOUT, when set,
+ *   is left to libpq).
+ * They come before the URL in the parameters, and libpq lets later values win: whatever the
+ * URL sets (URI or keyword form, expand_dbname) overrides them. A failed call then reports a
+ * lost connection, and the next call reconnects (jb_pg_ensure, where PQreset keeps these). */
+static PGconn *connect_with_deadlines(const char *url) {
+  static const char *const defaults[][2] = {
+      {"keepalives", "1"},       {"keepalives_idle", "10"},     {"keepalives_interval", "5"},
+      {"keepalives_count", "4"}, {"tcp_user_timeout", "30000"}, {"connect_timeout", "10"},
+  };
+  enum { N = sizeof defaults / sizeof defaults[0] };
+  const char *keys[N + 2], *vals[N + 2];
+  size_t k = 0;
+  for (size_t i = 0; i < N; i++) {
+    if (strcmp(defaults[i][0], "connect_timeout") == 0 && getenv("PGCONNECT_TIMEOUT") != NULL)
+      continue;
+    keys[k] = defaults[i][0];
+    vals[k++] = defaults[i][1];
+  }
+  keys[k] = "dbname"; /* expanded: the URL's own settings win over those above */
+  vals[k++] = url;
+  keys[k] = vals[k] = NULL;
+  return PQconnectdbParams(keys, vals, 1);
+}
+
 jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error *e) {
   /* A URL libpq cannot parse is a config error: connecting would echo the parser's message,
    * password and all, and retrying cannot fix it. */
@@ -262,7 +298,7 @@ jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error 
     rc = jb_fail(e, JB_ERR_NOMEM, "out of memory");
     goto out;
   }
-  pg->conn = PQconnectdb(url);
+  pg->conn = connect_with_deadlines(url);
   if (PQstatus(pg->conn) != CONNECTION_OK) {
     rc = conn_failed(pg->conn, url, "connect to", e);
     goto out;
