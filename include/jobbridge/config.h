@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "jobbridge/err.h"
+#include "jobbridge/outcome.h"
 
 /* One row of the mapping table: events whose type matches `event_type` become jobs. */
 typedef struct jb_mapping {
@@ -31,6 +32,9 @@ typedef struct jb_job_type_cfg {
   json_t *env;            /* exec: fixed variables, name -> string value; NULL if none */
   char **env_passthrough; /* exec: names copied from jobbridge's environment, NULL-terminated */
   size_t env_passthrough_len;
+  /* How failed runs of this type are retried: job_types.*.retry.*, each unset field the global
+   * retry.* (filled in by loading, so always complete after it). */
+  jb_retry_policy retry;
 } jb_job_type_cfg;
 
 typedef struct jb_config {
@@ -92,6 +96,10 @@ json_t *jb_config_to_json(const jb_config *cfg);
 
 /* The registered job type of that name, or NULL (borrowed from cfg). */
 const jb_job_type_cfg *jb_config_job_type(const jb_config *cfg, const char *name);
+
+/* The retry policy of a job type: its job_types.*.retry.*, or the global retry.* for a type
+ * that is not registered (or NULL). */
+jb_retry_policy jb_config_retry_policy(const jb_config *cfg, const char *job_type);
 
 /* Declared keys, for tests and docs: path ("amqp.input.queue", "mappings[].job_type",
  * "job_types.*.handler"), a one-line doc, whether SIGHUP reloads it. */

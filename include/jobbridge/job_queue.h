@@ -51,6 +51,19 @@ typedef struct jb_held_job {
   const char *owner; /* the worker's locked_by; borrowed */
 } jb_held_job;
 
+/* A RUNNING job whose lease expired, as the reaper found it: what its outcome is decided from.
+ * job_type is owned by the array (jb_expired_jobs_free). */
+typedef struct jb_expired_job {
+  char id[37];
+  char *job_type;
+  int retry_count;
+  int max_retries;
+  bool cancel_requested;
+} jb_expired_job;
+
+/* Frees n expired jobs (each one's job_type, then the array). NULL is fine. */
+void jb_expired_jobs_free(jb_expired_job *jobs, size_t n);
+
 typedef struct jb_job_queue_ops {
   /* Stores n jobs in one transaction; a dedupe_key already present (or repeated in the batch)
    * is not an error: out[i] says JB_CREATE_DUPLICATE with the existing job's id. A created
@@ -87,9 +100,18 @@ typedef struct jb_job_queue_ops {
    * them whose cancellation was requested. */
   jb_err (*renew)(void *self, const jb_held_job *held, size_t n, int lease_s, char (**cancel)[37],
                   size_t *ncancel, jb_error *e);
-  /* Jobs RUNNING with an expired lease (their worker died) fail retriably: RETRYING with backoff
-   * or DEAD_LETTER when exhausted (FAILED "Job cancelled" if cancellation was requested). */
-  jb_err (*reap)(void *self, double base_s, double max_s, size_t *reaped, jb_error *e);
+  /* The reaper's two steps; what happens to each job is decided in core (jb_decide, with the
+   * retry policy of its type and jitter), never here. `expired` lists up to max jobs RUNNING
+   * with an expired lease (their worker was lost), oldest lease first: *out is a new array of
+   * *n (free with jb_expired_jobs_free). */
+  jb_err (*expired)(void *self, int max, jb_expired_job **out, size_t *n, jb_error *e);
+  /* Applies decided[i] to the job seen[i] in one statement, each change with its outbox event,
+   * to a job that is still RUNNING with an expired lease and the retry_count and
+   * cancel_requested it was decided from (locked, SKIP LOCKED: a job whose worker is recording
+   * its outcome right now is left alone, as is one that changed since it was seen). decided[i]
+   * is a RETRYING, DEAD_LETTER or FAILED outcome (no result). *applied counts the changes. */
+  jb_err (*reap)(void *self, const jb_expired_job *seen, const jb_finish *decided, size_t n,
+                 size_t *applied, jb_error *e);
   /* Blocks until jobs may be waiting (a notification since the last claim), wake_fd (if not
    * -1) becomes readable, or timeout_ms passes (0: only looks). *notified (may be NULL) tells
    * whether a notification came. */

@@ -38,8 +38,18 @@ jb_dispatcher jb_worker_pool_dispatcher(jb_worker_pool *p);
 /* Stops if running, then frees (handlers included). */
 void jb_worker_pool_free(jb_worker_pool *p);
 
-/* What one run of a job leads to (exposed for tests). rnd in [0, 1) draws the jitter. */
+/* What one run of a job leads to: the handler's result and the stop switch made a run outcome
+ * and decided by jb_decide (jobbridge/outcome.h) with the retry policy of the job's type
+ * (exposed for tests). rnd in [0, 1) draws the jitter. */
 jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_job_result *r,
                             jb_stop_reason stop, double rnd);
+
+/* The reaper (run by the pool's maintenance thread every 5 s; exposed for tests): lists the
+ * RUNNING jobs of q whose lease expired, decides each one's outcome with jb_decide (a lost
+ * worker is a retriable failure, with the retry policy of the job's type and jitter drawn from
+ * *seed; FAILED "Job cancelled" if its cancellation was requested) and has q apply the
+ * decisions, one statement per batch. *reaped counts the jobs changed. */
+jb_err jb_reap_expired(const jb_config *cfg, jb_job_queue q, unsigned *seed, size_t *reaped,
+                       jb_error *e) JB_MUST_CHECK;
 
 #endif

@@ -19,7 +19,7 @@
 typedef enum {
   K_STRING,    /* char *, "null" default allowed */
   K_INT,       /* int */
-  K_NUMBER,    /* double */
+  K_NUMBER,    /* double; a "null" default allows null, stored as NAN (unset) */
   K_BOOL,      /* bool */
   K_STRINGS,   /* char ** NULL-terminated, with a size_t length at len_off */
   K_OBJECT,    /* json_t * (a JSON object), "null" default allowed */
@@ -140,6 +140,12 @@ static const key_decl job_type_keys[] = {
      "exec: fixed environment variables of the program (name -> string)"},
     {"env_passthrough", K_STRINGS, JT(env_passthrough), JT(env_passthrough_len), "[]", 0, 0, false,
      "exec: names of variables copied from jobbridge's environment when set there"},
+    {"retry.base_s", K_NUMBER, JT(retry.base_s), 0, "null", 0, 86400, false,
+     "first retry delay of jobs of this type (null: retry.base_s)"},
+    {"retry.max_s", K_NUMBER, JT(retry.max_s), 0, "null", 0, 604800, false,
+     "cap on the retry delay of jobs of this type (null: retry.max_s)"},
+    {"retry.jitter", K_NUMBER, JT(retry.jitter), 0, "null", 0, 1, false,
+     "random fraction of each retry delay of jobs of this type (null: retry.jitter)"},
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -305,6 +311,10 @@ static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown,
       return JB_OK;
     case K_INT:
     case K_NUMBER: {
+      if (k->type == K_NUMBER && json_is_null(v) && k->def && strcmp(k->def, "null") == 0) {
+        *(double *)(base + k->off) = NAN;
+        return JB_OK;
+      }
       if (k->type == K_INT ? !json_is_integer(v) : !json_is_number(v)) goto wrong_type;
       double d = json_number_value(v);
       if (d < k->min || d > k->max)
@@ -468,6 +478,26 @@ static bool valid_identifier(const char *s) {
   return true;
 }
 
+/* Fills a job type's unset retry.* with the global ones; its delay cap must not be below its
+ * base delay, wherever each comes from. */
+static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
+  jb_retry_policy *r = &jt->retry;
+  bool own_base = !isnan(r->base_s), own_max = !isnan(r->max_s);
+  if (!own_base) r->base_s = cfg->retry_base_s;
+  if (!own_max) r->max_s = cfg->retry_max_s;
+  if (isnan(r->jitter)) r->jitter = cfg->retry_jitter;
+  if (r->max_s >= r->base_s) return JB_OK;
+  char max_from[300], base_from[300];
+  snprintf(max_from, sizeof max_from, "%s%s%s", own_max ? "job_types." : "",
+           own_max ? jt->name : "", own_max ? ".retry.max_s" : "retry.max_s");
+  snprintf(base_from, sizeof base_from, "%s%s%s", own_base ? "job_types." : "",
+           own_base ? jt->name : "", own_base ? ".retry.base_s" : "retry.base_s");
+  return jb_fail(c->e, JB_ERR_CONFIG,
+                 "%s: job_types.%s.retry: max_s %g (%s) is below base_s %g (%s); a job type's "
+                 "retry cap must be at least its base delay",
+                 c->name, jt->name, r->max_s, max_from, r->base_s, base_from);
+}
+
 /* Checks that span several keys. */
 static jb_err cross_check(ctx *c, jb_config *cfg) {
   static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
@@ -513,6 +543,7 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                      "%s: job_types.%s.command: the exec handler needs a command (argv array)",
                      c->name, jt->name);
     jb_err rc = check_env(c, jt);
+    if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
     if (rc != JB_OK) return rc;
   }
   for (size_t i = 0; i < cfg->mappings_len; i++) {
@@ -659,6 +690,12 @@ const jb_job_type_cfg *jb_config_job_type(const jb_config *cfg, const char *name
   return NULL;
 }
 
+jb_retry_policy jb_config_retry_policy(const jb_config *cfg, const char *job_type) {
+  const jb_job_type_cfg *jt = jb_config_job_type(cfg, job_type);
+  if (jt != NULL) return jt->retry;
+  return (jb_retry_policy){cfg->retry_base_s, cfg->retry_max_s, cfg->retry_jitter};
+}
+
 /* Puts value v at dotted path in obj, creating sections. Steals v. */
 static void put_path(json_t *obj, const char *path, json_t *v) {
   const char *dot;
@@ -687,8 +724,10 @@ static json_t *value_to_json(const key_decl *k, const void *target) {
     }
     case K_INT:
       return json_integer(*(const int *)(base + k->off));
-    case K_NUMBER:
-      return json_real(*(const double *)(base + k->off));
+    case K_NUMBER: {
+      double d = *(const double *)(base + k->off);
+      return isnan(d) ? json_null() : json_real(d);
+    }
     case K_BOOL:
       return json_boolean(*(const bool *)(base + k->off));
     case K_STRINGS: {

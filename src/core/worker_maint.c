@@ -1,5 +1,6 @@
 /* The worker pool's maintenance thread: lease renewal of the jobs workers hold, cancellation of
  * running handlers, and the reaper. It has its own connection (the pool's maint_q). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ void *jb_worker_maint_main(void *arg) {
   int64_t renew_every = cfg->workers_lease_s * 1000 / 3, reap_every = 5000;
   if (renew_every < 500) renew_every = 500;
   int64_t next_renew = 0, next_reap = 0;
+  unsigned seed = (unsigned)jb_time_now() ^ (unsigned)(uintptr_t)p; /* the reaper's jitter */
   while (!atomic_load(&p->maint_stop)) {
     int64_t now = jb_mono_ms();
     jb_error e;
@@ -84,7 +86,7 @@ void *jb_worker_maint_main(void *arg) {
     if (renew_held(p, renew) && renew) next_renew = now + renew_every;
     if (now >= next_reap) {
       size_t reaped = 0;
-      if (q.ops->reap(q.self, cfg->retry_base_s, cfg->retry_max_s, &reaped, &e) == JB_OK) {
+      if (jb_reap_expired(cfg, q, &seed, &reaped, &e) == JB_OK) {
         if (reaped > 0) {
           char count[24];
           snprintf(count, sizeof count, "%zu", reaped);

@@ -4,7 +4,6 @@
 #include "jobbridge/worker_pool.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 
 #include "core/worker_pool_internal.h"
 #include "jobbridge/log.h"
+#include "jobbridge/outcome.h"
 
 /* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
  * round trip per job) and falls back to 1 when they are slow (a worker must not sit on many
@@ -25,7 +25,7 @@
 #define RECORD_EVERY_MS 50 /* outcomes wait at most this long to be recorded together */
 /* After a resource shortage the worker pauses before it claims again: 1 s, doubling to 30 s
  * while shortages repeat, back to none after a run that did not have one. */
-#define REQUEUE_PAUSE_MIN_MS 1000
+#define REQUEUE_PAUSE_MIN_MS JB_REQUEUE_DELAY_MS
 #define REQUEUE_PAUSE_MAX_MS 30000
 
 /* By default two workers per core, at least four: a worker spends much of each job waiting on
@@ -74,50 +74,6 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
   return JB_OK;
 }
 
-/* ---- outcomes ---- */
-
-jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_job_result *r,
-                            jb_stop_reason stop, double rnd) {
-  jb_finish f;
-  memset(&f, 0, sizeof f);
-  memcpy(f.id, job->id, sizeof f.id);
-  if (stop == JB_STOP_CANCEL) {
-    f.status = JB_STATUS_FAILED;
-    f.error = "Job cancelled";
-  } else if (r->success) {
-    f.status = JB_STATUS_COMPLETED;
-    f.result = r->result_data;
-  } else if (stop == JB_STOP_SHUTDOWN) {
-    /* Interrupted by our own shutdown: not the job's fault, so no retry is burnt. */
-    f.status = JB_STATUS_RETRYING;
-    f.burn_retry = false;
-    f.error = "interrupted by shutdown";
-  } else if (r->requeue) {
-    /* jobbridge's own shortage (descriptors, memory, processes): not the job's fault either.
-     * It is due again soon; the worker sets the delay to its pause (see run_job). */
-    f.status = JB_STATUS_RETRYING;
-    f.burn_retry = false;
-    f.error = r->error_message;
-    f.delay_ms = REQUEUE_PAUSE_MIN_MS;
-  } else if (!r->retriable) {
-    f.status = JB_STATUS_FAILED;
-    f.error = r->error_message;
-  } else if (job->retry_count < job->max_retries) {
-    f.status = JB_STATUS_RETRYING;
-    f.burn_retry = true;
-    f.error = r->error_message;
-    double delay = cfg->retry_base_s * pow(2.0, job->retry_count);
-    if (delay > cfg->retry_max_s) delay = cfg->retry_max_s;
-    delay *= 1.0 + cfg->retry_jitter * (2.0 * rnd - 1.0);
-    f.delay_ms = (int64_t)(delay * 1000.0);
-  } else {
-    f.status = JB_STATUS_DEAD_LETTER;
-    f.error = r->error_message;
-  }
-  if (f.error == NULL && f.status != JB_STATUS_COMPLETED) f.error = "failed";
-  return f;
-}
-
 /* ---- workers ---- */
 
 /* The error recorded for an outcome the database refused even without its result. */
@@ -149,9 +105,27 @@ static bool make_storable(worker *w, jb_finish *f, const jb_error *e) {
  * that still cannot be stored is given up with an error log, and the reaper retries its job.
  * When stopping, it gives up at the end of the grace period: the jobs stay RUNNING until their
  * lease expires, and the reaper retries them. */
+/* The state machine's check of outcomes about to be recorded: one it refuses (RUNNING -> it)
+ * is never sent to the database, only logged as a bug (its job is left to the reaper). The
+ * others move to the front of items; returns how many. */
+static size_t legal_outcomes(worker *w, jb_finish *items, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    jb_error e;
+    if (jb_status_transition(JB_STATUS_RUNNING, items[i].status, &e) != JB_OK) {
+      jb_log(JB_LOG_ERROR, "bug: illegal outcome not recorded; the reaper retries the job",
+             "job_id", items[i].id, "error", e.msg, "worker", w->owner, JB_LOG_END);
+      continue;
+    }
+    items[k++] = items[i];
+  }
+  return k;
+}
+
 static void record(worker *w, jb_finish *items, size_t n) {
   long backoff = 100;
   jb_worker_pool *p = w->pool;
+  n = legal_outcomes(w, items, n);
   while (n > 0) {
     jb_error e;
     size_t applied = 0;
@@ -233,9 +207,6 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   } else if (stop == JB_STOP_NONE) {
     w->pause_ms = 0;
   }
-  jb_error e;
-  if (jb_status_transition(JB_STATUS_RUNNING, out->status, &e) != JB_OK)
-    jb_log(JB_LOG_ERROR, "bug: illegal outcome", "error", e.msg, "job_id", job->id, JB_LOG_END);
   if (jb_log_enabled(JB_LOG_DEBUG))
     jb_log(JB_LOG_DEBUG, "job ran", "job_id", job->id, "job_type", job->job_type, "status",
            jb_status_name(out->status), "error", out->error, JB_LOG_END);

@@ -110,31 +110,42 @@ static const jb_pg_stmt st_cancel_check = {
     "WHERE j.status = 'RUNNING' AND j.cancel_requested AND j.locked_by = h.owner",
     2, true};
 
+/* The reaper's first step: RUNNING jobs whose lease expired (their worker was lost), through the
+ * running-jobs index, with what core decides their outcome from. Not locked: the second step
+ * locks each job and applies core's decision only if the job is still as it was seen here. */
+static const jb_pg_stmt st_expired = {
+    ST_EXPIRED, "jb_expired",
+    "SELECT id::text, job_type, retry_count, max_retries, cancel_requested FROM jobs\n"
+    "WHERE status = 'RUNNING' AND locked_until < now()\n"
+    "ORDER BY locked_until LIMIT $1::int",
+    1, true};
+
 static const jb_pg_stmt st_reap = {
     ST_REAP, "jb_reap",
-    /* A RUNNING job whose lease expired lost its worker: a retriable failure. The status guard
-     * (RUNNING, lease expired, row locked) means a job that just finished is never touched. */
-    "WITH dead AS (\n"
-    "  SELECT id AS dead_id FROM jobs WHERE status = 'RUNNING' AND locked_until < now()\n"
-    "  FOR UPDATE SKIP LOCKED\n"
-    "), upd AS (\n"
-    "  UPDATE jobs j SET\n"
-    "    status = CASE WHEN j.cancel_requested THEN 'FAILED'\n"
-    "      WHEN j.retry_count < j.max_retries THEN 'RETRYING' ELSE 'DEAD_LETTER' END,\n"
-    "    error_message = CASE WHEN j.cancel_requested THEN 'Job cancelled'\n"
-    "      ELSE 'lease expired: the worker running the job was lost' END,\n"
+    /* The reaper's second step applies the outcomes core decided ($2..$5: status, error,
+     * delay, retry burnt; x.k a job's position in the arrays), each job looked up by its
+     * primary key and locked (SKIP LOCKED: a worker recording its outcome holds it), and only
+     * if it is still RUNNING with an expired lease and the retry_count and cancel_requested
+     * ($6, $7) the decision was made from: a job that just finished is never touched. */
+    "WITH upd AS (\n"
+    "  UPDATE jobs j SET status = ($2::text[])[x.k],\n"
+    "    error_message = ($3::text[])[x.k],\n"
     "    retry_count = j.retry_count +\n"
-    "      CASE WHEN NOT j.cancel_requested AND j.retry_count < j.max_retries THEN 1 ELSE 0 END,\n"
-    "    scheduled_at = CASE WHEN NOT j.cancel_requested AND j.retry_count < j.max_retries\n"
-    "      THEN now() + least($2::float8, $1::float8 * 2 ^ j.retry_count) * interval '1 second'\n"
-    "      ELSE j.scheduled_at END,\n"
-    "    failed_at = CASE WHEN j.cancel_requested OR j.retry_count >= j.max_retries\n"
-    "      THEN now() END,\n"
+    "      CASE WHEN ($2::text[])[x.k] = 'RETRYING' AND ($5::bool[])[x.k] THEN 1 ELSE 0 END,\n"
+    "    scheduled_at = CASE WHEN ($2::text[])[x.k] = 'RETRYING'\n"
+    "      THEN now() + ($4::int8[])[x.k] * interval '1 millisecond' ELSE j.scheduled_at END,\n"
+    "    failed_at = CASE WHEN ($2::text[])[x.k] IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
     "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
-    "  WHERE j.id = ANY(ARRAY(SELECT dead_id FROM dead))\n"
+    "  FROM (SELECT u.k, r.id AS xid FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, k)\n"
+    "        CROSS JOIN LATERAL (SELECT id, status, locked_until, retry_count, cancel_requested\n"
+    "          FROM jobs WHERE id = u.id OFFSET 0 FOR UPDATE SKIP LOCKED) r\n"
+    "        WHERE r.status = 'RUNNING' AND r.locked_until < now()\n"
+    "          AND r.retry_count = ($6::int[])[u.k]\n"
+    "          AND r.cancel_requested = ($7::bool[])[u.k]) x\n"
+    "  WHERE j.id = x.xid\n"
     "  RETURNING j.*\n"
     "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
-    2, true};
+    7, true};
 
 static const jb_pg_stmt st_request_cancel = {
     ST_REQUEST_CANCEL, "jb_request_cancel",
@@ -292,19 +303,61 @@ static jb_err pg_renew(void *self, const jb_held_job *held, size_t n, int lease_
   return rc;
 }
 
-static jb_err pg_reap(void *self, double base_s, double max_s, size_t *reaped, jb_error *e) {
+static jb_err pg_expired(void *self, int max, jb_expired_job **out, size_t *n, jb_error *e) {
+  char maxs[16];
+  snprintf(maxs, sizeof maxs, "%d", max);
+  const char *params[1] = {maxs};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &st_expired, params, &res, e);
+  if (rc != JB_OK) return rc;
+  int rows = PQntuples(res);
+  jb_expired_job *x = calloc(rows ? (size_t)rows : 1, sizeof *x);
+  for (int i = 0; x != NULL && i < rows; i++) {
+    snprintf(x[i].id, sizeof x[i].id, "%s", PQgetvalue(res, i, 0));
+    x[i].job_type = strdup(PQgetvalue(res, i, 1));
+    x[i].retry_count = atoi(PQgetvalue(res, i, 2));
+    x[i].max_retries = atoi(PQgetvalue(res, i, 3));
+    x[i].cancel_requested = PQgetvalue(res, i, 4)[0] == 't';
+    if (x[i].job_type == NULL) {
+      jb_expired_jobs_free(x, (size_t)i);
+      x = NULL;
+    }
+  }
+  PQclear(res);
+  if (x == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory reading %d expired jobs", rows);
+  *out = x;
+  *n = (size_t)rows;
+  return JB_OK;
+}
+
+static jb_err pg_reap(void *self, const jb_expired_job *seen, const jb_finish *decided, size_t n,
+                      size_t *applied, jb_error *e) {
   jb_pg *pg = self;
-  char base[32], max[32];
-  snprintf(base, sizeof base, "%g", base_s);
-  snprintf(max, sizeof max, "%g", max_s);
-  const char *params[2] = {base, max};
+  *applied = 0;
+  if (n == 0) return JB_OK;
+  jb_pg_array *a = pg->arrays;
+  for (int c = 0; c < 7; c++) jb_pg_array_begin(&a[c]);
+  for (size_t i = 0; i < n; i++) {
+    const jb_finish *f = &decided[i];
+    jb_pg_array_text(&a[0], seen[i].id);
+    jb_pg_array_text(&a[1], status_sql(f->status));
+    jb_pg_array_text(&a[2], f->error);
+    jb_pg_array_int(&a[3], f->delay_ms);
+    jb_pg_array_text(&a[4], f->burn_retry ? "t" : "f");
+    jb_pg_array_int(&a[5], seen[i].retry_count);
+    jb_pg_array_text(&a[6], seen[i].cancel_requested ? "t" : "f");
+  }
+  const char *params[7];
+  for (int c = 0; c < 7; c++)
+    if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
+      return jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu reaper decisions", n);
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, &st_reap, params, &res, e);
   if (rc != JB_OK) return rc;
   size_t done = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
   if (done > 0) jb_pg_notify(self, "outbox");
-  if (reaped) *reaped = done;
+  *applied = done;
   return JB_OK;
 }
 
@@ -378,6 +431,7 @@ void jb_pg_work_ops(jb_job_queue_ops *ops) {
   ops->claim = pg_claim;
   ops->finish = pg_finish;
   ops->renew = pg_renew;
+  ops->expired = pg_expired;
   ops->reap = pg_reap;
   ops->wait = pg_wait_jobs;
   ops->request_cancel = pg_request_cancel;

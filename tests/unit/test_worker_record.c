@@ -100,9 +100,17 @@ static jb_err fake_renew(void *self, const jb_held_job *held, size_t n, int leas
   return JB_OK;
 }
 
-static jb_err fake_reap(void *self, double base_s, double max_s, size_t *reaped, jb_error *e) {
-  (void)self, (void)base_s, (void)max_s, (void)e;
-  *reaped = 0;
+static jb_err fake_expired(void *self, int max, jb_expired_job **out, size_t *n, jb_error *e) {
+  (void)self, (void)max, (void)e;
+  *out = calloc(1, sizeof **out);
+  *n = 0;
+  return JB_OK;
+}
+
+static jb_err fake_reap(void *self, const jb_expired_job *seen, const jb_finish *decided, size_t n,
+                        size_t *applied, jb_error *e) {
+  (void)self, (void)seen, (void)decided, (void)n, (void)e;
+  *applied = 0;
   return JB_OK;
 }
 
@@ -116,6 +124,7 @@ static jb_err fake_wait(void *self, int timeout_ms, int wake_fd, bool *notified,
 static const jb_job_queue_ops fake_ops = {.claim = fake_claim,
                                           .finish = fake_finish,
                                           .renew = fake_renew,
+                                          .expired = fake_expired,
                                           .reap = fake_reap,
                                           .wait = fake_wait};
 
