@@ -53,7 +53,7 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
     return jb_fail(e, JB_ERR_INVALID, "handler for %s has no operations", job_type);
   for (size_t i = 0; i < p->nhandlers; i++) {
     if (strcmp(p->handlers[i].job_type, job_type) == 0) {
-      if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
+      jb_job_handler_release(p->handlers[i].h);
       p->handlers[i].h = h;
       return JB_OK;
     }
@@ -63,7 +63,7 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
   handler_entry *hs = name ? realloc(p->handlers, (p->nhandlers + 1) * sizeof *hs) : NULL;
   if (hs == NULL) {
     free(name);
-    if (h.ops->destroy) h.ops->destroy(h.self);
+    jb_job_handler_release(h);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory registering the handler of job type %s",
                    job_type);
   }
@@ -569,21 +569,6 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
       return JB_ERR_IO;
     }
   p->maint_q = queues[p->n];
-  jb_err rc = JB_OK;
-  for (size_t i = 0; rc == JB_OK && i < cfg->job_types_len; i++) {
-    const jb_job_type_cfg *jt = &cfg->job_types[i];
-    jb_job_handler h;
-    if (strcmp(jt->handler, "exec") == 0)
-      rc = jb_exec_handler_create(
-          &(jb_exec_config){jt->command, jt->timeout_s, jt->env, jt->env_passthrough}, &h, e);
-    else
-      h = jb_noop_handler();
-    if (rc == JB_OK) rc = jb_worker_pool_register(p, jt->name, h, e); /* destroys h on failure */
-  }
-  if (rc != JB_OK) {
-    jb_worker_pool_free(p);
-    return rc;
-  }
   *out = p;
   return JB_OK;
 }
@@ -648,7 +633,7 @@ void jb_worker_pool_free(jb_worker_pool *p) {
   if (p == NULL) return;
   jb_worker_pool_stop(p, 0);
   for (size_t i = 0; i < p->nhandlers; i++) {
-    if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
+    jb_job_handler_release(p->handlers[i].h);
     free(p->handlers[i].job_type);
   }
   free(p->handlers);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handlers/handlers.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/migrations.h"
