@@ -425,49 +425,64 @@ static void sort_batch(jb_job *jobs, size_t n) {
     }
 }
 
+/* Records the outcomes of jobs[recorded..done) (fin and res hold them from index 0), releases
+ * their results, and publishes what the worker still holds. */
+static void record_done(worker *w, jb_job *jobs, size_t n, jb_finish *fin, jb_job_result *res,
+                        size_t recorded, size_t done) {
+  record(w, fin, done - recorded);
+  for (size_t k = 0; k < done - recorded; k++) jb_job_result_clear(&res[k]);
+  if (done < n)
+    set_held(w, jobs, done, n);
+  else
+    set_held(w, NULL, 0, 0);
+}
+
 /* Runs a batch the worker holds and records its outcomes (every RECORD_EVERY_MS, and at the
- * end). Returns the time per job in ms. */
+ * end). Returns the time per job in ms. Without memory for the batch's outcomes, it runs and
+ * records the jobs one at a time (on the stack): none is left for the reaper. */
 static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
   jb_worker_pool *p = w->pool;
-  jb_finish *fin = calloc(n, sizeof *fin);
-  jb_job_result *res = calloc(n, sizeof *res);
-  if (fin == NULL || res == NULL) {
-    jb_log(JB_LOG_ERROR,
-           "out of memory running jobs; the reaper retries them when their lease "
-           "expires",
-           "worker", w->owner, JB_LOG_END);
+  jb_finish one_fin, *fin = calloc(n, sizeof *fin);
+  jb_job_result one_res, *res = calloc(n, sizeof *res);
+  size_t cap = n; /* how many outcomes fin and res hold */
+  bool heap = fin != NULL && res != NULL;
+  if (!heap) {
     free(fin);
     free(res);
-    return 0;
+    fin = &one_fin;
+    res = &one_res;
+    cap = 1;
+    jb_log(JB_LOG_WARN, "out of memory for a batch's outcomes: running its jobs one at a time",
+           "worker", w->owner, JB_LOG_END);
   }
   set_held(w, jobs, 0, n);
   size_t done = 0, recorded = 0;
   int64_t last = jb_mono_ms(), started = last;
   for (size_t i = 0; i < n; i++) {
+    size_t k = i - recorded;
     bool stopping = atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
     if (stopping || w->must_pause) {
       /* Jobs claimed but not started go back at once, no retry burnt: when stopping, and when
        * a resource shortage makes this worker pause. */
-      res[i] = (jb_job_result){0};
-      fin[i] = jb_decide_outcome(p->cfg, &jobs[i], &res[i], JB_STOP_SHUTDOWN, 0);
-      fin[i].error = stopping ? "not started before shutdown"
+      res[k] = (jb_job_result){0};
+      fin[k] = jb_decide_outcome(p->cfg, &jobs[i], &res[k], JB_STOP_SHUTDOWN, 0);
+      fin[k].error = stopping ? "not started before shutdown"
                               : "not started: its worker pauses after a resource shortage";
     } else {
-      run_job(w, &jobs[i], &fin[i], &res[i]);
+      run_job(w, &jobs[i], &fin[k], &res[k]);
     }
     done++;
-    if (jb_mono_ms() - last >= RECORD_EVERY_MS) {
-      record(w, fin + recorded, done - recorded);
+    if (done - recorded == cap || jb_mono_ms() - last >= RECORD_EVERY_MS) {
+      record_done(w, jobs, n, fin, res, recorded, done);
       recorded = done;
-      set_held(w, jobs, recorded, n);
       last = jb_mono_ms();
     }
   }
-  record(w, fin + recorded, done - recorded);
-  set_held(w, NULL, 0, 0);
-  for (size_t i = 0; i < n; i++) jb_job_result_clear(&res[i]);
-  free(fin);
-  free(res);
+  record_done(w, jobs, n, fin, res, recorded, done);
+  if (heap) {
+    free(fin);
+    free(res);
+  }
   return (jb_mono_ms() - started) / (int64_t)n;
 }
 
