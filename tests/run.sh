@@ -28,6 +28,8 @@ JB_PG_FSYNC=off jb_servers_start "$state" || { echo "tests/run.sh: servers did n
 echo "servers: PostgreSQL 127.0.0.1:$JB_PG_PORT, RabbitMQ 127.0.0.1:$JB_AMQP_PORT"
 
 status=0
+# The layers: core uses no adapter, adapters only ports and core (README, "Layout").
+bash tests/check_layers.sh || status=1
 ctest --test-dir build --output-on-failure --timeout 900 "$@" || status=1
 
 # The unit tests again under ASan+UBSan. Criterion runs each test in a forked child, where a

@@ -129,7 +129,9 @@ typedef struct jb_job_result {
 
 void jb_job_result_clear(jb_job_result *r);
 
-/* Counts of one queue by status (the seed's field names in JSON). */
+/* Counts of one queue by status. In JSON (jb_queue_stats_to_json) the seed's QueueStats names:
+ * queue_name, pending_count, running_count, completed_count, failed_count, dead_letter_count,
+ * and beside them scheduled_count, retrying_count, total_count. */
 typedef struct jb_queue_stats {
   char queue_name[128];
   int64_t pending; /* each status is counted in exactly one field */

@@ -20,6 +20,8 @@ typedef struct jb_outbox_row {
   jb_time created_at;
 } jb_outbox_row;
 
+/* Frees n rows and the array (NULL: nothing). Defined in core, so the adapter filling rows and
+ * the one publishing them share it without calling each other. */
 void jb_outbox_rows_free(jb_outbox_row *rows, size_t n);
 
 typedef struct jb_outbox_ops {

@@ -12,8 +12,10 @@ typedef struct jb_worker_pool jb_worker_pool;
 
 /* A pool of cfg->workers_threads workers (0: two per core, at least 4). queues[i] serves worker i
  * and queues[nthreads] the maintenance thread (lease renewal, cancellation, the reaper): each must
- * be its own connection, used by that thread only. Handlers for cfg's job types are built
- * here; `instance` names this process in locked_by. cfg and queues are borrowed. */
+ * be its own connection, used by that thread only. The pool starts with no handler: the wiring
+ * builds them (for the built-in ones, jb_handlers_from_config in src/handlers/handlers.h) and
+ * hands each over with jb_worker_pool_register; a job of a type with none fails ("no handler
+ * registered"). `instance` names this process in locked_by. cfg and queues are borrowed. */
 jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_queue *queues,
                           size_t nqueues, jb_worker_pool **out, jb_error *e) JB_MUST_CHECK;
 

@@ -331,7 +331,9 @@ int jb_cmd_jobs(int argc, char **argv) {
 int jb_cmd_stats(int argc, char **argv) {
   static const char help[] =
       "usage: jobbridge stats [--config FILE]\n"
-      "Prints a JSON array with one QueueStats object per queue.\n";
+      "Prints a JSON array with one QueueStats object per queue: queue_name, pending_count,\n"
+      "running_count, completed_count, failed_count, dead_letter_count, and beside them\n"
+      "scheduled_count, retrying_count, total_count (each job counted once, by status).\n";
   jb_args a;
   int code = parse(argc, argv, common_specs, NSPECS(common_specs), &a, help, 0, 0);
   if (code >= 0) return code;

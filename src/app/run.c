@@ -7,14 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "amqp/mq_trigger.h"
-#include "amqp/outbox_relay.h"
 #include "app/app.h"
 #include "app/args.h"
-#include "jobbridge/job_service.h"
+#include "app/serve.h"
 #include "jobbridge/log.h"
-#include "jobbridge/worker_pool.h"
-#include "postgres/pg.h"
 
 /* Shutdown stages, advanced only by the signal handler (which does nothing else). */
 typedef enum {
@@ -112,71 +108,51 @@ static void instance_name(char *buf, size_t len) {
   snprintf(buf, len, "%s:%d:%04x", host, (int)getpid(), rand() & 0xffff);
 }
 
-static void log_totals(jb_mq_trigger *trigger) {
-  jb_mq_stats st = jb_mq_trigger_stats(trigger);
-  char v[6][24];
-  snprintf(v[0], 24, "%llu", (unsigned long long)st.received);
-  snprintf(v[1], 24, "%llu", (unsigned long long)st.jobs_created);
-  snprintf(v[2], 24, "%llu", (unsigned long long)st.duplicates);
-  snprintf(v[3], 24, "%llu", (unsigned long long)st.dead_lettered);
-  snprintf(v[4], 24, "%llu", (unsigned long long)st.held);
-  snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
-  jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
-         "dead_lettered", v[3], "dead_letters_held", v[4], "acked", v[5], JB_LOG_END);
+/* Stops every started component, stage by stage (README's "Shutdown" order). */
+static void stop_components(jb_wiring *w, size_t started) {
+  for (int st = STOP_INTAKE; st <= STOP_EVENTS_OUT; st++)
+    for (size_t i = 0; i < started; i++)
+      if ((int)jb_components[i].stage == st) jb_components[i].stop(w);
 }
 
-/* Runs everything until a stop signal. Every thread gets its own database connection: one per
- * consumer, one per worker plus the maintenance thread, one for the outbox relay. */
+/* Runs every component (src/app/serve.c) until a stop signal. Each gets its own database
+ * connections, one per thread: a slice of pgs, in list order. */
 static int serve(const jb_config *cfg, const char *path) {
-  size_t nc = (size_t)cfg->ingest_consumers;
-  size_t nw = cfg->workers_enabled ? jb_worker_pool_connections(cfg) : 0;
-  size_t total = nc + nw + 1;
-  jb_pg **pgs = calloc(total, sizeof *pgs);
-  jb_job_service *svcs = calloc(nc, sizeof *svcs);
-  jb_job_creator *creators = calloc(nc, sizeof *creators);
-  jb_job_queue *wq = calloc(nw ? nw : 1, sizeof *wq);
-  jb_mq_trigger *trigger = NULL;
-  jb_worker_pool *pool = NULL;
-  jb_outbox_relay *relay = NULL;
+  size_t total = 0, created = 0, started = 0;
+  for (size_t i = 0; i < jb_ncomponents; i++) total += jb_components[i].connections(cfg);
+  jb_wiring w = {.cfg = cfg};
+  instance_name(w.instance, sizeof w.instance);
   bool opened = false;
   int code = JB_EXIT_OK;
   jb_error e;
-  char instance[128];
-  instance_name(instance, sizeof instance);
-  if (pgs == NULL || svcs == NULL || creators == NULL || wq == NULL) {
+  w.pgs = calloc(total ? total : 1, sizeof *w.pgs);
+  if (w.pgs == NULL) {
     code = jb_report(&(jb_error){JB_ERR_NOMEM, "out of memory"});
     goto out;
   }
   /* The database was reachable a moment ago; if it goes away later, every thread retries. */
-  if (open_conns(cfg, pgs, total, &e) != JB_OK) {
+  if (open_conns(cfg, w.pgs, total, &e) != JB_OK) {
     code = jb_report(&e);
     goto out;
   }
   opened = true;
-  for (size_t i = 0; i < nc; i++) {
-    jb_job_service_init(&svcs[i], jb_pg_queue(pgs[i]), cfg);
-    creators[i] = jb_job_service_creator(&svcs[i]);
+  for (size_t at = 0; created < jb_ncomponents; created++) {
+    const jb_component *c = &jb_components[created];
+    jb_err rc = c->create(&w, w.pgs + at, &e);
+    at += c->connections(cfg);
+    if (rc != JB_OK) {
+      created++; /* destroy what it built */
+      code = jb_report(&e);
+      goto out;
+    }
   }
-  for (size_t i = 0; i < nw; i++) wq[i] = jb_pg_queue(pgs[nc + i]);
-  if (jb_outbox_relay_new(cfg, jb_pg_outbox(pgs[nc + nw]), instance, &relay, &e) != JB_OK ||
-      (nw > 0 && jb_worker_pool_new(cfg, instance, wq, nw, &pool, &e) != JB_OK) ||
-      jb_mq_trigger_new(cfg, creators, nc, &trigger, &e) != JB_OK) {
-    code = jb_report(&e);
-    goto out;
-  }
-  /* Jobs due now go straight to idle workers of this instance, skipping the notification and
-   * the claim; the others wait in the table for any instance's workers. */
-  for (size_t i = 0; pool != NULL && i < nc; i++)
-    jb_job_service_set_dispatcher(&svcs[i], jb_worker_pool_dispatcher(pool));
-  jb_job_trigger port = jb_mq_trigger_port(trigger);
-  if (jb_outbox_relay_start(relay, &e) != JB_OK ||
-      (pool != NULL && jb_worker_pool_start(pool, &e) != JB_OK) ||
-      port.ops->start(port.self, &e) != JB_OK) {
-    code = jb_report(&e);
-    goto out;
-  }
+  for (; started < jb_ncomponents; started++)
+    if (jb_components[started].start(&w, &e) != JB_OK) {
+      code = jb_report(&e);
+      goto out;
+    }
   char safe[512];
-  jb_log(JB_LOG_INFO, "running", "instance", instance, "amqp",
+  jb_log(JB_LOG_INFO, "running", "instance", w.instance, "amqp",
          jb_redact_url(cfg->amqp_url, safe, sizeof safe), "exchange", cfg->in_exchange, "queue",
          cfg->in_queue, "output_exchange", cfg->out_exchange, JB_LOG_END);
   while (stage == RUN_RUNNING) {
@@ -184,33 +160,17 @@ static int serve(const jb_config *cfg, const char *path) {
     if (reload_requested) {
       reload_requested = 0;
       jb_config *next = reload_mappings(cfg, path);
-      if (next != NULL) jb_mq_trigger_reload(trigger, next);
+      if (next != NULL) jb_mq_trigger_reload(w.trigger, next);
     }
   }
   /* Shutdown, in the order that loses nothing: no new events in (the batch in hand is
    * committed and acked), no new claims (running handlers get the grace period, then return
    * their jobs to RETRYING), then the outbox is flushed. */
-  jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", JB_LOG_END);
-  port.ops->stop(port.self);
-  log_totals(trigger);
-  if (pool != NULL) {
-    jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", JB_LOG_END);
-    jb_worker_pool_stop(pool, cfg->workers_shutdown_grace_s);
-  } else {
-    jb_log(JB_LOG_INFO, "workers are disabled in this instance (workers.enabled: false)",
-           JB_LOG_END);
-  }
-  jb_log(JB_LOG_INFO, "stopping: flushing job events", JB_LOG_END);
-  jb_outbox_relay_stop(relay, 10);
+  stop_components(&w, started);
 out:
-  jb_mq_trigger_free(trigger);
-  if (pool != NULL) jb_worker_pool_free(pool);
-  jb_outbox_relay_free(relay);
-  for (size_t i = 0; opened && i < total; i++) jb_pg_close(pgs[i]);
-  free(pgs);
-  free(svcs);
-  free(creators);
-  free(wq);
+  while (created > 0) jb_components[--created].destroy(&w);
+  for (size_t i = 0; opened && i < total; i++) jb_pg_close(w.pgs[i]);
+  free(w.pgs);
   return code;
 }
 

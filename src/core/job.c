@@ -335,9 +335,11 @@ void jb_job_result_clear(jb_job_result *r) {
 }
 
 json_t *jb_queue_stats_to_json(const jb_queue_stats *s) {
+  /* The seed's QueueStats first, exactly as it names them; our extra counts beside them. */
   return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "queue_name", s->queue_name,
-                   "pending", (json_int_t)s->pending, "scheduled", (json_int_t)s->scheduled,
-                   "retrying", (json_int_t)s->retrying, "running", (json_int_t)s->running,
-                   "completed", (json_int_t)s->completed, "failed", (json_int_t)s->failed,
-                   "dead_letter", (json_int_t)s->dead_letter, "total", (json_int_t)s->total);
+                   "pending_count", (json_int_t)s->pending, "running_count", (json_int_t)s->running,
+                   "completed_count", (json_int_t)s->completed, "failed_count",
+                   (json_int_t)s->failed, "dead_letter_count", (json_int_t)s->dead_letter,
+                   "scheduled_count", (json_int_t)s->scheduled, "retrying_count",
+                   (json_int_t)s->retrying, "total_count", (json_int_t)s->total);
 }

@@ -53,7 +53,7 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
     return jb_fail(e, JB_ERR_INVALID, "handler for %s has no operations", job_type);
   for (size_t i = 0; i < p->nhandlers; i++) {
     if (strcmp(p->handlers[i].job_type, job_type) == 0) {
-      if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
+      jb_job_handler_release(p->handlers[i].h);
       p->handlers[i].h = h;
       return JB_OK;
     }
@@ -63,7 +63,7 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
   handler_entry *hs = name ? realloc(p->handlers, (p->nhandlers + 1) * sizeof *hs) : NULL;
   if (hs == NULL) {
     free(name);
-    if (h.ops->destroy) h.ops->destroy(h.self);
+    jb_job_handler_release(h);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory registering the handler of job type %s",
                    job_type);
   }
@@ -411,49 +411,64 @@ static void sort_batch(jb_job *jobs, size_t n) {
     }
 }
 
+/* Records the outcomes of jobs[recorded..done) (fin and res hold them from index 0), releases
+ * their results, and publishes what the worker still holds. */
+static void record_done(worker *w, jb_job *jobs, size_t n, jb_finish *fin, jb_job_result *res,
+                        size_t recorded, size_t done) {
+  record(w, fin, done - recorded);
+  for (size_t k = 0; k < done - recorded; k++) jb_job_result_clear(&res[k]);
+  if (done < n)
+    set_held(w, jobs, done, n);
+  else
+    set_held(w, NULL, 0, 0);
+}
+
 /* Runs a batch the worker holds and records its outcomes (every RECORD_EVERY_MS, and at the
- * end). Returns the time per job in ms. */
+ * end). Returns the time per job in ms. Without memory for the batch's outcomes, it runs and
+ * records the jobs one at a time (on the stack): none is left for the reaper. */
 static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
   jb_worker_pool *p = w->pool;
-  jb_finish *fin = calloc(n, sizeof *fin);
-  jb_job_result *res = calloc(n, sizeof *res);
-  if (fin == NULL || res == NULL) {
-    jb_log(JB_LOG_ERROR,
-           "out of memory running jobs; the reaper retries them when their lease "
-           "expires",
-           "worker", w->owner, JB_LOG_END);
+  jb_finish one_fin, *fin = calloc(n, sizeof *fin);
+  jb_job_result one_res, *res = calloc(n, sizeof *res);
+  size_t cap = n; /* how many outcomes fin and res hold */
+  bool heap = fin != NULL && res != NULL;
+  if (!heap) {
     free(fin);
     free(res);
-    return 0;
+    fin = &one_fin;
+    res = &one_res;
+    cap = 1;
+    jb_log(JB_LOG_WARN, "out of memory for a batch's outcomes: running its jobs one at a time",
+           "worker", w->owner, JB_LOG_END);
   }
   set_held(w, jobs, 0, n);
   size_t done = 0, recorded = 0;
   int64_t last = jb_mono_ms(), started = last;
   for (size_t i = 0; i < n; i++) {
+    size_t k = i - recorded;
     bool stopping = atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
     if (stopping || w->must_pause) {
       /* Jobs claimed but not started go back at once, no retry burnt: when stopping, and when
        * a resource shortage makes this worker pause. */
-      res[i] = (jb_job_result){0};
-      fin[i] = jb_decide_outcome(p->cfg, &jobs[i], &res[i], JB_STOP_SHUTDOWN, 0);
-      fin[i].error = stopping ? "not started before shutdown"
+      res[k] = (jb_job_result){0};
+      fin[k] = jb_decide_outcome(p->cfg, &jobs[i], &res[k], JB_STOP_SHUTDOWN, 0);
+      fin[k].error = stopping ? "not started before shutdown"
                               : "not started: its worker pauses after a resource shortage";
     } else {
-      run_job(w, &jobs[i], &fin[i], &res[i]);
+      run_job(w, &jobs[i], &fin[k], &res[k]);
     }
     done++;
-    if (jb_mono_ms() - last >= RECORD_EVERY_MS) {
-      record(w, fin + recorded, done - recorded);
+    if (done - recorded == cap || jb_mono_ms() - last >= RECORD_EVERY_MS) {
+      record_done(w, jobs, n, fin, res, recorded, done);
       recorded = done;
-      set_held(w, jobs, recorded, n);
       last = jb_mono_ms();
     }
   }
-  record(w, fin + recorded, done - recorded);
-  set_held(w, NULL, 0, 0);
-  for (size_t i = 0; i < n; i++) jb_job_result_clear(&res[i]);
-  free(fin);
-  free(res);
+  record_done(w, jobs, n, fin, res, recorded, done);
+  if (heap) {
+    free(fin);
+    free(res);
+  }
   return (jb_mono_ms() - started) / (int64_t)n;
 }
 
@@ -555,21 +570,6 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_que
       return JB_ERR_IO;
     }
   p->maint_q = queues[p->n];
-  jb_err rc = JB_OK;
-  for (size_t i = 0; rc == JB_OK && i < cfg->job_types_len; i++) {
-    const jb_job_type_cfg *jt = &cfg->job_types[i];
-    jb_job_handler h;
-    if (strcmp(jt->handler, "exec") == 0)
-      rc = jb_exec_handler_create(
-          &(jb_exec_config){jt->command, jt->timeout_s, jt->env, jt->env_passthrough}, &h, e);
-    else
-      h = jb_noop_handler();
-    if (rc == JB_OK) rc = jb_worker_pool_register(p, jt->name, h, e); /* destroys h on failure */
-  }
-  if (rc != JB_OK) {
-    jb_worker_pool_free(p);
-    return rc;
-  }
   *out = p;
   return JB_OK;
 }
@@ -634,7 +634,7 @@ void jb_worker_pool_free(jb_worker_pool *p) {
   if (p == NULL) return;
   jb_worker_pool_stop(p, 0);
   for (size_t i = 0; i < p->nhandlers; i++) {
-    if (p->handlers[i].h.ops->destroy) p->handlers[i].h.ops->destroy(p->handlers[i].h.self);
+    jb_job_handler_release(p->handlers[i].h);
     free(p->handlers[i].job_type);
   }
   free(p->handlers);

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "handlers/exec_env.h"
+#include "handlers/handlers.h"
 #include "handlers/shepherd.h"
-#include "jobbridge/job_handler.h"
 #include "jobbridge/json.h"
 #include "jobbridge/log.h"
 

@@ -1,7 +1,9 @@
-/* The built-in JobHandlers noop and C callbacks (exec is in exec.c). */
-#include <stdlib.h>
+/* The built-in JobHandlers noop and C callbacks (exec is in exec.c), and the handlers of a
+ * config's job types. */
+#include "handlers/handlers.h"
 
-#include "jobbridge/job_handler.h"
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- noop ---- */
 
@@ -37,4 +39,34 @@ jb_job_handler jb_callback_handler(jb_handler_fn fn, void *self) {
   if (cb == NULL) return (jb_job_handler){NULL, NULL};
   *cb = (callback){fn, self};
   return (jb_job_handler){&callback_ops, cb};
+}
+
+/* ---- from config ---- */
+
+jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out, jb_error *e) {
+  size_t n = cfg->job_types_len;
+  jb_job_handler *hs = calloc(n ? n : 1, sizeof *hs);
+  if (hs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory building the job handlers");
+  jb_err rc = JB_OK;
+  size_t built = 0;
+  for (; built < n; built++) {
+    const jb_job_type_cfg *jt = &cfg->job_types[built];
+    if (strcmp(jt->handler, "exec") != 0) {
+      hs[built] = jb_noop_handler();
+      continue;
+    }
+    jb_exec_config xc = {jt->command, jt->timeout_s, jt->env, jt->env_passthrough};
+    rc = jb_exec_handler_create(&xc, &hs[built], e);
+    if (rc != JB_OK) {
+      jb_error inner = *e;
+      jb_fail(e, rc, "job type %s: %s", jt->name, inner.msg);
+      goto out;
+    }
+  }
+  *out = hs;
+  return JB_OK;
+out: /* only on failure: release what was built */
+  for (size_t i = 0; i < built; i++) jb_job_handler_release(hs[i]);
+  free(hs);
+  return rc;
 }

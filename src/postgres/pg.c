@@ -431,8 +431,12 @@ out:
 
 /* ---- rows ---- */
 
-static char *dup_or_null(const PGresult *res, int row, int col) {
-  return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+/* A copy of a text column, NULL when SQL NULL; *lost is set when out of memory. */
+static char *dup_or_null(const PGresult *res, int row, int col, bool *lost) {
+  if (PQgetisnull(res, row, col)) return NULL;
+  char *s = strdup(PQgetvalue(res, row, col));
+  if (s == NULL) *lost = true;
+  return s;
 }
 
 static jb_time time_col(const PGresult *res, int row, int col) {
@@ -451,11 +455,17 @@ static json_t *json_col(const PGresult *res, int row, int col) {
   return v;
 }
 
+/* On failure the job holds nothing (every string and value read so far is released). */
 jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) {
   memset(job, 0, sizeof *job);
   snprintf(job->id, sizeof job->id, "%s", PQgetvalue(res, row, 0));
-  job->queue_name = dup_or_null(res, row, 1);
-  job->job_type = dup_or_null(res, row, 2);
+  jb_job_status status;
+  if (jb_status_parse(PQgetvalue(res, row, 13), &status) != JB_OK)
+    return jb_fail(e, JB_ERR_DB, "job %s has unknown status %s", job->id, PQgetvalue(res, row, 13));
+  bool lost = false;
+  job->status = status;
+  job->queue_name = dup_or_null(res, row, 1, &lost);
+  job->job_type = dup_or_null(res, row, 2, &lost);
   job->payload = json_col(res, row, 3);
   job->priority = atoi(PQgetvalue(res, row, 4));
   job->max_retries = atoi(PQgetvalue(res, row, 5));
@@ -466,20 +476,18 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
   job->failed_at = time_col(res, row, 10);
   job->created_at = time_col(res, row, 11);
   job->updated_at = time_col(res, row, 12);
-  if (jb_status_parse(PQgetvalue(res, row, 13), &job->status) != JB_OK)
-    return jb_fail(e, JB_ERR_DB, "job %s has unknown status %s", job->id, PQgetvalue(res, row, 13));
-  job->error_message = dup_or_null(res, row, 14);
+  job->error_message = dup_or_null(res, row, 14, &lost);
   if (!PQgetisnull(res, row, 15))
     snprintf(job->created_by, sizeof job->created_by, "%s", PQgetvalue(res, row, 15));
   job->metadata = json_col(res, row, 16);
   job->result = json_col(res, row, 17);
   job->progress = atoi(PQgetvalue(res, row, 18));
-  job->dedupe_key = dup_or_null(res, row, 19);
-  job->locked_by = dup_or_null(res, row, 20);
+  job->dedupe_key = dup_or_null(res, row, 19, &lost);
+  job->locked_by = dup_or_null(res, row, 20, &lost);
   job->locked_until = time_col(res, row, 21);
-  if (job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
+  if (lost || job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
       job->metadata == NULL) {
-    jb_job_clear(job);
+    jb_job_clear(job); /* and zeroes it */
     return jb_fail(e, JB_ERR_NOMEM, "out of memory reading job");
   }
   return JB_OK;

@@ -439,17 +439,6 @@ void jb_pg_work_ops(jb_job_queue_ops *ops) {
 
 /* ---- the Outbox port ---- */
 
-void jb_outbox_rows_free(jb_outbox_row *rows, size_t n) {
-  if (rows == NULL) return;
-  for (size_t i = 0; i < n; i++) {
-    free(rows[i].event_type);
-    free(rows[i].routing_key);
-    free(rows[i].correlation_id);
-    free(rows[i].data);
-  }
-  free(rows);
-}
-
 static jb_err ob_try_lead(void *self, bool *leader, jb_error *e) {
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(self, &st_try_lead, NULL, &res, e);

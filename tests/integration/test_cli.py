@@ -116,10 +116,10 @@ class Cli(unittest.TestCase):
         retried = self.ok_json(["jobs", "retry", job["id"]])
         self.assertEqual(retried["status"], "PENDING")
         stats = {s["queue_name"]: s for s in self.ok_json(["stats"])}
-        self.assertEqual(stats["q1"]["pending"], 1)
-        self.assertEqual(stats["q1"]["total"], 1)
-        for key in ("pending", "scheduled", "retrying", "running", "completed", "failed",
-                    "dead_letter", "total"):
+        self.assertEqual(stats["q1"]["pending_count"], 1)
+        self.assertEqual(stats["q1"]["total_count"], 1)
+        for key in ("pending_count", "scheduled_count", "retrying_count", "running_count",
+                    "completed_count", "failed_count", "dead_letter_count", "total_count"):
             self.assertIn(key, stats["q1"])
 
     def test_scheduled_job_and_dedupe(self):

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handlers/handlers.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/migrations.h"
@@ -403,6 +404,12 @@ static jb_worker_pool *one_worker_pool(const char *json, jb_config **wcfg, jb_pg
   }
   jb_worker_pool *pool = NULL;
   cr_assert_eq(jb_worker_pool_new(*wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
+  /* The handlers of the config's job types, as `jobbridge run` wires them. */
+  jb_job_handler *hs = NULL;
+  cr_assert_eq(jb_handlers_from_config(*wcfg, &hs, &e), JB_OK, "%s", e.msg);
+  for (size_t i = 0; i < (*wcfg)->job_types_len; i++)
+    cr_assert_eq(jb_worker_pool_register(pool, (*wcfg)->job_types[i].name, hs[i], &e), JB_OK);
+  free(hs);
   return pool;
 }
 

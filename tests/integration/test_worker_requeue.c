@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handlers/handlers.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/log.h"
 #include "jobbridge/worker_pool.h"

@@ -317,8 +317,8 @@ class Workers(unittest.TestCase):
         out = jbtest.subprocess.run([BIN, "stats", "--config", b.config], capture_output=True,
                                     text=True, timeout=30)
         stats = {s["queue_name"]: s for s in json.loads(out.stdout)}
-        self.assertEqual((stats["a"]["completed"], stats["a"]["total"]), (50, 50))
-        self.assertEqual((stats["b"]["failed"], stats["b"]["running"]), (5, 0))
+        self.assertEqual((stats["a"]["completed_count"], stats["a"]["total_count"]), (50, 50))
+        self.assertEqual((stats["b"]["failed_count"], stats["b"]["running_count"]), (5, 0))
         self.assertEqual(b.stop(), 0)
 
 

@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "handlers/handlers.h"
 #include "jobbridge/config.h"
-#include "jobbridge/job_handler.h"
 
 /* A sleep duration unique to this test process, e.g. "1003.012345", to find its processes. */
 static void marker(char *buf, size_t len, int base) {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handlers/handlers.h"
 #include "jobbridge/worker_pool.h"
 
 #define NJOBS 2

@@ -1,0 +1,153 @@
+/* The components `jobbridge run` wires: the outbox relay, the worker pool, the AMQP trigger.
+ * Adding one (an HTTP server, a cron trigger) is one more entry in jb_components. */
+#include "app/serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "handlers/handlers.h"
+#include "jobbridge/log.h"
+
+/* ---- the outbox relay: one connection, stops last (flushes the events the others wrote) ---- */
+
+static size_t relay_connections(const jb_config *cfg) {
+  (void)cfg;
+  return 1;
+}
+
+static jb_err relay_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  return jb_outbox_relay_new(w->cfg, jb_pg_outbox(pgs[0]), w->instance, &w->relay, e);
+}
+
+static jb_err relay_start(jb_wiring *w, jb_error *e) {
+  return jb_outbox_relay_start(w->relay, e);
+}
+
+static void relay_stop(jb_wiring *w) {
+  jb_log(JB_LOG_INFO, "stopping: flushing job events", JB_LOG_END);
+  jb_outbox_relay_stop(w->relay, 10);
+}
+
+static void relay_destroy(jb_wiring *w) {
+  jb_outbox_relay_free(w->relay);
+  w->relay = NULL;
+}
+
+/* ---- the worker pool: a connection per worker plus its maintenance thread ---- */
+
+static size_t workers_connections(const jb_config *cfg) {
+  return cfg->workers_enabled ? jb_worker_pool_connections(cfg) : 0;
+}
+
+/* Builds the handler of every configured job type and hands each to the pool, which owns it
+ * from then on (also when registering fails); the ones not yet handed over are released. */
+static jb_err register_handlers(jb_worker_pool *pool, const jb_config *cfg, jb_error *e) {
+  jb_job_handler *hs = NULL;
+  jb_err rc = jb_handlers_from_config(cfg, &hs, e);
+  size_t i = 0;
+  for (; rc == JB_OK && i < cfg->job_types_len; i++)
+    rc = jb_worker_pool_register(pool, cfg->job_types[i].name, hs[i], e);
+  for (; rc != JB_OK && hs != NULL && i < cfg->job_types_len; i++) jb_job_handler_release(hs[i]);
+  free(hs);
+  return rc;
+}
+
+static jb_err workers_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  size_t n = workers_connections(w->cfg);
+  if (n == 0) return JB_OK; /* workers.enabled: false */
+  jb_job_queue *queues = calloc(n, sizeof *queues);
+  if (queues == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the worker pool");
+  for (size_t i = 0; i < n; i++) queues[i] = jb_pg_queue(pgs[i]);
+  jb_err rc = jb_worker_pool_new(w->cfg, w->instance, queues, n, &w->pool, e);
+  free(queues); /* the pool copied the ports; the connections stay the wiring's */
+  if (rc == JB_OK) rc = register_handlers(w->pool, w->cfg, e);
+  return rc;
+}
+
+static jb_err workers_start(jb_wiring *w, jb_error *e) {
+  return w->pool != NULL ? jb_worker_pool_start(w->pool, e) : JB_OK;
+}
+
+static void workers_stop(jb_wiring *w) {
+  if (w->pool == NULL) {
+    jb_log(JB_LOG_INFO, "workers are disabled in this instance (workers.enabled: false)",
+           JB_LOG_END);
+    return;
+  }
+  jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", JB_LOG_END);
+  jb_worker_pool_stop(w->pool, w->cfg->workers_shutdown_grace_s);
+}
+
+static void workers_destroy(jb_wiring *w) {
+  if (w->pool != NULL) jb_worker_pool_free(w->pool);
+  w->pool = NULL;
+}
+
+/* ---- the AMQP trigger: a connection (and a JobService) per consumer ---- */
+
+static size_t ingest_connections(const jb_config *cfg) {
+  return (size_t)cfg->ingest_consumers;
+}
+
+static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  size_t n = ingest_connections(w->cfg);
+  w->svcs = calloc(n ? n : 1, sizeof *w->svcs);
+  w->creators = calloc(n ? n : 1, sizeof *w->creators);
+  if (w->svcs == NULL || w->creators == NULL)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the ingest consumers");
+  for (size_t i = 0; i < n; i++) {
+    jb_job_service_init(&w->svcs[i], jb_pg_queue(pgs[i]), w->cfg);
+    /* Jobs due now go straight to idle workers of this instance, skipping the notification
+     * and the claim; the others wait in the table for any instance's workers. */
+    if (w->pool != NULL)
+      jb_job_service_set_dispatcher(&w->svcs[i], jb_worker_pool_dispatcher(w->pool));
+    w->creators[i] = jb_job_service_creator(&w->svcs[i]);
+  }
+  return jb_mq_trigger_new(w->cfg, w->creators, n, &w->trigger, e);
+}
+
+static jb_err ingest_start(jb_wiring *w, jb_error *e) {
+  jb_job_trigger port = jb_mq_trigger_port(w->trigger);
+  return port.ops->start(port.self, e);
+}
+
+static void log_totals(jb_mq_trigger *trigger) {
+  jb_mq_stats st = jb_mq_trigger_stats(trigger);
+  char v[6][24];
+  snprintf(v[0], 24, "%llu", (unsigned long long)st.received);
+  snprintf(v[1], 24, "%llu", (unsigned long long)st.jobs_created);
+  snprintf(v[2], 24, "%llu", (unsigned long long)st.duplicates);
+  snprintf(v[3], 24, "%llu", (unsigned long long)st.dead_lettered);
+  snprintf(v[4], 24, "%llu", (unsigned long long)st.held);
+  snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
+  jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
+         "dead_lettered", v[3], "dead_letters_held", v[4], "acked", v[5], JB_LOG_END);
+}
+
+static void ingest_stop(jb_wiring *w) {
+  jb_log(JB_LOG_INFO, "stopping: finishing the batch in hand", JB_LOG_END);
+  jb_job_trigger port = jb_mq_trigger_port(w->trigger);
+  port.ops->stop(port.self);
+  log_totals(w->trigger);
+}
+
+static void ingest_destroy(jb_wiring *w) {
+  jb_mq_trigger_free(w->trigger); /* before the services its consumers borrow */
+  w->trigger = NULL;
+  free(w->svcs);
+  free(w->creators);
+  w->svcs = NULL;
+  w->creators = NULL;
+}
+
+/* Start order: the relay first (the others write events), the workers before ingest (ingest
+ * hands jobs to idle workers). The stages give README's shutdown order. */
+const jb_component jb_components[] = {
+    {"outbox relay", STOP_EVENTS_OUT, relay_connections, relay_create, relay_start, relay_stop,
+     relay_destroy},
+    {"workers", STOP_WORK, workers_connections, workers_create, workers_start, workers_stop,
+     workers_destroy},
+    {"ingest", STOP_INTAKE, ingest_connections, ingest_create, ingest_start, ingest_stop,
+     ingest_destroy},
+};
+const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

@@ -1,0 +1,57 @@
+/* The handlers adapter: the built-in JobHandlers (noop, exec, C callbacks) and the wiring's
+ * constructor of the handlers a config's job types name. Usable by embedders like
+ * src/postgres/pg.h; the domain never includes it. */
+#ifndef JB_HANDLERS_H
+#define JB_HANDLERS_H
+
+#include <stddef.h>
+
+#include "jobbridge/config.h"
+#include "jobbridge/job_handler.h"
+
+/* The built-in handlers. `noop` completes at once. `exec` runs argv (NULL-terminated, copied)
+ * without a shell, the job as JSON on stdin: exit 0 = success (stdout, if a JSON object, is the
+ * result), exit 65 = non-retriable failure, any other exit, a signal, or timeout_s passed
+ * (SIGTERM, then SIGKILL after a grace period) = retriable failure; the last lines of stderr
+ * become the error.
+ * The run's whole process tree is bounded: the program runs under a small "shepherd" process
+ * (forked, a child subreaper), and when the program ends, is timed out, cancelled or stopped by
+ * shutdown, or jobbridge dies, every process it started, even in a session of its own, is
+ * killed; the handler returns only once none is left.
+ * The environment is clean: JOBBRIDGE_JOB_ID, JOBBRIDGE_JOB_TYPE, then `env` (fixed values),
+ * then the names of `env_passthrough` set in jobbridge's environment, then PATH, HOME, LANG and
+ * TZ when set in jobbridge's environment; nothing else (jobbridge's URLs hold passwords). PATH
+ * (the child's) is searched for argv[0] when it holds no '/'.
+ * When starting fails for lack of resources (descriptors, memory, processes: EMFILE, ENFILE,
+ * ENOMEM, EAGAIN) the result says `requeue`; a missing program or a permission is the job's
+ * retriable failure. */
+typedef struct jb_exec_config {
+  char *const *argv; /* borrowed, copied */
+  double timeout_s;
+  const json_t *env;            /* object of name -> string, or NULL; borrowed, copied */
+  char *const *env_passthrough; /* names, NULL-terminated, or NULL; borrowed, copied */
+} jb_exec_config;
+
+/* JB_ERR_INVALID (naming the key) for an empty command, a name that is empty or holds '=', a
+ * value that is not a string or holds a NUL byte. */
+jb_err jb_exec_handler_create(const jb_exec_config *config, jb_job_handler *out,
+                              jb_error *e) JB_MUST_CHECK;
+/* The same with no env and no env_passthrough. */
+jb_err jb_exec_handler_new(char *const *argv, double timeout_s, jb_job_handler *out,
+                           jb_error *e) JB_MUST_CHECK;
+jb_job_handler jb_noop_handler(void);
+
+/* A handler from a C function, for embedders. `fn` must be thread-safe; `self` is passed on. */
+typedef void (*jb_handler_fn)(void *self, const jb_job *job, jb_handler_ctx *ctx,
+                              jb_job_result *result);
+jb_job_handler jb_callback_handler(jb_handler_fn fn, void *self);
+
+/* The handler of every job type of cfg, in cfg's order: (*out)[i] serves cfg->job_types[i].name
+ * (`handler` "exec": jb_exec_handler_create with its command, timeout_s, env and
+ * env_passthrough; anything else: noop). *out (n = cfg->job_types_len entries) and the handlers
+ * are the caller's: hand each to jb_worker_pool_register, or release it (jb_job_handler_release)
+ * and free *out. On failure nothing is left and the error names the job type. */
+jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out,
+                               jb_error *e) JB_MUST_CHECK;
+
+#endif
