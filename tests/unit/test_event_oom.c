@@ -25,10 +25,10 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 static long fail_at = -1, count = 0;
+#ifndef JB_ASAN
 static bool fail_now(void) {
   return fail_at >= 0 && count++ == fail_at;
 }
-#ifndef JB_ASAN
 void *malloc(size_t n) {
   return fail_now() ? NULL : __libc_malloc(n);
 }
