@@ -6,6 +6,7 @@ pkgs=(build-essential cmake pkg-config git
       librabbitmq-dev libjansson-dev uuid-dev libpq-dev libcriterion-dev
       rabbitmq-server postgresql postgresql-client amqp-tools python3 python3-pika
       clang libclang-rt-14-dev gnuplot-nox procps
+      clang-format cppcheck # tests/check_style.sh: the format and static-analysis gates
       nftables) # nft: pgproxy's black hole drops a connection's packets (test_silent_cut.py)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds (plain, ASan+UBSan, TSan), starts throwaway
-# RabbitMQ and PostgreSQL on free loopback ports, runs every suite with ctest, stops the servers
-# even on failure, prints the servers' logs when a test failed. Exit status: 0 only if all passed.
+# The test command: installs what is missing, runs the style gates (tests/check_style.sh: format,
+# cppcheck, sizes; a failure stops the run there), builds (plain, ASan+UBSan, TSan), starts
+# throwaway RabbitMQ and PostgreSQL on free loopback ports, runs every suite with ctest, stops the
+# servers even on failure, prints the servers' logs when a test failed. Exit status: 0 only if all
+# passed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash deploy/install-deps.sh || { echo "tests/run.sh: dependency install failed" >&2; exit 1; }
+# The style gates (format, cppcheck, sizes) first, before any build or server: they fail fast.
+bash tests/check_style.sh || { echo "tests/run.sh: style gates failed (above); nothing else ran" >&2; exit 1; }
 source deploy/servers.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)

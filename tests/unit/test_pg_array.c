@@ -16,7 +16,8 @@
 
 static size_t elements(const char *lit, char out[][ELEM_MAX], size_t max) {
   size_t n = 0;
-  cr_assert_eq(*lit++, '{', "%s", lit);
+  cr_assert_eq(*lit, '{', "%s", lit);
+  lit++;
   while (*lit != '}' && n < max) {
     if (strncmp(lit, "NULL", 4) == 0) {
       strcpy(out[n++], "(null)");
