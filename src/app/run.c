@@ -134,7 +134,7 @@ static int serve(const jb_config *cfg, const char *path) {
   jb_pg **pgs = calloc(total, sizeof *pgs);
   jb_job_service *svcs = calloc(nc, sizeof *svcs);
   jb_job_creator *creators = calloc(nc, sizeof *creators);
-  jb_job_queue *wq = calloc(nw ? nw : 1, sizeof *wq);
+  jb_work_queue *wq = calloc(nw ? nw : 1, sizeof *wq);
   jb_mq_trigger *trigger = NULL;
   jb_worker_pool *pool = NULL;
   jb_outbox_relay *relay = NULL;
@@ -154,10 +154,10 @@ static int serve(const jb_config *cfg, const char *path) {
   }
   opened = true;
   for (size_t i = 0; i < nc; i++) {
-    jb_job_service_init(&svcs[i], jb_pg_queue(pgs[i]), cfg);
+    jb_job_service_init(&svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), cfg);
     creators[i] = jb_job_service_creator(&svcs[i]);
   }
-  for (size_t i = 0; i < nw; i++) wq[i] = jb_pg_queue(pgs[nc + i]);
+  for (size_t i = 0; i < nw; i++) wq[i] = jb_pg_work_queue(pgs[nc + i]);
   if (jb_outbox_relay_new(cfg, jb_pg_outbox(pgs[nc + nw]), instance, &relay, &e) != JB_OK ||
       (nw > 0 && jb_worker_pool_new(cfg, instance, wq, nw, &pool, &e) != JB_OK) ||
       jb_mq_trigger_new(cfg, creators, nc, &trigger, &e) != JB_OK) {
