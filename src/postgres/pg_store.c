@@ -101,10 +101,10 @@ static jb_err lookup_duplicates(jb_pg *pg, const jb_new_job *jobs, size_t n, jb_
   return JB_OK;
 }
 
-static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
-                         jb_error *e) {
-  jb_pg *pg = self;
-  if (n == 0) return JB_OK;
+/* The n jobs as enqueue's parameters: one binary array per column, built in the connection's
+ * reusable buffers (valid until its next statement). */
+static jb_err encode_jobs(jb_pg *pg, const jb_new_job *jobs, size_t n, const char **params,
+                          int *lengths, jb_error *e) {
   /* Binary arrays: the server takes each element as it is (see pg_array.h). */
   static const jb_pg_type types[JB_ENQUEUE_COLUMNS] = {
       JB_PG_UUID, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4,
@@ -135,8 +135,6 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
     else
       jb_pg_array_text(&a[11], NULL);
   }
-  const char *params[JB_ENQUEUE_COLUMNS];
-  int lengths[JB_ENQUEUE_COLUMNS];
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) {
     if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
       return a[c].unencodable
@@ -145,8 +143,19 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
                  : jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
     lengths[c] = jb_pg_array_len(&a[c]);
   }
+  return JB_OK;
+}
+
+static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
+                         jb_error *e) {
+  jb_pg *pg = self;
+  if (n == 0) return JB_OK;
+  const char *params[JB_ENQUEUE_COLUMNS];
+  int lengths[JB_ENQUEUE_COLUMNS];
+  jb_err rc = encode_jobs(pg, jobs, n, params, lengths, e);
+  if (rc != JB_OK) return rc;
   PGresult *res = NULL;
-  jb_err rc = jb_pg_exec_binary(pg, &stmts[ST_ENQUEUE], params, lengths, &res, e);
+  rc = jb_pg_exec_binary(pg, &stmts[ST_ENQUEUE], params, lengths, &res, e);
   if (rc != JB_OK) return rc;
   size_t created = (size_t)PQntuples(res);
   /* Every row comes from one statement, so one created_at; jobs handed to a worker (stored
