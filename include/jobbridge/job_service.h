@@ -1,12 +1,14 @@
-/* JobService: the domain service. Implements the JobCreator port on top of a JobQueue, checking
+/* JobService: the domain service. Implements the JobCreator port on top of a JobStore, checking
  * every request against the registered job types first, and offers the job operations the CLI
- * and (later) the HTTP API use. */
+ * and (later) the HTTP API use. Of the WorkQueue it uses only request_cancel (cancel of a RUNNING
+ * job). */
 #ifndef JOBBRIDGE_JOB_SERVICE_H
 #define JOBBRIDGE_JOB_SERVICE_H
 
 #include "jobbridge/config.h"
 #include "jobbridge/job_creator.h"
-#include "jobbridge/job_queue.h"
+#include "jobbridge/job_store.h"
+#include "jobbridge/work_queue.h"
 
 /* Idle workers of this process that new jobs can be handed to straight from the transaction
  * that creates them, skipping the notification and the claim (the worker pool implements it).
@@ -30,14 +32,17 @@ typedef struct jb_dispatcher {
 } jb_dispatcher;
 
 typedef struct jb_job_service {
-  jb_job_queue queue;   /* borrowed */
+  jb_job_store store;   /* borrowed */
+  jb_work_queue work;   /* borrowed: request_cancel only */
   const jb_config *cfg; /* borrowed: the registered job types */
   int cancel_wait_ms;   /* cancel of a RUNNING job: how long to wait for it to stop */
   jb_dispatcher dispatch;
 } jb_job_service;
 
-/* Binds a service to a queue and a config; both must outlive it. No dispatcher. */
-void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_config *cfg);
+/* Binds a service to a store, a work queue (for cancellation of RUNNING jobs; it may share the
+ * store's connection) and a config; all must outlive it. No dispatcher. */
+void jb_job_service_init(jb_job_service *svc, jb_job_store store, jb_work_queue work,
+                         const jb_config *cfg);
 
 /* Jobs due now go straight to idle workers of d (borrowed; it must outlive the service). */
 void jb_job_service_set_dispatcher(jb_job_service *svc, jb_dispatcher d);

@@ -1,12 +1,12 @@
-/* The worker pool: threads that claim jobs through the JobQueue port, run the JobHandler of each
+/* The worker pool: threads that claim jobs through the WorkQueue port, run the JobHandler of each
  * job's type, and record outcomes (with retries, backoff and dead letters). */
 #ifndef JOBBRIDGE_WORKER_POOL_H
 #define JOBBRIDGE_WORKER_POOL_H
 
 #include "jobbridge/config.h"
 #include "jobbridge/job_handler.h"
-#include "jobbridge/job_queue.h"
 #include "jobbridge/job_service.h"
+#include "jobbridge/work_queue.h"
 
 typedef struct jb_worker_pool jb_worker_pool;
 
@@ -16,7 +16,7 @@ typedef struct jb_worker_pool jb_worker_pool;
  * builds them (for the built-in ones, jb_handlers_from_config in src/handlers/handlers.h) and
  * hands each over with jb_worker_pool_register; a job of a type with none fails ("no handler
  * registered"). `instance` names this process in locked_by. cfg and queues are borrowed. */
-jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_queue *queues,
+jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_queue *queues,
                           size_t nqueues, jb_worker_pool **out, jb_error *e) JB_MUST_CHECK;
 
 /* How many queue connections the pool needs for this config (threads + 1). */
@@ -51,7 +51,7 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
  * worker is a retriable failure, with the retry policy of the job's type and jitter drawn from
  * *seed; FAILED "Job cancelled" if its cancellation was requested) and has q apply the
  * decisions, one statement per batch. *reaped counts the jobs changed. */
-jb_err jb_reap_expired(const jb_config *cfg, jb_job_queue q, unsigned *seed, size_t *reaped,
+jb_err jb_reap_expired(const jb_config *cfg, jb_work_queue q, unsigned *seed, size_t *reaped,
                        jb_error *e) JB_MUST_CHECK;
 
 #endif

@@ -39,7 +39,7 @@ static int open_env(const char *config_opt, bool need_db, env *v) {
     v->cfg = NULL;
     return jb_report(&e);
   }
-  jb_job_service_init(&v->svc, jb_pg_queue(v->pg), v->cfg);
+  jb_job_service_init(&v->svc, jb_pg_store(v->pg), jb_pg_work_queue(v->pg), v->cfg);
   return JB_EXIT_OK;
 }
 

@@ -55,9 +55,9 @@ static jb_err register_handlers(jb_worker_pool *pool, const jb_config *cfg, jb_e
 static jb_err workers_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = workers_connections(w->cfg);
   if (n == 0) return JB_OK; /* workers.enabled: false */
-  jb_job_queue *queues = calloc(n, sizeof *queues);
+  jb_work_queue *queues = calloc(n, sizeof *queues);
   if (queues == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the worker pool");
-  for (size_t i = 0; i < n; i++) queues[i] = jb_pg_queue(pgs[i]);
+  for (size_t i = 0; i < n; i++) queues[i] = jb_pg_work_queue(pgs[i]);
   jb_err rc = jb_worker_pool_new(w->cfg, w->instance, queues, n, &w->pool, e);
   free(queues); /* the pool copied the ports; the connections stay the wiring's */
   if (rc == JB_OK) rc = register_handlers(w->pool, w->cfg, e);
@@ -96,7 +96,7 @@ static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   if (w->svcs == NULL || w->creators == NULL)
     return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the ingest consumers");
   for (size_t i = 0; i < n; i++) {
-    jb_job_service_init(&w->svcs[i], jb_pg_queue(pgs[i]), w->cfg);
+    jb_job_service_init(&w->svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), w->cfg);
     /* Jobs due now go straight to idle workers of this instance, skipping the notification
      * and the claim; the others wait in the table for any instance's workers. */
     if (w->pool != NULL)

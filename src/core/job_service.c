@@ -13,8 +13,10 @@
 #define JB_MAX_QUEUE_NAME 127
 #define JB_MAX_DEDUPE_KEY 1024
 
-void jb_job_service_init(jb_job_service *svc, jb_job_queue queue, const jb_config *cfg) {
-  svc->queue = queue;
+void jb_job_service_init(jb_job_service *svc, jb_job_store store, jb_work_queue work,
+                         const jb_config *cfg) {
+  svc->store = store;
+  svc->work = work;
   svc->cfg = cfg;
   svc->cancel_wait_ms = 15000;
   svc->dispatch = (jb_dispatcher){NULL, NULL};
@@ -221,7 +223,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     for (size_t i = 0; i < n; i++) slot[i] = -1;
     reserve_workers(svc, jobs, n, slot);
   }
-  jb_err rc = svc->queue.ops->enqueue(svc->queue.self, jobs, n, out, e);
+  jb_err rc = svc->store.ops->enqueue(svc->store.self, jobs, n, out, e);
   if (slot != NULL) hand_over(svc, jobs, n, slot, rc, out);
   free(slot);
   free(jobs);
@@ -246,29 +248,34 @@ static jb_err check_id(const char *id, jb_error *e) {
 
 jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
   jb_err rc = check_id(id, e);
-  return rc != JB_OK ? rc : svc->queue.ops->get(svc->queue.self, id, out, e);
+  return rc != JB_OK ? rc : svc->store.ops->get(svc->store.self, id, out, e);
 }
 
 jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,
                            jb_error *e) {
   if (f->offset < 0 || f->limit < 0 || f->limit > 10000)
     return jb_fail(e, JB_ERR_INVALID, "offset must be >= 0 and limit 0 to 10000");
-  return svc->queue.ops->list(svc->queue.self, f, out, n, e);
+  return svc->store.ops->list(svc->store.self, f, out, n, e);
 }
 
 jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
   jb_err rc = check_id(id, e);
   if (rc != JB_OK) return rc;
-  rc = svc->queue.ops->get(svc->queue.self, id, out, e);
+  rc = svc->store.ops->get(svc->store.self, id, out, e);
   if (rc != JB_OK) return rc;
   bool running = out->status == JB_STATUS_RUNNING;
   jb_job_clear(out);
-  if (!running) return svc->queue.ops->cancel(svc->queue.self, id, out, e);
-  rc = svc->queue.ops->request_cancel(svc->queue.self, id, e);
-  if (rc == JB_ERR_STATE) return svc->queue.ops->cancel(svc->queue.self, id, out, e); /* ended */
+  if (!running) return svc->store.ops->cancel(svc->store.self, id, out, e);
+  if (svc->work.ops == NULL || svc->work.ops->request_cancel == NULL)
+    return jb_fail(e, JB_ERR_STATE,
+                   "cannot cancel job %s: it is RUNNING and this service has no work queue to ask "
+                   "its worker to stop it",
+                   id);
+  rc = svc->work.ops->request_cancel(svc->work.self, id, e);
+  if (rc == JB_ERR_STATE) return svc->store.ops->cancel(svc->store.self, id, out, e); /* ended */
   if (rc != JB_OK) return rc;
   for (int waited = 0;; waited += 100) {
-    rc = svc->queue.ops->get(svc->queue.self, id, out, e);
+    rc = svc->store.ops->get(svc->store.self, id, out, e);
     if (rc != JB_OK || out->status != JB_STATUS_RUNNING) return rc;
     jb_job_clear(out);
     if (waited >= svc->cancel_wait_ms) break;
@@ -283,9 +290,9 @@ jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out, j
 
 jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
   jb_err rc = check_id(id, e);
-  return rc != JB_OK ? rc : svc->queue.ops->retry(svc->queue.self, id, out, e);
+  return rc != JB_OK ? rc : svc->store.ops->retry(svc->store.self, id, out, e);
 }
 
 jb_err jb_job_service_stats(jb_job_service *svc, jb_queue_stats **out, size_t *n, jb_error *e) {
-  return svc->queue.ops->stats(svc->queue.self, out, n, e);
+  return svc->store.ops->stats(svc->store.self, out, n, e);
 }

@@ -83,7 +83,7 @@ static void decide_expired(const jb_config *cfg, jb_expired_job *seen, size_t n,
   }
 }
 
-jb_err jb_reap_expired(const jb_config *cfg, jb_job_queue q, unsigned *seed, size_t *reaped,
+jb_err jb_reap_expired(const jb_config *cfg, jb_work_queue q, unsigned *seed, size_t *reaped,
                        jb_error *e) {
   *reaped = 0;
   for (int round = 0; round < REAP_ROUNDS; round++) {

@@ -50,7 +50,7 @@ static jb_held_job *held_jobs(jb_worker_pool *p, bool running_only, size_t *n) {
 /* Renews the leases of every job a worker holds (renew) or only looks for cancellations of
  * running ones; passes those to their handlers. False if the database could not be asked. */
 static bool renew_held(jb_worker_pool *p, bool renew) {
-  jb_job_queue q = p->maint_q;
+  jb_work_queue q = p->maint_q;
   size_t n = 0, nids = 0;
   char(*ids)[37] = NULL;
   jb_error e;
@@ -72,7 +72,7 @@ static bool renew_held(jb_worker_pool *p, bool renew) {
 void *jb_worker_maint_main(void *arg) {
   jb_worker_pool *p = arg;
   const jb_config *cfg = p->cfg;
-  jb_job_queue q = p->maint_q;
+  jb_work_queue q = p->maint_q;
   int64_t renew_every = cfg->workers_lease_s * 1000 / 3, reap_every = 5000;
   if (renew_every < 500) renew_every = 500;
   int64_t next_renew = 0, next_reap = 0;

@@ -1,6 +1,6 @@
 /* The worker pool. Worker threads claim, run and record; one maintenance thread renews leases,
  * passes cancellations to running handlers and reaps jobs whose worker died. Every connection
- * (a JobQueue) belongs to exactly one of these threads. */
+ * (a WorkQueue) belongs to exactly one of these threads. */
 #include "jobbridge/worker_pool.h"
 
 #include <errno.h>
@@ -530,7 +530,7 @@ static void *worker_main(void *arg) {
 
 /* ---- lifecycle ---- */
 
-jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_job_queue *queues,
+jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_queue *queues,
                           size_t nqueues, jb_worker_pool **out, jb_error *e) {
   size_t need = jb_worker_pool_connections(cfg);
   if (nqueues != need)

@@ -34,7 +34,7 @@ typedef struct worker {
   struct jb_worker_pool *pool;
   int index;
   pthread_t thread;
-  jb_job_queue q;
+  jb_work_queue q;
   char owner[160];
   slot slot;
   unsigned seed;
@@ -53,7 +53,7 @@ struct jb_worker_pool {
   char instance[128];
   worker *workers;
   size_t n;
-  jb_job_queue maint_q;
+  jb_work_queue maint_q;
   pthread_t maint;
   handler_entry *handlers;
   size_t nhandlers;

@@ -1,7 +1,11 @@
-/* The PostgreSQL adapter: connection, prepared statements, migrations, and the JobQueue port. */
+/* The PostgreSQL adapter's connection: connect (with deadlines), session setup, prepared
+ * statements and their errors, notifications (NOTIFY, LISTEN and waiting for them), migrations,
+ * and rows read into jobs. The ports are in pg_store.c (JobStore), pg_work.c (WorkQueue) and
+ * pg_outbox.c (Outbox). */
 #include "postgres/pg.h"
 
-#include <pthread.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,78 +15,15 @@
 #include "postgres/migrations.h"
 #include "postgres/pg_internal.h"
 
-static const jb_pg_stmt stmts[] = {
-    /* The batch as one array per column, unnested into one INSERT: one statement, so one
-     * transaction. A dedupe key already stored, or earlier in the same batch, skips the row
-     * (DO NOTHING): the rows it returns are the ones created. The arrays (all of one length)
-     * are unnested side by side in the select list, which yields the rows as it goes; unnest
-     * of twelve arrays in FROM first copied every row into a tuplestore (PostgreSQL: 2 us less
-     * CPU per ingested event this way). */
-    [ST_ENQUEUE] =
-        {ST_ENQUEUE, "jb_enqueue",
-         "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
-         "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"
-         "  locked_until)\n"
-         "SELECT id, q, t, p, pr, mr, s,\n"
-         "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"
-         "    ELSE 'PENDING' END,\n"
-         "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"
-         "  now() + l * interval '1 second'\n"
-         "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"
-         "  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS q,\n"
-         "    unnest($3::text[]) AS t, unnest($4::jsonb[]) AS p, unnest($5::int[]) AS pr,\n"
-         "    unnest($6::int[]) AS mr, unnest($7::int8[]) AS su, unnest($8::uuid[]) AS cb,\n"
-         "    unnest($9::jsonb[]) AS m, unnest($10::text[]) AS d, unnest($11::text[]) AS o,\n"
-         "    unnest($12::int[]) AS l) u) x\n"
-         "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
-         "RETURNING id::text, " JB_US("created_at") ", locked_by IS NULL",
-         12},
-    [ST_DEDUPE_LOOKUP] =
-        {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
-         "SELECT dedupe_key, id::text FROM jobs WHERE dedupe_key = ANY($1::text[])", 1},
-    [ST_GET] = {ST_GET, "jb_get", "SELECT " JB_JOB_COLUMNS " FROM jobs WHERE id = $1::uuid", 1},
-    [ST_LIST] = {ST_LIST, "jb_list",
-                 "SELECT " JB_JOB_COLUMNS " FROM jobs\n"
-                 "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)\n"
-                 "  AND ($3::text IS NULL OR queue_name = $3)\n"
-                 "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
-                 5},
-    [ST_LOCK_STATUS] = {ST_LOCK_STATUS, "jb_lock_status",
-                        "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE", 1},
-    [ST_CANCEL] =
-        {ST_CANCEL, "jb_cancel",
-         "UPDATE jobs SET status = 'FAILED', error_message = 'Job cancelled',\n"
-         "  failed_at = now(), updated_at = now(), locked_by = NULL, locked_until = NULL\n"
-         "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
-         1},
-    [ST_RETRY] =
-        {ST_RETRY, "jb_retry",
-         "UPDATE jobs SET status = 'PENDING', retry_count = 0, scheduled_at = now(),\n"
-         "  failed_at = NULL, completed_at = NULL, started_at = NULL, updated_at = now(),\n"
-         "  locked_by = NULL, locked_until = NULL\n"
-         "WHERE id = $1::uuid RETURNING " JB_JOB_COLUMNS,
-         1},
-    /* Notifications are sent after the data commits, in a transaction of their own that does
-     * not wait for its commit to reach the disk. A NOTIFY holds one lock per database from its
-     * commit until the commit is flushed: sent from the data transactions (statement triggers,
-     * up to migration 6) it made every ingest and every finish wait for each other's fsync,
-     * and that queue was most of the latency at 1,000 events/s. Nothing is at risk: the data
-     * is already durable, and a notification lost in a crash only wakes its listener late. */
-    [ST_NOTIFY] = {ST_NOTIFY, "jb_notify",
-                   "SELECT pg_notify($1, ''), set_config('synchronous_commit', 'off', true)", 1},
-    [ST_STATS] = {ST_STATS, "jb_stats",
-                  "SELECT queue_name,\n"
-                  "  count(*) FILTER (WHERE status = 'PENDING'),\n"
-                  "  count(*) FILTER (WHERE status = 'SCHEDULED'),\n"
-                  "  count(*) FILTER (WHERE status = 'RETRYING'),\n"
-                  "  count(*) FILTER (WHERE status = 'RUNNING'),\n"
-                  "  count(*) FILTER (WHERE status = 'COMPLETED'),\n"
-                  "  count(*) FILTER (WHERE status = 'FAILED'),\n"
-                  "  count(*) FILTER (WHERE status = 'DEAD_LETTER'),\n"
-                  "  count(*)\n"
-                  "FROM jobs GROUP BY queue_name ORDER BY queue_name",
-                  0},
-};
+/* Notifications are sent after the data commits, in a transaction of their own that does
+ * not wait for its commit to reach the disk. A NOTIFY holds one lock per database from its
+ * commit until the commit is flushed: sent from the data transactions (statement triggers,
+ * up to migration 6) it made every ingest and every finish wait for each other's fsync,
+ * and that queue was most of the latency at 1,000 events/s. Nothing is at risk: the data
+ * is already durable, and a notification lost in a crash only wakes its listener late. */
+static const jb_pg_stmt st_notify = {
+    ST_NOTIFY, "jb_notify",
+    "SELECT pg_notify($1, ''), set_config('synchronous_commit', 'off', true)", 1, false};
 
 PGconn *jb_pg_conn(jb_pg *pg) {
   jb_pg_collect(pg);
@@ -158,7 +99,7 @@ void jb_pg_notify(jb_pg *pg, const char *what) {
   char channel[160];
   snprintf(channel, sizeof channel, "jobbridge_%s_%s", what, pg->schema);
   const char *params[1] = {channel};
-  const jb_pg_stmt *st = &stmts[ST_NOTIFY];
+  const jb_pg_stmt *st = &st_notify;
   jb_error e;
   const char *why;
   if (jb_pg_ensure(pg, &e) != JB_OK || prepare_once(pg, st, &e) != JB_OK) {
@@ -493,158 +434,6 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
   return JB_OK;
 }
 
-/* ---- the JobQueue port ---- */
-
-static int cmp_id(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* For the jobs the INSERT skipped (their dedupe key exists): the id of the job that holds the
- * key. Runs after the INSERT, as a fresh statement, so it also sees a duplicate that a
- * concurrent transaction committed meanwhile. */
-static jb_err lookup_duplicates(jb_pg *pg, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
-                                jb_error *e) {
-  jb_pg_array *keys = &pg->arrays[0];
-  jb_pg_array_begin(keys);
-  for (size_t i = 0; i < n; i++)
-    if (out[i].status == JB_CREATE_DUPLICATE) jb_pg_array_text(keys, jobs[i].dedupe_key);
-  const char *params[1] = {jb_pg_array_end(keys)};
-  if (params[0] == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for dedupe keys");
-  PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, &stmts[ST_DEDUPE_LOOKUP], params, &res, e);
-  if (rc != JB_OK) return rc;
-  for (size_t i = 0; i < n; i++) {
-    if (out[i].status != JB_CREATE_DUPLICATE) continue;
-    for (int r = 0; r < PQntuples(res); r++)
-      if (strcmp(PQgetvalue(res, r, 0), jobs[i].dedupe_key) == 0) {
-        snprintf(out[i].id, sizeof out[i].id, "%s", PQgetvalue(res, r, 1));
-        break;
-      }
-  }
-  PQclear(res);
-  return JB_OK;
-}
-
-static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
-                         jb_error *e) {
-  jb_pg *pg = self;
-  if (n == 0) return JB_OK;
-  /* Binary arrays: the server takes each element as it is (see pg_array.h). */
-  static const jb_pg_type types[JB_ENQUEUE_COLUMNS] = {
-      JB_PG_UUID, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4,
-      JB_PG_INT8, JB_PG_UUID, JB_PG_JSONB, JB_PG_TEXT,  JB_PG_TEXT, JB_PG_INT4};
-  static const char *const names[JB_ENQUEUE_COLUMNS] = {
-      "id",           "queue_name", "job_type", "payload",    "priority", "max_retries",
-      "scheduled_at", "created_by", "metadata", "dedupe_key", "run_by",   "lease"};
-  jb_pg_array *a = pg->arrays;
-  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_begin_binary(&a[c], types[c]);
-  for (size_t i = 0; i < n; i++) {
-    const jb_new_job *j = &jobs[i];
-    jb_pg_array_text(&a[0], j->id);
-    jb_pg_array_text(&a[1], j->queue_name);
-    jb_pg_array_text(&a[2], j->job_type);
-    jb_pg_array_json(&a[3], j->payload);
-    jb_pg_array_int(&a[4], j->priority);
-    jb_pg_array_int(&a[5], j->max_retries);
-    if (j->scheduled_at != 0)
-      jb_pg_array_int(&a[6], j->scheduled_at);
-    else
-      jb_pg_array_text(&a[6], NULL);
-    jb_pg_array_text(&a[7], j->created_by);
-    jb_pg_array_json(&a[8], j->metadata);
-    jb_pg_array_text(&a[9], j->dedupe_key);
-    jb_pg_array_text(&a[10], j->run_by);
-    if (j->run_by != NULL)
-      jb_pg_array_int(&a[11], j->lease_s);
-    else
-      jb_pg_array_text(&a[11], NULL);
-  }
-  const char *params[JB_ENQUEUE_COLUMNS];
-  int lengths[JB_ENQUEUE_COLUMNS];
-  for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) {
-    if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
-      return a[c].unencodable
-                 ? jb_fail(e, JB_ERR_INVALID, "a job's %s cannot be encoded (%s)", names[c],
-                           types[c] == JB_PG_UUID ? "not a UUID" : "JSON with invalid UTF-8")
-                 : jb_fail(e, JB_ERR_NOMEM, "out of memory encoding %zu jobs", n);
-    lengths[c] = jb_pg_array_len(&a[c]);
-  }
-  PGresult *res = NULL;
-  jb_err rc = jb_pg_exec_binary(pg, &stmts[ST_ENQUEUE], params, lengths, &res, e);
-  if (rc != JB_OK) return rc;
-  size_t created = (size_t)PQntuples(res);
-  /* Every row comes from one statement, so one created_at; jobs handed to a worker (stored
-   * RUNNING) need nobody woken. */
-  jb_time at = created ? strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
-  for (size_t r = 0; r < created; r++)
-    if (PQgetvalue(res, (int)r, 2)[0] == 't') {
-      jb_pg_notify(pg, "jobs");
-      break;
-    }
-  if (created == n) { /* the common case: no duplicate */
-    for (size_t i = 0; i < n; i++) {
-      out[i].status = JB_CREATE_CREATED;
-      out[i].created_at = at;
-      memcpy(out[i].id, jobs[i].id, sizeof out[i].id);
-    }
-    PQclear(res);
-    return JB_OK;
-  }
-  const char **ids = malloc((created ? created : 1) * sizeof *ids);
-  if (ids == NULL) {
-    PQclear(res);
-    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  }
-  for (size_t r = 0; r < created; r++) ids[r] = PQgetvalue(res, (int)r, 0);
-  qsort(ids, created, sizeof *ids, cmp_id);
-  for (size_t i = 0; i < n; i++) {
-    const char *mine = jobs[i].id;
-    bool made = bsearch(&mine, ids, created, sizeof *ids, cmp_id) != NULL;
-    out[i].status = made ? JB_CREATE_CREATED : JB_CREATE_DUPLICATE;
-    out[i].created_at = made ? at : 0;
-    memcpy(out[i].id, made ? jobs[i].id : "", made ? sizeof out[i].id : 1);
-  }
-  free(ids);
-  PQclear(res);
-  /* The jobs are committed, whatever happens now: a failed lookup leaves the duplicates'
-   * ids empty rather than report a failure that would make the caller create them again. */
-  jb_error le;
-  jb_error_clear(&le);
-  if (lookup_duplicates(pg, jobs, n, out, &le) != JB_OK)
-    jb_log(JB_LOG_WARN, "jobs stored, but the ids of their duplicates are unknown", "error", le.msg,
-           JB_LOG_END);
-  return JB_OK;
-}
-
-static jb_err pg_get(void *self, const char *id, jb_job *out, jb_error *e) {
-  jb_pg *pg = self;
-  PGresult *res = NULL;
-  const char *params[1] = {id};
-  jb_err rc = jb_pg_exec(pg, &stmts[ST_GET], params, &res, e);
-  if (rc != JB_OK) return rc;
-  if (PQntuples(res) == 0)
-    rc = jb_fail(e, JB_ERR_NOT_FOUND, "job %s not found", id);
-  else
-    rc = jb_pg_row_to_job(res, 0, out, e);
-  PQclear(res);
-  return rc;
-}
-
-static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *n, jb_error *e) {
-  jb_pg *pg = self;
-  char limit[24], offset[24];
-  snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 100);
-  snprintf(offset, sizeof offset, "%ld", f->offset);
-  const char *params[5] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
-                           f->job_type, f->queue_name, limit, offset};
-  PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, &stmts[ST_LIST], params, &res, e);
-  if (rc != JB_OK) return rc;
-  rc = jb_pg_rows_to_jobs(res, out, n, e);
-  PQclear(res);
-  return rc;
-}
-
 jb_err jb_pg_rows_to_jobs(const PGresult *res, jb_job **out, size_t *n, jb_error *e) {
   int rows = PQntuples(res);
   jb_job *jobs = calloc(rows ? (size_t)rows : 1, sizeof *jobs);
@@ -661,108 +450,55 @@ jb_err jb_pg_rows_to_jobs(const PGresult *res, jb_job **out, size_t *n, jb_error
   return JB_OK;
 }
 
-/* Changes one job's status under a row lock, checked by the state machine first.
- * `allowed_from` (may be NULL) narrows the legal sources further (cancel: waiting only). */
-static jb_err transition(jb_pg *pg, const char *id, jb_job_status to, jb_pg_slot st,
-                         bool (*allowed_from)(jb_job_status), const char *verb, jb_job *out,
-                         jb_error *e) {
+/* ---- LISTEN and waiting for notifications ---- */
+
+/* LISTENs (once per session) on jobbridge_<what>_<schema>. */
+jb_err jb_pg_listen(jb_pg *pg, const char *what, jb_error *e) {
   jb_err rc = jb_pg_ensure(pg, e);
   if (rc != JB_OK) return rc;
-  rc = jb_pg_simple(pg, "BEGIN", verb, e);
-  if (rc != JB_OK) return rc;
-  PGresult *res = NULL;
-  const char *params[1] = {id};
-  rc = jb_pg_exec(pg, &stmts[ST_LOCK_STATUS], params, &res, e);
-  if (rc != JB_OK) goto rollback;
-  if (PQntuples(res) == 0) {
-    rc = jb_fail(e, JB_ERR_NOT_FOUND, "job %s not found", id);
-    goto rollback;
+  if (!pg->listening) {
+    char channel[128];
+    snprintf(channel, sizeof channel, "jobbridge_%s_%s", what, pg->schema);
+    char *ident = PQescapeIdentifier(pg->conn, channel, strlen(channel));
+    if (ident == NULL) return jb_fail(e, JB_ERR_NOMEM, "cannot quote channel");
+    char sql[200];
+    snprintf(sql, sizeof sql, "LISTEN %s", ident);
+    PQfreemem(ident);
+    rc = jb_pg_simple(pg, sql, "listen", e);
+    if (rc != JB_OK) return rc;
+    pg->listening = true;
   }
-  jb_job_status from;
-  if (jb_status_parse(PQgetvalue(res, 0, 0), &from) != JB_OK) {
-    rc = jb_fail(e, JB_ERR_DB, "job %s has unknown status %s", id, PQgetvalue(res, 0, 0));
-    goto rollback;
-  }
-  PQclear(res);
-  res = NULL;
-  rc = jb_status_transition(from, to, e);
-  if (rc == JB_OK && allowed_from != NULL && !allowed_from(from))
-    rc = jb_fail(e, JB_ERR_STATE, "illegal job status transition %s -> %s", jb_status_name(from),
-                 jb_status_name(to));
-  if (rc != JB_OK) {
-    char msg[sizeof e->msg];
-    snprintf(msg, sizeof msg, "%s", e->msg);
-    jb_fail(e, JB_ERR_STATE, "cannot %s job %s: it is %s (%s)", verb, id, jb_status_name(from),
-            msg);
-    goto rollback;
-  }
-  rc = jb_pg_exec(pg, &stmts[st], params, &res, e);
-  if (rc != JB_OK) goto rollback;
-  rc = jb_pg_row_to_job(res, 0, out, e);
-  PQclear(res);
-  res = NULL;
-  if (rc != JB_OK) goto rollback;
-  rc = jb_pg_simple(pg, "COMMIT", verb, e);
-  if (rc != JB_OK)
-    jb_job_clear(out);
-  else if (jb_status_is_waiting(to))
-    jb_pg_notify(pg, "jobs");
-  return rc;
-rollback:
-  PQclear(res);
-  jb_pg_rollback(pg);
-  return rc;
-}
-
-static jb_err pg_cancel(void *self, const char *id, jb_job *out, jb_error *e) {
-  return transition(self, id, JB_STATUS_FAILED, ST_CANCEL, jb_status_is_waiting, "cancel", out, e);
-}
-
-static jb_err pg_retry(void *self, const char *id, jb_job *out, jb_error *e) {
-  return transition(self, id, JB_STATUS_PENDING, ST_RETRY, NULL, "retry", out, e);
-}
-
-static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e) {
-  jb_pg *pg = self;
-  PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, &stmts[ST_STATS], NULL, &res, e);
-  if (rc != JB_OK) return rc;
-  int rows = PQntuples(res);
-  jb_queue_stats *s = calloc(rows ? (size_t)rows : 1, sizeof *s);
-  if (s == NULL) {
-    PQclear(res);
-    return jb_fail(e, JB_ERR_NOMEM, "out of memory");
-  }
-  for (int i = 0; i < rows; i++) {
-    snprintf(s[i].queue_name, sizeof s[i].queue_name, "%s", PQgetvalue(res, i, 0));
-    int64_t *fields[] = {&s[i].pending,   &s[i].scheduled, &s[i].retrying,    &s[i].running,
-                         &s[i].completed, &s[i].failed,    &s[i].dead_letter, &s[i].total};
-    for (int c = 0; c < 8; c++) *fields[c] = strtoll(PQgetvalue(res, i, c + 1), NULL, 10);
-  }
-  PQclear(res);
-  *out = s;
-  *n = (size_t)rows;
   return JB_OK;
 }
 
-void jb_pg_work_ops(jb_job_queue_ops *ops); /* pg_work.c */
-
-static jb_job_queue_ops pg_queue_ops;
-static pthread_once_t pg_queue_ops_once = PTHREAD_ONCE_INIT;
-
-static void pg_queue_ops_init(void) {
-  pg_queue_ops = (jb_job_queue_ops){
-      .enqueue = pg_enqueue,
-      .get = pg_get,
-      .list = pg_list,
-      .cancel = pg_cancel,
-      .retry = pg_retry,
-      .stats = pg_stats,
-  };
-  jb_pg_work_ops(&pg_queue_ops);
-}
-
-jb_job_queue jb_pg_queue(jb_pg *pg) {
-  pthread_once(&pg_queue_ops_once, pg_queue_ops_init);
-  return (jb_job_queue){&pg_queue_ops, pg};
+/* Waits for a notification on jobbridge_<what>_<schema>, or for wake_fd (-1: none) to become
+ * readable, at most timeout_ms; *notified (may be NULL) tells whether a notification came. */
+jb_err jb_pg_wait(jb_pg *pg, const char *what, int timeout_ms, int wake_fd, bool *notified,
+                  jb_error *e) {
+  if (notified) *notified = false;
+  jb_pg_collect(pg);
+  jb_err rc = jb_pg_listen(pg, what, e);
+  if (rc != JB_OK) return rc;
+  PGnotify *n;
+  bool woken = false;
+  while ((n = PQnotifies(pg->conn)) != NULL) {
+    PQfreemem(n);
+    woken = true;
+  }
+  if (!woken) {
+    struct pollfd pfd[2] = {{PQsocket(pg->conn), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    int r = poll(pfd, wake_fd >= 0 ? 2 : 1, timeout_ms);
+    if (r < 0 && errno != EINTR) return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
+    if (r > 0 && pfd[0].revents != 0) {
+      if (!PQconsumeInput(pg->conn))
+        return jb_fail(e, JB_ERR_DB_CONN, "database connection lost while waiting: %s",
+                       PQerrorMessage(pg->conn));
+      while ((n = PQnotifies(pg->conn)) != NULL) {
+        PQfreemem(n);
+        woken = true;
+      }
+    }
+  }
+  if (notified) *notified = woken;
+  return JB_OK;
 }

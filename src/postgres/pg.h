@@ -1,12 +1,13 @@
 /* The PostgreSQL adapter: one connection (owned by one thread at a time), migrations, and the
- * JobQueue port over it. */
+ * JobStore, WorkQueue and Outbox ports over it. */
 #ifndef JB_PG_H
 #define JB_PG_H
 
 #include <libpq-fe.h>
 
-#include "jobbridge/job_queue.h"
+#include "jobbridge/job_store.h"
 #include "jobbridge/outbox.h"
+#include "jobbridge/work_queue.h"
 
 typedef struct jb_pg jb_pg;
 
@@ -26,11 +27,15 @@ void jb_pg_close(jb_pg *pg);
  * instances may start at once). *applied (may be NULL) gets how many ran. Idempotent. */
 jb_err jb_pg_migrate(jb_pg *pg, int *applied, jb_error *e) JB_MUST_CHECK;
 
-/* The JobQueue port over this connection (borrows pg). */
-jb_job_queue jb_pg_queue(jb_pg *pg);
+/* The JobStore port over this connection (borrows pg; pg_store.c). */
+jb_job_store jb_pg_store(jb_pg *pg);
 
-/* The Outbox port over this connection (borrows pg). Use a connection of its own: waiting on
- * it LISTENs for outbox notifications. */
+/* The WorkQueue port over this connection (borrows pg; pg_work.c). A worker's connection: waiting
+ * on it LISTENs for job notifications. */
+jb_work_queue jb_pg_work_queue(jb_pg *pg);
+
+/* The Outbox port over this connection (borrows pg; pg_outbox.c). Use a connection of its own:
+ * waiting on it LISTENs for outbox notifications. */
 jb_outbox jb_pg_outbox(jb_pg *pg);
 
 /* The raw connection, for LISTEN/NOTIFY and tests; borrowed. */

@@ -1,5 +1,6 @@
-/* What the PostgreSQL adapter's files share: the connection struct and statement helpers.
- * Private to src/postgres. */
+/* What the PostgreSQL adapter's files share: the connection struct and statement helpers, all
+ * defined in pg.c. Private to src/postgres: pg_store.c, pg_work.c and pg_outbox.c include it and
+ * never each other; pg.c calls none of them. */
 #ifndef JB_PG_INTERNAL_H
 #define JB_PG_INTERNAL_H
 
@@ -85,6 +86,13 @@ void jb_pg_collect(jb_pg *pg);
 /* Best-effort ROLLBACK after a failure (nothing to do on a dead connection). */
 void jb_pg_rollback(jb_pg *pg);
 jb_err jb_pg_result_error(jb_pg *pg, PGresult *res, const char *what, jb_error *e);
+/* LISTENs (once per session) on jobbridge_<what>_<schema>. */
+jb_err jb_pg_listen(jb_pg *pg, const char *what, jb_error *e) JB_MUST_CHECK;
+/* Waits for a notification on jobbridge_<what>_<schema> (LISTENing first), or for wake_fd (-1:
+ * none) to become readable, at most timeout_ms; *notified (may be NULL) tells whether a
+ * notification came. */
+jb_err jb_pg_wait(jb_pg *pg, const char *what, int timeout_ms, int wake_fd, bool *notified,
+                  jb_error *e) JB_MUST_CHECK;
 jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) JB_MUST_CHECK;
 /* Rows of jobs into a new array. */
 jb_err jb_pg_rows_to_jobs(const PGresult *res, jb_job **out, size_t *n, jb_error *e) JB_MUST_CHECK;

@@ -1,5 +1,5 @@
-/* The PostgreSQL JobQueue against a real server (JOBBRIDGE_DATABASE_URL, from tests/run.sh).
- * Each test works in a schema of its own, so tests are independent. */
+/* The PostgreSQL JobStore and WorkQueue against a real server (JOBBRIDGE_DATABASE_URL, from
+ * tests/run.sh). Each test works in a schema of its own, so tests are independent. */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@ static void setup(void) {
                                " \"resize\": {\"handler\": \"noop\", \"max_retries\": 9}}}",
                                "t.json", &cfg, &e),
                JB_OK);
-  jb_job_service_init(&svc, jb_pg_queue(pg), cfg);
+  jb_job_service_init(&svc, jb_pg_store(pg), jb_pg_work_queue(pg), cfg);
   creator = jb_job_service_creator(&svc);
 }
 
@@ -397,10 +397,10 @@ static void unstorable_result(void *self, const jb_job *job, jb_handler_ctx *ctx
 static jb_worker_pool *one_worker_pool(const char *json, jb_config **wcfg, jb_pg *conns[2]) {
   jb_error e;
   cr_assert_eq(jb_config_parse(json, "w.json", wcfg, &e), JB_OK, "%s", e.msg);
-  jb_job_queue queues[2];
+  jb_work_queue queues[2];
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(jb_pg_connect(db_url(), schema, &conns[i], &e), JB_OK, "%s", e.msg);
-    queues[i] = jb_pg_queue(conns[i]);
+    queues[i] = jb_pg_work_queue(conns[i]);
   }
   jb_worker_pool *pool = NULL;
   cr_assert_eq(jb_worker_pool_new(*wcfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
@@ -494,7 +494,7 @@ Test(pg_queue, notifications_follow_the_commit) {
   cr_expect_eq(notified_then_count(listener, "jobs", "SELECT count(*) FROM jobs"), 1,
                "the new job is visible when its notification arrives");
 
-  jb_job_queue q = jb_pg_queue(pg);
+  jb_work_queue q = jb_pg_work_queue(pg);
   jb_job *jobs = NULL;
   size_t n = 0;
   jb_error e;

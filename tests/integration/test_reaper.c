@@ -88,7 +88,7 @@ Test(reaper, decides_with_each_types_policy_and_jitter) {
   unsigned seed = 12345;
   size_t reaped = 0;
   jb_error e;
-  cr_assert_eq(jb_reap_expired(cfg, jb_pg_queue(pg), &seed, &reaped, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(jb_reap_expired(cfg, jb_pg_work_queue(pg), &seed, &reaped, &e), JB_OK, "%s", e.msg);
   cr_expect_eq(reaped, 50, "every expired job, not the 4 whose lease runs: %zu", reaped);
   cr_expect_eq(number("SELECT count(*) FROM jobs WHERE status = 'RUNNING'"), 4);
 
@@ -134,7 +134,7 @@ Test(reaper, goes_on_past_one_batch) {
   unsigned seed = 1;
   size_t reaped = 0;
   jb_error e;
-  cr_assert_eq(jb_reap_expired(cfg, jb_pg_queue(pg), &seed, &reaped, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(jb_reap_expired(cfg, jb_pg_work_queue(pg), &seed, &reaped, &e), JB_OK, "%s", e.msg);
   cr_expect_eq(reaped, 1234);
   cr_expect_eq(number("SELECT count(*) FROM jobs WHERE status = 'RETRYING'"), 1234);
   cr_expect_eq(number("SELECT count(*) FROM outbox"), 1234);
@@ -145,7 +145,7 @@ Test(reaper, goes_on_past_one_batch) {
  * worker recording its outcome right now, is left alone. */
 Test(reaper, applies_a_decision_only_to_the_job_as_it_was_seen) {
   running_expired("plain", 5, 0, 3, false);
-  jb_job_queue q = jb_pg_queue(pg);
+  jb_work_queue q = jb_pg_work_queue(pg);
   jb_expired_job *seen = NULL;
   size_t n = 0;
   jb_error e;

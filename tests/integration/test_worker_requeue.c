@@ -98,10 +98,10 @@ static jb_worker_pool *pool_with_one_job(jb_config **cfg, jb_pg *conns[2], char 
                                " \"job_types\": {\"email\": {\"handler\": \"noop\"}}}",
                                "w.json", cfg, &e),
                JB_OK, "%s", e.msg);
-  jb_job_queue queues[2];
+  jb_work_queue queues[2];
   for (int i = 0; i < 2; i++) {
     cr_assert_eq(jb_pg_connect(db_url(), schema, &conns[i], &e), JB_OK, "%s", e.msg);
-    queues[i] = jb_pg_queue(conns[i]);
+    queues[i] = jb_pg_work_queue(conns[i]);
   }
   jb_worker_pool *pool = NULL;
   cr_assert_eq(jb_worker_pool_new(*cfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
@@ -109,7 +109,7 @@ static jb_worker_pool *pool_with_one_job(jb_config **cfg, jb_pg *conns[2], char 
       jb_worker_pool_register(pool, "email", jb_callback_handler(short_of_descriptors, NULL), &e),
       JB_OK);
   jb_job_service svc;
-  jb_job_service_init(&svc, jb_pg_queue(pg), *cfg);
+  jb_job_service_init(&svc, jb_pg_store(pg), jb_pg_work_queue(pg), *cfg);
   jb_job_creator creator = jb_job_service_creator(&svc);
   json_t *payload = json_object();
   jb_job_request req = {.job_type = "email", .payload = payload};

@@ -1,4 +1,4 @@
-/* JobService validation, against a recording JobQueue (no server). */
+/* JobService validation, against a recording JobStore (no server). */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 #include "jobbridge/job_service.h"
 
-/* A JobQueue that records what reaches enqueue. */
+/* A JobStore that records what reaches enqueue. */
 typedef struct recorder {
   int calls;
   size_t n;
@@ -32,7 +32,7 @@ static jb_err rec_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_creat
   return JB_OK;
 }
 
-static const jb_job_queue_ops rec_ops = {.enqueue = rec_enqueue};
+static const jb_job_store_ops rec_ops = {.enqueue = rec_enqueue};
 
 static jb_config *cfg;
 static recorder rec;
@@ -46,7 +46,7 @@ static void setup(void) {
       "                 \"resize\": {\"handler\": \"noop\"}}}";
   cr_assert_eq(jb_config_parse(text, "t.json", &cfg, &e), JB_OK, "%s", e.msg);
   memset(&rec, 0, sizeof rec);
-  jb_job_service_init(&svc, (jb_job_queue){&rec_ops, &rec}, cfg);
+  jb_job_service_init(&svc, (jb_job_store){&rec_ops, &rec}, (jb_work_queue){NULL, NULL}, cfg);
   creator = jb_job_service_creator(&svc);
 }
 

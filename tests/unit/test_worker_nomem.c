@@ -103,12 +103,12 @@ static jb_err fake_wait(void *self, int timeout_ms, int wake_fd, bool *notified,
   return JB_OK;
 }
 
-static const jb_job_queue_ops fake_ops = {.claim = fake_claim,
-                                          .finish = fake_finish,
-                                          .renew = fake_renew,
-                                          .expired = fake_expired,
-                                          .reap = fake_reap,
-                                          .wait = fake_wait};
+static const jb_work_queue_ops fake_ops = {.claim = fake_claim,
+                                           .finish = fake_finish,
+                                           .renew = fake_renew,
+                                           .expired = fake_expired,
+                                           .reap = fake_reap,
+                                           .wait = fake_wait};
 
 static void handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
   (void)self, (void)job, (void)ctx;
@@ -122,7 +122,7 @@ Test(worker_nomem, a_batch_without_memory_for_its_outcomes_is_still_run_and_reco
   cr_assert_eq(
       jb_config_parse("{\"workers\": {\"threads\": 1, \"lease_s\": 300}}", "t.json", &cfg, &e),
       JB_OK, "%s", e.msg);
-  jb_job_queue queues[2] = {{&fake_ops, NULL}, {&fake_ops, NULL}};
+  jb_work_queue queues[2] = {{&fake_ops, NULL}, {&fake_ops, NULL}};
   jb_worker_pool *pool = NULL;
   cr_assert_eq(jb_worker_pool_new(cfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
   cr_assert_eq(jb_worker_pool_register(pool, "email", jb_callback_handler(handle, NULL), &e),

@@ -122,12 +122,12 @@ static jb_err fake_wait(void *self, int timeout_ms, int wake_fd, bool *notified,
   return JB_OK;
 }
 
-static const jb_job_queue_ops fake_ops = {.claim = fake_claim,
-                                          .finish = fake_finish,
-                                          .renew = fake_renew,
-                                          .expired = fake_expired,
-                                          .reap = fake_reap,
-                                          .wait = fake_wait};
+static const jb_work_queue_ops fake_ops = {.claim = fake_claim,
+                                           .finish = fake_finish,
+                                           .renew = fake_renew,
+                                           .expired = fake_expired,
+                                           .reap = fake_reap,
+                                           .wait = fake_wait};
 
 /* Succeeds with {"bad": true} for the first job, {"ok": true} for the second. */
 static void handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
@@ -143,7 +143,7 @@ Test(worker_record, passing_errors_are_retried_and_a_refusal_drops_only_what_was
   jb_error e;
   cr_assert_eq(jb_config_parse("{\"workers\": {\"threads\": 1}}", "t.json", &cfg, &e), JB_OK, "%s",
                e.msg);
-  jb_job_queue queues[2] = {{&fake_ops, NULL}, {&fake_ops, NULL}};
+  jb_work_queue queues[2] = {{&fake_ops, NULL}, {&fake_ops, NULL}};
   jb_worker_pool *pool = NULL;
   cr_assert_eq(jb_worker_pool_new(cfg, "t", queues, 2, &pool, &e), JB_OK, "%s", e.msg);
   cr_assert_eq(jb_worker_pool_register(pool, "email", jb_callback_handler(handle, NULL), &e),
