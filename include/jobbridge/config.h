@@ -102,13 +102,16 @@ const jb_job_type_cfg *jb_config_job_type(const jb_config *cfg, const char *name
 jb_retry_policy jb_config_retry_policy(const jb_config *cfg, const char *job_type);
 
 /* Declared keys, for tests and docs: path ("amqp.input.queue", "mappings[].job_type",
- * "job_types.*.handler"), a one-line doc, whether SIGHUP reloads it. */
+ * "job_types.*.handler"), a one-line doc, whether SIGHUP reloads it. The path is held in the
+ * struct (no shared static buffer), so jb_config_keys is reentrant. */
 typedef struct jb_config_key_info {
-  const char *path;
+  char path[96];
   const char *doc;
   bool reloadable;
 } jb_config_key_info;
 
+/* Fills out[0..max) and returns how many keys there are (more than max: the rest is left out).
+ * Reentrant and thread-safe: it writes only to out. */
 size_t jb_config_keys(jb_config_key_info *out, size_t max);
 
 #endif

@@ -777,19 +777,14 @@ json_t *jb_config_to_json(const jb_config *cfg) {
 }
 
 size_t jb_config_keys(jb_config_key_info *out, size_t max) {
-  static char names[NKEYS(mapping_keys) + NKEYS(job_type_keys)][64];
   const table *tables[] = {&ROOT, &MAPPING, &JOB_TYPE};
-  size_t n = 0, extra = 0;
+  size_t n = 0;
   for (size_t t = 0; t < 3; t++) {
     for (size_t i = 0; i < tables[t]->n; i++, n++) {
       if (n >= max) continue;
       const key_decl *k = &tables[t]->keys[i];
-      const char *path = k->path;
-      if (t > 0) {
-        snprintf(names[extra], sizeof names[extra], "%s%s", tables[t]->shown, k->path);
-        path = names[extra++];
-      }
-      out[n] = (jb_config_key_info){path, k->doc, k->reloadable};
+      out[n] = (jb_config_key_info){.doc = k->doc, .reloadable = k->reloadable};
+      snprintf(out[n].path, sizeof out[n].path, "%s%s", tables[t]->shown, k->path);
     }
   }
   return n;

@@ -200,15 +200,15 @@ Test(config, every_key_is_in_the_example_and_readme) {
   json_t *example = json_load_file(example_path, 0, NULL);
   cr_assert_not_null(example);
   for (size_t i = 0; i < n; i++) {
-    char want[160];
-    snprintf(want, sizeof want, "`%s`", keys[i].path);
+    char want[sizeof keys[i].path + 2];
+    snprintf(want, sizeof want, "`%.*s`", (int)sizeof keys[i].path - 1, keys[i].path);
     cr_expect(strstr(readme, want) != NULL, "README.md documents %s", want);
     cr_expect(keys[i].doc != NULL && keys[i].doc[0] != '\0', "%s has a doc line", keys[i].path);
     /* Find the key in the example: walk dotted parts; [] means "in the first mapping",
      * .*. means "in some job type". */
     json_t *node = example;
-    char path[128];
-    snprintf(path, sizeof path, "%s", keys[i].path);
+    char path[sizeof keys[i].path];
+    memcpy(path, keys[i].path, sizeof path);
     for (char *part = strtok(path, "."); part && node; part = strtok(NULL, ".")) {
       size_t len = strlen(part);
       if (len > 2 && strcmp(part + len - 2, "[]") == 0) {
