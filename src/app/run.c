@@ -13,6 +13,7 @@
 #include "app/args.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/log.h"
+#include "jobbridge/router.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -135,6 +136,7 @@ static int serve(const jb_config *cfg, const char *path) {
   jb_job_service *svcs = calloc(nc, sizeof *svcs);
   jb_job_creator *creators = calloc(nc, sizeof *creators);
   jb_job_queue *wq = calloc(nw ? nw : 1, sizeof *wq);
+  jb_router *router = NULL;
   jb_mq_trigger *trigger = NULL;
   jb_worker_pool *pool = NULL;
   jb_outbox_relay *relay = NULL;
@@ -160,7 +162,8 @@ static int serve(const jb_config *cfg, const char *path) {
   for (size_t i = 0; i < nw; i++) wq[i] = jb_pg_queue(pgs[nc + i]);
   if (jb_outbox_relay_new(cfg, jb_pg_outbox(pgs[nc + nw]), instance, &relay, &e) != JB_OK ||
       (nw > 0 && jb_worker_pool_new(cfg, instance, wq, nw, &pool, &e) != JB_OK) ||
-      jb_mq_trigger_new(cfg, creators, nc, &trigger, &e) != JB_OK) {
+      jb_router_new(cfg, &router, &e) != JB_OK ||
+      jb_mq_trigger_new(cfg, router, creators, nc, &trigger, &e) != JB_OK) {
     code = jb_report(&e);
     goto out;
   }
@@ -184,7 +187,8 @@ static int serve(const jb_config *cfg, const char *path) {
     if (reload_requested) {
       reload_requested = 0;
       jb_config *next = reload_mappings(cfg, path);
-      if (next != NULL) jb_mq_trigger_reload(trigger, next);
+      if (next != NULL && jb_router_reload(router, next, &e) != JB_OK)
+        jb_log(JB_LOG_ERROR, "mapping reload failed", "error", e.msg, JB_LOG_END);
     }
   }
   /* Shutdown, in the order that loses nothing: no new events in (the batch in hand is
@@ -204,6 +208,7 @@ static int serve(const jb_config *cfg, const char *path) {
   jb_outbox_relay_stop(relay, 10);
 out:
   jb_mq_trigger_free(trigger);
+  jb_router_free(router); /* after every trigger that routes through it */
   if (pool != NULL) jb_worker_pool_free(pool);
   jb_outbox_relay_free(relay);
   for (size_t i = 0; opened && i < total; i++) jb_pg_close(pgs[i]);
