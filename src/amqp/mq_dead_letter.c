@@ -51,7 +51,7 @@ static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   const amqp_basic_properties_t *orig = &p->env.message.properties;
   amqp_basic_properties_t props = *orig;
   amqp_table_entry_t *entries = NULL;
-  int n = jb_dead_letter_headers(orig, p->reason, &entries);
+  int n = jb_dead_letter_headers(orig, p->b.reason, &entries);
   if (n < 0) return jb_fail(e, JB_ERR_NOMEM, "out of memory for a dead letter's headers");
   props.headers = (amqp_table_t){n, entries};
   props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -97,17 +97,11 @@ static jb_err wait_confirms(consumer *c, jb_error *e) {
   return rc;
 }
 
-/* Whether chunk[i] is one settle_bad dead-letters: the held ones (held_only), else the bad
- * ones of a chunk not held yet. */
-static bool dl_selected(const pending *p, bool held_only) {
-  return held_only ? p->held : p->bad && !p->held;
-}
-
 /* Marks the selected deliveries held (their reasons are kept; they stay unacked). */
 static void hold(consumer *c, pending *chunk, size_t n, bool held_only) {
   for (size_t i = 0; i < n; i++)
-    if (dl_selected(&chunk[i], held_only) && !chunk[i].held) {
-      chunk[i].held = true;
+    if (jb_batch_item_dead_letters(&chunk[i].b, held_only) && !chunk[i].b.held) {
+      chunk[i].b.held = true;
       atomic_fetch_add(&c->t->held, 1);
     }
 }
@@ -127,7 +121,8 @@ static jb_err publish_selected(consumer *c, pending *chunk, size_t n, bool held_
     }
     rc = connect_publisher(c, pe);
     for (size_t i = 0; rc == JB_OK && i < n; i++)
-      if (dl_selected(&chunk[i], held_only)) rc = publish_dead_letter(c, &chunk[i], pe);
+      if (jb_batch_item_dead_letters(&chunk[i].b, held_only))
+        rc = publish_dead_letter(c, &chunk[i], pe);
     if (rc == JB_OK) rc = wait_confirms(c, pe);
   }
   /* Every confirm is taken and nothing points into the frames read: give their memory back
@@ -136,14 +131,15 @@ static jb_err publish_selected(consumer *c, pending *chunk, size_t n, bool held_
   return rc;
 }
 
-/* Dead-letters the selected deliveries of a chunk (dl_selected), each with a confirm. If that
- * fails, or the dead-letter path is still in its backoff (dl_retry_at), they are held: left
- * unacked with their reasons, and tried again after the backoff, while the good deliveries
- * around them go on being stored and acked. Never rejected: the queue's own dead-lettering
- * would drop the reason. Published ones are marked settled. False when they are held. */
+/* Dead-letters the selected deliveries of a chunk (jb_batch_item_dead_letters), each with a
+ * confirm. If that fails, or the dead-letter path is still in its backoff (dl_retry_at), they are
+ * held: left unacked with their reasons, and tried again after the backoff, while the good
+ * deliveries around them go on being stored and acked. Never rejected: the queue's own
+ * dead-lettering would drop the reason. Published ones are marked settled. False when they are
+ * held. */
 bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
   size_t bad = 0;
-  for (size_t i = 0; i < n; i++) bad += dl_selected(&chunk[i], held_only);
+  for (size_t i = 0; i < n; i++) bad += jb_batch_item_dead_letters(&chunk[i].b, held_only);
   if (bad == 0) return true;
   if (jb_time_now() < c->dl_retry_at) {
     hold(c, chunk, n, held_only);
@@ -167,13 +163,13 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
   c->dl_backoff_ms = 100;
   atomic_fetch_add(&c->t->dead_lettered, bad);
   for (size_t i = 0; i < n; i++) {
-    if (!dl_selected(&chunk[i], held_only)) continue;
-    chunk[i].held = false;
-    chunk[i].settled = true;
+    if (!jb_batch_item_dead_letters(&chunk[i].b, held_only)) continue;
+    chunk[i].b.held = false;
+    chunk[i].b.settled = true;
     char tag[24];
     snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
-    jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].reason, "event_id",
-           chunk[i].ev.event_id, "delivery_tag", tag, JB_LOG_END);
+    jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].b.reason, "event_id",
+           chunk[i].b.routed.event.event_id, "delivery_tag", tag, JB_LOG_END);
   }
   return true;
 }

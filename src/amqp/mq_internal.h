@@ -1,5 +1,5 @@
 /* The MessageQueueTrigger's state, shared by its files: mq_trigger.c (consuming, batching,
- * acks) and mq_dead_letter.c (the dead-letter path). Private to src/amqp. */
+ * acks), mq_dead_letter.c (the dead-letter path); mq_batch.c decides. Private to src/amqp. */
 #ifndef JB_AMQP_MQ_INTERNAL_H
 #define JB_AMQP_MQ_INTERNAL_H
 
@@ -8,33 +8,19 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "amqp/mq_batch.h"
 #include "amqp/mq_trigger.h"
 #include "jobbridge/event.h"
+#include "jobbridge/router.h"
 
 #define CH 1 /* the channel of every connection here */
 
-/* The mapping table, shared by the consumers and replaced on reload. */
-typedef struct map_ref {
-  jb_config *cfg;
-  bool owned; /* the first one is the app's; reloaded ones are ours */
-  atomic_int refs;
-} map_ref;
-
-/* One delivery waiting to be settled. The envelope is kept whole (it owns its memory) so a bad
- * event can be republished with its original properties. */
+/* One delivery waiting to be settled: the envelope, kept whole (it owns its memory) so a bad
+ * event can be republished with its original properties, and its batch state (mq_batch.h). */
 typedef struct pending {
+  jb_batch_item b;
   amqp_envelope_t env;
   jb_time received_at;
-  bool bad;     /* to be dead-lettered with `reason` */
-  bool held;    /* bad, and its dead letter failed: only the republish is tried again */
-  bool stored;  /* its jobs are committed (one by one, before a transient failure): never
-                 * created again, only acked */
-  bool settled; /* to be acked at the end of this flush */
-  bool retry;   /* could not be prepared (out of memory): neither good nor bad yet; stays
-                 * unacked and is prepared again after a backoff, never dead-lettered */
-  char reason[640];
-  jb_event ev;
-  jb_mapped mapped;
 } pending;
 
 typedef struct consumer {
@@ -61,8 +47,7 @@ typedef struct consumer {
 
 struct jb_mq_trigger {
   const jb_config *cfg;
-  pthread_mutex_t lock;
-  map_ref *maps;
+  jb_router *router; /* borrowed: the mapping table, shared with the other triggers */
   consumer *consumers;
   size_t n;
   atomic_bool stop;
@@ -73,8 +58,9 @@ struct jb_mq_trigger {
 /* Keeps the idle dead-letter connection alive (see mq_dead_letter.c). */
 void jb_mq_service_publisher(consumer *c, jb_time now);
 
-/* Dead-letters the selected deliveries of a chunk (the held ones when held_only, else the bad
- * ones not held yet), each with a confirm; holds them when that fails. False when held. */
+/* Dead-letters the selected deliveries of a chunk (jb_batch_item_dead_letters: the held ones
+ * when held_only, else the bad ones not held yet), each with a confirm; holds them when that
+ * fails. False when held. */
 bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only);
 
 #endif

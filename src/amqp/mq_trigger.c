@@ -24,39 +24,6 @@
 #include "jobbridge/event.h"
 #include "jobbridge/log.h"
 
-/* ---- the shared mapping table ---- */
-
-static map_ref *maps_get(jb_mq_trigger *t) {
-  pthread_mutex_lock(&t->lock);
-  map_ref *m = t->maps;
-  atomic_fetch_add(&m->refs, 1);
-  pthread_mutex_unlock(&t->lock);
-  return m;
-}
-
-static void maps_put(map_ref *m) {
-  if (atomic_fetch_sub(&m->refs, 1) != 1) return;
-  if (m->owned) jb_config_free(m->cfg);
-  free(m);
-}
-
-void jb_mq_trigger_reload(jb_mq_trigger *t, jb_config *next) {
-  map_ref *m = calloc(1, sizeof *m);
-  if (m == NULL) {
-    jb_log(JB_LOG_ERROR, "mapping reload failed: out of memory", JB_LOG_END);
-    jb_config_free(next);
-    return;
-  }
-  m->cfg = next;
-  m->owned = true;
-  atomic_init(&m->refs, 1);
-  pthread_mutex_lock(&t->lock);
-  map_ref *old = t->maps;
-  t->maps = m;
-  pthread_mutex_unlock(&t->lock);
-  maps_put(old);
-}
-
 /* ---- time ---- */
 
 static void sleep_ms(jb_mq_trigger *t, long ms) {
@@ -128,8 +95,7 @@ static jb_err declare_and_consume(consumer *c, jb_error *e) {
 static void forget_pending(consumer *c) {
   for (size_t i = 0; i < c->n; i++) {
     amqp_destroy_envelope(&c->pend[i].env);
-    jb_event_clear(&c->pend[i].ev);
-    jb_mapped_clear(&c->pend[i].mapped);
+    jb_routed_clear(&c->pend[i].b.routed);
   }
   c->n = 0;
   c->n_held = 0;
@@ -160,112 +126,33 @@ static jb_err connect_consumer(consumer *c, jb_error *e) {
 
 /* ---- turning deliveries into job requests ---- */
 
-/* Parses and maps delivery p with the given table; marks it bad with a reason when the event
- * is at fault, `retry` when memory ran out (that says nothing about the event: it is prepared
- * again later, never dead-lettered). A delivery already held (its reason is known) or stored
- * (its jobs are committed) is left as it is. */
-static void prepare(const jb_config *maps, const jb_config *cfg, pending *p) {
-  if (p->held || p->stored) return;
-  jb_event_clear(&p->ev);
-  jb_mapped_clear(&p->mapped);
-  p->bad = false;
-  p->retry = false;
-  if (!jb_delivery_nul_free(&p->env, p->reason, sizeof p->reason)) {
-    p->bad = true;
+/* The first n pending deliveries, as the batch decisions see them (mq_batch.h). */
+static jb_batch pend_batch(consumer *c, size_t n) {
+  return (jb_batch){c->pend != NULL ? &c->pend->b : NULL, sizeof(pending), n};
+}
+
+/* Reads delivery p's facts and routes it through t: good, bad with a reason (a NUL byte in a
+ * string we read, or the router's reason), or retry when memory ran out (that says nothing
+ * about the event: it is prepared again later, never dead-lettered). A delivery already held
+ * (its reason is known) or stored (its jobs are committed) is left as it is. */
+static void prepare(const jb_route_table *t, pending *p) {
+  if (!jb_batch_item_begin(&p->b)) return;
+  if (!jb_delivery_nul_free(&p->env, p->b.reason, sizeof p->b.reason)) {
+    p->b.bad = true;
     return;
   }
   jb_facts_buf fb;
   if (!jb_delivery_facts_of(&p->env, p->received_at, &fb)) {
-    p->retry = true;
+    p->b.retry = true;
     return;
   }
-  jb_error e;
-  jb_error_clear(&e);
-  jb_err rc = jb_event_parse(&fb.f, (size_t)cfg->ingest_max_body_bytes,
-                             cfg->ingest_require_event_id, &p->ev, &e);
-  if (rc == JB_OK) rc = jb_event_map(maps, &p->ev, &fb.f, &p->mapped, &e);
-  if (rc == JB_ERR_NOMEM) {
-    p->retry = true;
-    jb_event_clear(&p->ev);
-    jb_mapped_clear(&p->mapped);
-  } else if (rc != JB_OK) {
-    p->bad = true;
-    snprintf(p->reason, sizeof p->reason, "%s", e.msg);
-  }
+  jb_batch_item_route(&p->b, t, &fb.f);
   jb_facts_buf_free(&fb);
-}
-
-/* Whether p's jobs are to be created now: prepared, good, not stored yet. */
-static bool to_create(const pending *p) {
-  return !p->bad && !p->stored && !p->retry;
 }
 
 /* ---- flushing a chunk: one transaction, then acks ---- */
 
 typedef enum { FLUSH_DONE, FLUSH_LATER, FLUSH_AMQP_LOST } flush_result;
-
-/* Whether a job-creation error is the event's own fault, so it fails again however often it
- * is retried: validation, a value the adapter cannot encode, data the database refuses (see
- * jb_pg_result_error). Any other error (a lost connection, a statement timeout, a deadlock, a
- * read-only or full database, out of memory) says nothing about the event: retried, never
- * dead-lettered. */
-static bool is_refusal(jb_err rc) {
-  return rc == JB_ERR_DB_REFUSED || rc == JB_ERR_INVALID || rc == JB_ERR_UNREGISTERED;
-}
-
-static void count_outcomes(consumer *c, const jb_create_outcome *out, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    atomic_fetch_add(out[i].status == JB_CREATE_CREATED ? &c->t->created : &c->t->duplicates, 1);
-}
-
-/* Creates the jobs of the good deliveries in chunk[0..n) not yet stored in one call (one
- * transaction). When the database refuses the data, falls back to one call per delivery so a
- * poison event is dead-lettered and the rest still become jobs; that stops at the first
- * transient error (those stored by then are marked so, and never created twice). Returns an
- * error only for a transient failure: then nothing but the stored deliveries may be acked. */
-static jb_err create_all(consumer *c, pending *chunk, size_t n, jb_error *e) {
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++)
-    if (to_create(&chunk[i])) total += chunk[i].mapped.n;
-  if (total == 0) return JB_OK;
-  jb_job_request *reqs = malloc(total * sizeof *reqs);
-  jb_create_outcome *out = malloc(total * sizeof *out);
-  jb_err rc = JB_OK;
-  if (reqs == NULL || out == NULL) {
-    rc = jb_fail(e, JB_ERR_NOMEM, "out of memory for %zu job requests", total);
-    goto out;
-  }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (to_create(&chunk[i]))
-      for (size_t j = 0; j < chunk[i].mapped.n; j++) reqs[k++] = chunk[i].mapped.reqs[j];
-  rc = c->creator->ops->create_jobs(c->creator->self, reqs, total, out, e);
-  if (rc == JB_OK) count_outcomes(c, out, total);
-  if (rc == JB_OK || !is_refusal(rc)) goto out;
-  /* Refused: find the culprits one by one. */
-  for (size_t i = 0; i < n; i++) {
-    if (!to_create(&chunk[i]) || chunk[i].mapped.n == 0) continue;
-    jb_error one;
-    jb_error_clear(&one);
-    jb_err r1 = c->creator->ops->create_jobs(c->creator->self, chunk[i].mapped.reqs,
-                                             chunk[i].mapped.n, out, &one);
-    if (r1 == JB_OK) {
-      count_outcomes(c, out, chunk[i].mapped.n);
-      chunk[i].stored = true;
-    } else if (is_refusal(r1)) {
-      chunk[i].bad = true;
-      snprintf(chunk[i].reason, sizeof chunk[i].reason, "job creation refused: %s", one.msg);
-    } else {
-      rc = jb_fail(e, r1, "%s", one.msg);
-      goto out;
-    }
-  }
-  rc = JB_OK;
-out:
-  free(reqs);
-  free(out);
-  return rc;
-}
 
 /* Acks the settled deliveries among the first n pending ones and forgets them; the others stay
  * pending, in order, at the front. A multiple-ack covers the settled prefix of `pend` (every
@@ -273,23 +160,21 @@ out:
  * False when an ack cannot be sent. */
 static bool ack_settled(consumer *c, size_t n) {
   pending *pd = c->pend;
-  size_t prefix = 0;
-  while (prefix < n && pd[prefix].settled) prefix++;
+  size_t prefix = jb_batch_settled_prefix(pend_batch(c, n));
   if (prefix > 0 &&
       amqp_basic_ack(c->conn, CH, pd[prefix - 1].env.delivery_tag, prefix > 1) != AMQP_STATUS_OK)
     return false;
   for (size_t i = prefix; i < n; i++)
-    if (pd[i].settled && amqp_basic_ack(c->conn, CH, pd[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
+    if (pd[i].b.settled && amqp_basic_ack(c->conn, CH, pd[i].env.delivery_tag, 0) != AMQP_STATUS_OK)
       return false;
   size_t kept = 0;
   c->n_held = 0;
   for (size_t i = 0; i < c->n; i++) {
-    if (i < n && pd[i].settled) {
+    if (i < n && pd[i].b.settled) {
       amqp_destroy_envelope(&pd[i].env);
-      jb_event_clear(&pd[i].ev);
-      jb_mapped_clear(&pd[i].mapped);
+      jb_routed_clear(&pd[i].b.routed);
     } else {
-      c->n_held += pd[i].held;
+      c->n_held += pd[i].b.held;
       if (kept != i) pd[kept] = pd[i];
       kept++;
     }
@@ -302,11 +187,9 @@ static bool ack_settled(consumer *c, size_t n) {
   return true;
 }
 
-/* Sets the retry time after memory ran out while preparing deliveries (like a transient
+/* Sets the retry time after memory ran out while preparing k deliveries (like a transient
  * database error: nothing is wrong with the events). */
-static void retry_unprepared(consumer *c, const pending *chunk, size_t n) {
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++) k += chunk[i].retry;
+static void retry_unprepared(consumer *c, size_t k) {
   char count[24], delay[24];
   snprintf(count, sizeof count, "%zu", k);
   snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
@@ -316,17 +199,25 @@ static void retry_unprepared(consumer *c, const pending *chunk, size_t n) {
   c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
 }
 
+/* The dead-letter path of a chunk, which is always the front of `pend`. */
+static bool dead_letter_chunk(void *ctx, jb_batch chunk) {
+  consumer *c = ctx;
+  return jb_mq_settle_bad(c, c->pend, chunk.n, false);
+}
+
 /* Flushes chunk pend[0..n): prepares, creates the jobs, dead-letters the bad deliveries, acks
- * what is settled. Held deliveries in the chunk are left as they are (see flush_held).
- * FLUSH_LATER when some of it must wait for a retry time. */
+ * what is settled (jb_batch_settle decides). Held deliveries in the chunk are left as they are
+ * (see flush_held). FLUSH_LATER when some of it must wait for a retry time. */
 static flush_result flush_chunk(consumer *c, size_t n) {
-  pending *chunk = c->pend;
-  map_ref *maps = maps_get(c->t);
-  for (size_t i = 0; i < n; i++) prepare(maps->cfg, c->t->cfg, &chunk[i]);
+  jb_route_table *table = jb_router_acquire(c->t->router);
+  for (size_t i = 0; i < n; i++) prepare(table, &c->pend[i]);
   jb_error e;
   jb_error_clear(&e);
+  jb_batch_result br = jb_batch_settle(pend_batch(c, n), c->creator, dead_letter_chunk, c, &e);
+  atomic_fetch_add(&c->t->created, br.created);
+  atomic_fetch_add(&c->t->duplicates, br.duplicates);
   flush_result res = FLUSH_DONE;
-  if (create_all(c, chunk, n, &e) != JB_OK) {
+  if (br.db_failed) {
     /* Nothing is acked but what is stored: the broker keeps the rest until the database is
      * back. */
     char delay[24];
@@ -335,40 +226,30 @@ static flush_result flush_chunk(consumer *c, size_t n) {
            e.msg, "retry_in_ms", delay, JB_LOG_END);
     c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
     c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
-    for (size_t i = 0; i < n; i++) chunk[i].settled = chunk[i].stored;
     res = FLUSH_LATER;
   } else {
-    bool unprepared = false;
-    for (size_t i = 0; i < n; i++) unprepared |= chunk[i].retry;
-    if (unprepared) {
-      retry_unprepared(c, chunk, n);
+    if (br.unprepared > 0) {
+      retry_unprepared(c, br.unprepared);
       res = FLUSH_LATER;
     } else {
       c->db_backoff_ms = 100;
     }
-    if (!jb_mq_settle_bad(c, chunk, n, false)) res = FLUSH_LATER;
-    for (size_t i = 0; i < n; i++) chunk[i].settled = !chunk[i].held && !chunk[i].retry;
+    if (br.held) res = FLUSH_LATER;
   }
   size_t left = n;
-  for (size_t i = 0; i < n; i++) left -= chunk[i].settled;
-  if (!ack_settled(c, n)) {
+  for (size_t i = 0; i < n; i++) left -= c->pend[i].b.settled;
+  if (!ack_settled(c, n))
     res = FLUSH_AMQP_LOST;
-  } else {
-    /* The chunk's unsettled deliveries, now first in `pend`: their requests point into this
-     * mapping table, released below. A held one keeps its event for the log. */
-    for (size_t i = 0; i < left; i++) {
-      jb_mapped_clear(&c->pend[i].mapped);
-      if (!c->pend[i].held) jb_event_clear(&c->pend[i].ev);
-    }
-  }
-  maps_put(maps);
+  else /* the chunk's unsettled deliveries, now first in `pend`, point into the table */
+    jb_batch_drop_routes(pend_batch(c, left));
+  jb_router_release(table);
   return res;
 }
 
 /* Dead-letters the held deliveries once the dead-letter path's retry time has come, and acks
  * those published (ack_settled's rules: the others stay pending, in order). */
 static flush_result flush_held(consumer *c) {
-  for (size_t i = 0; i < c->n; i++) c->pend[i].settled = false;
+  for (size_t i = 0; i < c->n; i++) c->pend[i].b.settled = false;
   bool ok = jb_mq_settle_bad(c, c->pend, c->n, true);
   if (!ack_settled(c, c->n)) return FLUSH_AMQP_LOST;
   return ok ? FLUSH_DONE : FLUSH_LATER;
@@ -382,9 +263,8 @@ static flush_result flush(consumer *c) {
   size_t batch = (size_t)c->t->cfg->ingest_batch_max;
   flush_result res = FLUSH_DONE;
   while (jb_time_now() >= c->retry_at) {
-    size_t end = 0, take = 0;
-    while (end < c->n && take < batch) take += !c->pend[end++].held;
-    if (take == 0) break;
+    size_t end = jb_batch_chunk_end(pend_batch(c, c->n), batch);
+    if (end == 0) break;
     flush_result r = flush_chunk(c, end);
     if (r == FLUSH_AMQP_LOST) return r;
     if (r == FLUSH_LATER) res = FLUSH_LATER;
@@ -561,23 +441,17 @@ jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t) {
   return (jb_job_trigger){&trigger_ops, t};
 }
 
-jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t n,
-                         jb_mq_trigger **out, jb_error *e) {
+jb_err jb_mq_trigger_new(const jb_config *cfg, jb_router *router, jb_job_creator *creators,
+                         size_t n, jb_mq_trigger **out, jb_error *e) {
   jb_mq_trigger *t = calloc(1, sizeof *t);
-  map_ref *m = calloc(1, sizeof *m);
   consumer *cs = calloc(n ? n : 1, sizeof *cs);
-  if (t == NULL || m == NULL || cs == NULL) {
+  if (t == NULL || cs == NULL) {
     free(t);
-    free(m);
     free(cs);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   }
   t->cfg = cfg;
-  pthread_mutex_init(&t->lock, NULL);
-  m->cfg = (jb_config *)cfg;
-  m->owned = false;
-  atomic_init(&m->refs, 1);
-  t->maps = m;
+  t->router = router;
   t->consumers = cs;
   t->n = n;
   for (size_t i = 0; i < n; i++) {
@@ -600,7 +474,5 @@ void jb_mq_trigger_free(jb_mq_trigger *t) {
   trigger_stop(t);
   for (size_t i = 0; i < t->n; i++) free(t->consumers[i].pend);
   free(t->consumers);
-  maps_put(t->maps);
-  pthread_mutex_destroy(&t->lock);
   free(t);
 }

@@ -7,6 +7,7 @@
 #include "jobbridge/config.h"
 #include "jobbridge/job_creator.h"
 #include "jobbridge/job_trigger.h"
+#include "jobbridge/router.h"
 
 typedef struct jb_mq_trigger jb_mq_trigger;
 
@@ -22,17 +23,14 @@ typedef struct jb_mq_stats {
 } jb_mq_stats;
 
 /* A trigger with one consumer thread per creator (each creator must own its own database
- * connection: it is used by that thread only). cfg is borrowed and must outlive the trigger;
- * creators are borrowed too. */
-jb_err jb_mq_trigger_new(const jb_config *cfg, jb_job_creator *creators, size_t n,
-                         jb_mq_trigger **out, jb_error *e) JB_MUST_CHECK;
+ * connection: it is used by that thread only). Events become job requests through router (its
+ * mapping table; reloads go through the router). cfg, router and creators are borrowed and
+ * must outlive the trigger. */
+jb_err jb_mq_trigger_new(const jb_config *cfg, jb_router *router, jb_job_creator *creators,
+                         size_t n, jb_mq_trigger **out, jb_error *e) JB_MUST_CHECK;
 
 /* The JobTrigger port (start, stop, is_running) of this trigger. */
 jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t);
-
-/* Replaces the mapping table with next's (the trigger takes ownership of next). Batches in
- * flight finish with the table they started with; nothing is lost. */
-void jb_mq_trigger_reload(jb_mq_trigger *t, jb_config *next);
 
 jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t);
 

@@ -160,7 +160,8 @@ static int serve(const jb_config *cfg, const char *path) {
     if (reload_requested) {
       reload_requested = 0;
       jb_config *next = reload_mappings(cfg, path);
-      if (next != NULL) jb_mq_trigger_reload(w.trigger, next);
+      if (next != NULL && jb_router_reload(w.router, next, &e) != JB_OK)
+        jb_log(JB_LOG_ERROR, "mapping reload failed", "error", e.msg, JB_LOG_END);
     }
   }
   /* Shutdown, in the order that loses nothing: no new events in (the batch in hand is

@@ -103,7 +103,9 @@ static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
       jb_job_service_set_dispatcher(&w->svcs[i], jb_worker_pool_dispatcher(w->pool));
     w->creators[i] = jb_job_service_creator(&w->svcs[i]);
   }
-  return jb_mq_trigger_new(w->cfg, w->creators, n, &w->trigger, e);
+  jb_err rc = jb_router_new(w->cfg, &w->router, e);
+  if (rc != JB_OK) return rc;
+  return jb_mq_trigger_new(w->cfg, w->router, w->creators, n, &w->trigger, e);
 }
 
 static jb_err ingest_start(jb_wiring *w, jb_error *e) {
@@ -134,6 +136,8 @@ static void ingest_stop(jb_wiring *w) {
 static void ingest_destroy(jb_wiring *w) {
   jb_mq_trigger_free(w->trigger); /* before the services its consumers borrow */
   w->trigger = NULL;
+  jb_router_free(w->router); /* after every trigger that routes through it */
+  w->router = NULL;
   free(w->svcs);
   free(w->creators);
   w->svcs = NULL;

@@ -7,6 +7,7 @@
 #include "amqp/mq_trigger.h"
 #include "amqp/outbox_relay.h"
 #include "jobbridge/job_service.h"
+#include "jobbridge/router.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -28,6 +29,7 @@ typedef struct jb_wiring {
   jb_worker_pool *pool; /* NULL when workers are disabled */
   jb_job_service *svcs; /* one per ingest consumer */
   jb_job_creator *creators;
+  jb_router *router; /* the mapping table every event trigger routes through; SIGHUP reloads it */
   jb_mq_trigger *trigger;
 } jb_wiring;
 
