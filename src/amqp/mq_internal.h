@@ -10,6 +10,7 @@
 
 #include "amqp/mq_trigger.h"
 #include "jobbridge/event.h"
+#include "jobbridge/stop.h"
 
 #define CH 1 /* the channel of every connection here */
 
@@ -65,7 +66,7 @@ struct jb_mq_trigger {
   map_ref *maps;
   consumer *consumers;
   size_t n;
-  atomic_bool stop;
+  jb_stop stop; /* requested by trigger_stop; every consumer polls it where it waits */
   atomic_bool running;
   atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
 };
