@@ -12,6 +12,7 @@
 #include "amqp/mq_trigger.h"
 #include "jobbridge/event.h"
 #include "jobbridge/router.h"
+#include "jobbridge/stop.h"
 
 #define CH 1 /* the channel of every connection here */
 
@@ -50,7 +51,7 @@ struct jb_mq_trigger {
   jb_router *router; /* borrowed: the mapping table, shared with the other triggers */
   consumer *consumers;
   size_t n;
-  atomic_bool stop;
+  jb_stop stop; /* requested by trigger_stop; every consumer polls it where it waits */
   atomic_bool running;
   atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
 };

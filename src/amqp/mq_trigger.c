@@ -11,6 +11,7 @@
 #include "amqp/mq_trigger.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,18 +24,6 @@
 #include "amqp/mq_internal.h"
 #include "jobbridge/event.h"
 #include "jobbridge/log.h"
-
-/* ---- time ---- */
-
-static void sleep_ms(jb_mq_trigger *t, long ms) {
-  /* In slices, so a stop request is noticed quickly. */
-  while (ms > 0 && !atomic_load(&t->stop)) {
-    long step = ms > 50 ? 50 : ms;
-    struct timespec ts = {0, step * 1000000L};
-    nanosleep(&ts, NULL);
-    ms -= step;
-  }
-}
 
 /* ---- connections and topology ---- */
 
@@ -317,6 +306,27 @@ static bool add_pending(consumer *c, amqp_envelope_t *env) {
   return true;
 }
 
+/* Waits up to *wait_us for the broker's socket or the trigger's stop, whichever comes first;
+ * false on a stop. Then *wait_us is what amqp_consume_message may still wait: the rest of the
+ * window when data came (a frame may arrive in pieces), else a millisecond, in which it sends a
+ * heartbeat that is due and notices a broker that has gone silent. With a frame buffered
+ * already, nothing is waited for. */
+static bool await_frame(consumer *c, long *wait_us) {
+  if (amqp_data_in_buffer(c->conn) || amqp_frames_enqueued(c->conn)) return true;
+  struct pollfd p[2] = {{amqp_get_sockfd(c->conn), POLLIN, 0},
+                        {jb_stop_fd(&c->t->stop), POLLIN, 0}};
+  int64_t start = jb_mono_ms();
+  int r = poll(p, 2, (int)((*wait_us + 999) / 1000));
+  if (jb_stop_requested(&c->t->stop)) return false;
+  if (r > 0 && p[0].revents != 0) {
+    long left = *wait_us - (long)(jb_mono_ms() - start) * 1000;
+    *wait_us = left < 1000 ? 1000 : left;
+  } else {
+    *wait_us = 1000;
+  }
+  return true;
+}
+
 static void *consumer_main(void *arg) {
   consumer *c = arg;
   jb_mq_trigger *t = c->t;
@@ -326,7 +336,7 @@ static void *consumer_main(void *arg) {
   c->db_backoff_ms = 100;
   c->dl_backoff_ms = 100;
   c->amqp_backoff_ms = 250;
-  while (!atomic_load(&t->stop)) {
+  while (!jb_stop_requested(&t->stop)) {
     if (c->conn == NULL) {
       jb_error e;
       if (connect_consumer(c, &e) != JB_OK) {
@@ -334,7 +344,7 @@ static void *consumer_main(void *arg) {
         snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
         jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
                "retry_in_ms", delay, JB_LOG_END);
-        sleep_ms(t, c->amqp_backoff_ms);
+        jb_stop_wait(&t->stop, c->amqp_backoff_ms);
         c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
         continue;
       }
@@ -362,6 +372,7 @@ static void *consumer_main(void *arg) {
       jb_time left = c->first_at + (jb_time)cfg->ingest_batch_wait_ms * 1000 - now;
       wait_us = left < 1000 ? 1000 : (left < wait_us ? (long)left : wait_us);
     }
+    if (!await_frame(c, &wait_us)) continue; /* stopping */
     struct timeval tv = {wait_us / 1000000, wait_us % 1000000};
     amqp_envelope_t env;
     amqp_maybe_release_buffers(c->conn);
@@ -409,10 +420,10 @@ static void *consumer_main(void *arg) {
 static jb_err trigger_start(void *self, jb_error *e) {
   jb_mq_trigger *t = self;
   if (atomic_load(&t->running)) return JB_OK;
-  atomic_store(&t->stop, false);
+  jb_stop_reset(&t->stop);
   for (size_t i = 0; i < t->n; i++) {
     if (pthread_create(&t->consumers[i].thread, NULL, consumer_main, &t->consumers[i]) != 0) {
-      atomic_store(&t->stop, true);
+      jb_stop_request(&t->stop);
       for (size_t j = 0; j < i; j++) pthread_join(t->consumers[j].thread, NULL);
       return jb_fail(e, JB_ERR_IO, "cannot start consumer thread %zu", i);
     }
@@ -424,7 +435,7 @@ static jb_err trigger_start(void *self, jb_error *e) {
 static void trigger_stop(void *self) {
   jb_mq_trigger *t = self;
   if (!atomic_load(&t->running)) return;
-  atomic_store(&t->stop, true);
+  jb_stop_request(&t->stop); /* wakes every consumer wherever it waits */
   for (size_t i = 0; i < t->n; i++) pthread_join(t->consumers[i].thread, NULL);
   atomic_store(&t->running, false);
 }
@@ -450,6 +461,11 @@ jb_err jb_mq_trigger_new(const jb_config *cfg, jb_router *router, jb_job_creator
     free(cs);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   }
+  if (jb_stop_init(&t->stop, e) != JB_OK) {
+    free(t);
+    free(cs);
+    return e->code;
+  }
   t->cfg = cfg;
   t->router = router;
   t->consumers = cs;
@@ -474,5 +490,6 @@ void jb_mq_trigger_free(jb_mq_trigger *t) {
   trigger_stop(t);
   for (size_t i = 0; i < t->n; i++) free(t->consumers[i].pend);
   free(t->consumers);
+  jb_stop_destroy(&t->stop);
   free(t);
 }

@@ -23,6 +23,7 @@
 
 #include "amqp/amqp_conn.h"
 #include "jobbridge/log.h"
+#include "jobbridge/stop.h"
 
 #define CH 1
 #define BATCH 500  /* rows fetched at once */
@@ -45,7 +46,7 @@ struct jb_outbox_relay {
   jb_outbox ob;
   char source[160];
   pthread_t thread;
-  atomic_bool stop;
+  jb_stop stop; /* requested by jb_outbox_relay_stop (flush_until_ms set first) */
   atomic_int_fast64_t flush_until_ms; /* when stopping: keep draining until then */
   bool running;
   amqp_connection_state_t conn;
@@ -387,8 +388,11 @@ static jb_err await_confirm_or_row(jb_outbox_relay *r, bool *rows_waiting, jb_er
     *rows_waiting = true;
     return JB_OK;
   }
-  struct pollfd p[2] = {{amqp_get_sockfd(r->conn), POLLIN, 0}, {pgfd, POLLIN, 0}};
-  if (poll(p, 2, 100) < 0 && errno != EINTR)
+  /* The stop descriptor only until the stop: then it stays readable, and the flush goes on. */
+  int stopfd = jb_stop_requested(&r->stop) ? -1 : jb_stop_fd(&r->stop);
+  struct pollfd p[3] = {
+      {amqp_get_sockfd(r->conn), POLLIN, 0}, {pgfd, POLLIN, 0}, {stopfd, POLLIN, 0}};
+  if (poll(p, 3, 100) < 0 && errno != EINTR)
     return jb_fail(e, JB_ERR_IO, "poll: %s", strerror(errno));
   if (p[1].revents == 0) return JB_OK;
   /* Take the notifications (without waiting) so the next fetch is not woken again by them. */
@@ -396,13 +400,30 @@ static jb_err await_confirm_or_row(jb_outbox_relay *r, bool *rows_waiting, jb_er
   return r->ob.ops->wait(r->ob.self, 0, e);
 }
 
-/* Sleeps ms, or less when a stop's flush time runs out meanwhile: a relay that cannot reach the
- * broker or the database must not hold a shutdown for its whole backoff. */
+/* Waits ms before a retry, returning early when a stop comes; once stopping, waits no longer
+ * than the stop's flush time: a relay that cannot reach the broker or the database must not
+ * hold a shutdown for its whole backoff. */
 static void pause_ms(jb_outbox_relay *r, long ms) {
-  for (; ms > 0; ms -= 50) {
-    if (atomic_load(&r->stop) && jb_mono_ms() >= atomic_load(&r->flush_until_ms)) return;
-    jb_sleep_ms(ms < 50 ? ms : 50);
+  int64_t end = jb_mono_ms() + ms;
+  if (!jb_stop_wait(&r->stop, ms)) return; /* the whole pause, no stop */
+  int64_t until = atomic_load(&r->flush_until_ms);
+  if (end < until) until = end;
+  int64_t left = until - jb_mono_ms();
+  if (left > 0) jb_sleep_ms((long)left); /* during the flush: nothing wakes it earlier */
+}
+
+/* Idle and not stopping: waits up to ms for a notification of new rows or for the stop. */
+static void idle_wait(jb_outbox_relay *r, long ms) {
+  jb_error e;
+  int pgfd = -1;
+  if (r->ob.ops->notify_fd(r->ob.self, &pgfd, &e) != JB_OK) {
+    jb_stop_wait(&r->stop, ms); /* the database: the next round finds and logs it */
+    return;
   }
+  if (pgfd < 0) return; /* rows are waiting now */
+  struct pollfd p[2] = {{pgfd, POLLIN, 0}, {jb_stop_fd(&r->stop), POLLIN, 0}};
+  if (poll(p, 2, (int)ms) > 0 && p[0].revents != 0 && r->ob.ops->wait(r->ob.self, 0, &e) != JB_OK)
+    jb_stop_wait(&r->stop, ms);
 }
 
 /* Sets row id aside with its reason (a row the broker cannot take), logs and counts it. */
@@ -534,14 +555,14 @@ static void *relay_main(void *arg) {
     return NULL;
   }
   for (;;) {
-    bool stopping = atomic_load(&r->stop);
+    bool stopping = jb_stop_requested(&r->stop);
     if (stopping && jb_mono_ms() >= atomic_load(&r->flush_until_ms)) break;
     jb_error e;
     jb_error_clear(&e);
     if (!leader) {
       if (r->ob.ops->try_lead(r->ob.self, &leader, &e) != JB_OK || !leader) {
         if (stopping) break;
-        jb_sleep_ms(1000);
+        jb_stop_wait(&r->stop, 1000);
         continue;
       }
       jb_log(JB_LOG_INFO, "outbox relay leading", "source", r->source, JB_LOG_END);
@@ -580,7 +601,7 @@ static void *relay_main(void *arg) {
     if (progress || idle) backoff = 250;
     if (idle) {
       if (stopping) break; /* drained */
-      if (r->ob.ops->wait(r->ob.self, 200, &e) != JB_OK) jb_sleep_ms(200);
+      idle_wait(r, 200);
     }
   }
   flush_returns(r, true);
@@ -599,8 +620,14 @@ jb_err jb_outbox_relay_new(const jb_config *cfg, jb_outbox outbox, const char *i
   r->cfg = cfg;
   r->ob = outbox;
   r->bad_id = -1;
-  jb_err rc = jb_confirms_init(&r->track, 4 * WINDOW, 1, e);
+  jb_err rc = jb_stop_init(&r->stop, e);
   if (rc != JB_OK) {
+    free(r);
+    return rc;
+  }
+  rc = jb_confirms_init(&r->track, 4 * WINDOW, 1, e);
+  if (rc != JB_OK) {
+    jb_stop_destroy(&r->stop);
     free(r);
     return rc;
   }
@@ -613,7 +640,7 @@ jb_err jb_outbox_relay_new(const jb_config *cfg, jb_outbox outbox, const char *i
 
 jb_err jb_outbox_relay_start(jb_outbox_relay *r, jb_error *e) {
   if (r->running) return JB_OK;
-  atomic_store(&r->stop, false);
+  jb_stop_reset(&r->stop);
   if (pthread_create(&r->thread, NULL, relay_main, r) != 0)
     return jb_fail(e, JB_ERR_IO, "cannot start the outbox relay thread");
   r->running = true;
@@ -623,7 +650,7 @@ jb_err jb_outbox_relay_start(jb_outbox_relay *r, jb_error *e) {
 void jb_outbox_relay_stop(jb_outbox_relay *r, double flush_s) {
   if (!r->running) return;
   atomic_store(&r->flush_until_ms, jb_mono_ms() + (int64_t)(flush_s * 1000));
-  atomic_store(&r->stop, true);
+  jb_stop_request(&r->stop); /* wakes the relay wherever it waits */
   pthread_join(r->thread, NULL);
   r->running = false;
 }
@@ -632,6 +659,7 @@ void jb_outbox_relay_free(jb_outbox_relay *r) {
   if (r == NULL) return;
   jb_outbox_relay_stop(r, 0);
   jb_confirms_free(&r->track);
+  jb_stop_destroy(&r->stop);
   free(r->body);
   free(r);
 }

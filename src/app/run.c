@@ -1,6 +1,10 @@
 /* `jobbridge run`: wires the adapters to the service and runs until SIGTERM/SIGINT. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,30 +16,69 @@
 #include "app/serve.h"
 #include "jobbridge/log.h"
 
-/* Shutdown stages, advanced only by the signal handler (which does nothing else). */
+/* Shutdown stages, advanced only by the signal handler. */
 typedef enum {
   RUN_RUNNING = 0, /* serving */
   RUN_STOPPING,    /* first SIGTERM/SIGINT: stop taking work, finish what is in hand, exit 0 */
 } run_stage;
 
+/* Signals are read in one place: the handlers only advance `stage` and write a byte to this
+ * pipe (a self-pipe: 'T' stop, 'H' reload), and the main thread, which waits on nothing else,
+ * reads it (wait_signals). The components never see a signal: serve() stops them. */
 static volatile sig_atomic_t stage = RUN_RUNNING;
-static volatile sig_atomic_t reload_requested = 0;
+static int sig_pipe[2] = {-1, -1};    /* [0] read by the main thread, [1] written by handlers */
+static bool reload_requested = false; /* main thread only */
+
+static void signal_byte(char c) {
+  int saved = errno;
+  if (write(sig_pipe[1], &c, 1) < 0) { /* the pipe is full: a byte is there to wake us already */
+  }
+  errno = saved;
+}
 
 static void on_hup(int sig) {
   (void)sig;
-  reload_requested = 1;
+  signal_byte('H');
 }
 
 static void on_stop_signal(int sig) {
   (void)sig;
   if (stage == RUN_STOPPING) _exit(1); /* a second signal: exit at once, leases cover the rest */
   stage = RUN_STOPPING;
+  signal_byte('T');
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR && stage == RUN_RUNNING) {
+/* Waits up to ms (< 0: without end) for a signal, then takes every byte the handlers wrote:
+ * a reload is noted in reload_requested, a stop is in `stage` already. Returns early on any
+ * signal, so a stop is acted on at once. */
+static void wait_signals(long ms) {
+  struct pollfd p = {sig_pipe[0], POLLIN, 0};
+  if (poll(&p, 1, ms < 0 ? -1 : (ms > INT_MAX ? INT_MAX : (int)ms)) <= 0) return;
+  char buf[64];
+  ssize_t n;
+  while ((n = read(sig_pipe[0], buf, sizeof buf)) > 0)
+    for (ssize_t i = 0; i < n; i++) reload_requested |= buf[i] == 'H';
+}
+
+/* Installs the handlers of SIGTERM, SIGINT and SIGHUP over a fresh self-pipe; ignores SIGPIPE. */
+static jb_err install_signals(jb_error *e) {
+  if (pipe(sig_pipe) != 0)
+    return jb_fail(e, JB_ERR_IO, "cannot create the signal pipe: %s", strerror(errno));
+  for (int i = 0; i < 2; i++) { /* never blocks a handler; not inherited by exec'd programs */
+    fcntl(sig_pipe[i], F_SETFL, fcntl(sig_pipe[i], F_GETFL) | O_NONBLOCK);
+    fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
   }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_hup;
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  return JB_OK;
 }
 
 /* Connects and migrates, retrying with capped exponential backoff until it works or a signal
@@ -55,7 +98,7 @@ static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
     snprintf(delay, sizeof delay, "%ld", delay_ms);
     jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg, "retry_in_ms", delay,
            JB_LOG_END);
-    sleep_ms(delay_ms);
+    wait_signals(delay_ms);
     if (stage != RUN_RUNNING)
       return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
     delay_ms = jb_backoff_next(delay_ms, 30000);
@@ -156,9 +199,9 @@ static int serve(const jb_config *cfg, const char *path) {
          jb_redact_url(cfg->amqp_url, safe, sizeof safe), "exchange", cfg->in_exchange, "queue",
          cfg->in_queue, "output_exchange", cfg->out_exchange, JB_LOG_END);
   while (stage == RUN_RUNNING) {
-    sleep_ms(200);
+    wait_signals(-1);
     if (reload_requested) {
-      reload_requested = 0;
+      reload_requested = false;
       jb_config *next = reload_mappings(cfg, path);
       if (next != NULL && jb_router_reload(w.router, next, &e) != JB_OK)
         jb_log(JB_LOG_ERROR, "mapping reload failed", "error", e.msg, JB_LOG_END);
@@ -201,15 +244,10 @@ int jb_cmd_run(int argc, char **argv) {
     jb_config_free(cfg);
     return JB_EXIT_USAGE;
   }
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sa.sa_handler = on_hup;
-  sigaction(SIGHUP, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+  if (install_signals(&e) != JB_OK) {
+    jb_config_free(cfg);
+    return jb_report(&e);
+  }
 
   char safe[512];
   jb_log(JB_LOG_INFO, "starting", "config", path, "database",

@@ -77,7 +77,7 @@ void *jb_worker_maint_main(void *arg) {
   if (renew_every < 500) renew_every = 500;
   int64_t next_renew = 0, next_reap = 0;
   unsigned seed = (unsigned)jb_time_now() ^ (unsigned)(uintptr_t)p; /* the reaper's jitter */
-  while (!atomic_load(&p->maint_stop)) {
+  while (!jb_stop_requested(&p->maint_stop)) {
     int64_t now = jb_mono_ms();
     jb_error e;
     /* Every half second: which running jobs were cancelled? On the renew beat, extend the
@@ -98,7 +98,7 @@ void *jb_worker_maint_main(void *arg) {
       }
       next_reap = now + reap_every;
     }
-    jb_sleep_ms(500);
+    jb_stop_wait(&p->maint_stop, 500); /* the next beat, or the stop at once */
   }
   return NULL;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,7 +152,7 @@ static void record(worker *w, jb_finish *items, size_t n) {
       }
       return;
     }
-    if (atomic_load(&p->stopping) && jb_mono_ms() >= atomic_load(&p->grace_end_ms)) {
+    if (jb_stop_requested(&p->stopping) && jb_mono_ms() >= atomic_load(&p->grace_end_ms)) {
       char count[24];
       snprintf(count, sizeof count, "%zu", n);
       jb_log(JB_LOG_ERROR,
@@ -162,7 +163,12 @@ static void record(worker *w, jb_finish *items, size_t n) {
     }
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
            JB_LOG_END);
-    jb_sleep_ms(atomic_load(&p->stopping) && backoff > 500 ? 500 : backoff);
+    if (!jb_stop_requested(&p->stopping)) {
+      jb_stop_wait(&p->stopping, backoff); /* a stop: one more try at once, then as below */
+    } else { /* stopping: the retries end with the grace period, nothing ends them earlier */
+      int64_t left = atomic_load(&p->grace_end_ms) - jb_mono_ms();
+      jb_sleep_ms(left < backoff ? (long)(left > 0 ? left : 0) : backoff);
+    }
     backoff = jb_backoff_next(backoff, 10000);
   }
 }
@@ -244,7 +250,7 @@ static int pool_reserve(void *self, const char *queue_name, const char **owner, 
   if (!serves_queue(p->cfg, queue_name)) return -2;
   int found = -1;
   pthread_mutex_lock(&p->idle_lock);
-  for (size_t i = 0; found < 0 && !atomic_load(&p->stopping) && i < p->n; i++)
+  for (size_t i = 0; found < 0 && !jb_stop_requested(&p->stopping) && i < p->n; i++)
     if (p->workers[i].state == W_IDLE) {
       worker *w = &p->workers[i];
       w->state = W_RESERVED;
@@ -348,15 +354,16 @@ static size_t idle_wait(worker *w, jb_job **jobs, bool *notified) {
   if (read(w->wake_fd, &count, sizeof count) < 0) { /* none left: the usual case */
   }
   pthread_mutex_lock(&p->idle_lock);
-  if (!atomic_load(&p->stopping)) {
+  if (!jb_stop_requested(&p->stopping)) {
     w->state = W_IDLE;
     atomic_fetch_add(&p->idle, 1);
   }
   pthread_mutex_unlock(&p->idle_lock);
   jb_error e;
-  if (w->q.ops->wait(w->q.self, timeout, w->wake_fd, notified, &e) != JB_OK) {
+  /* wait_fd: a hand-over (wake_fd) or the pool's stop ends the wait at once. */
+  if (w->q.ops->wait(w->q.self, timeout, w->wait_fd, notified, &e) != JB_OK) {
     *notified = true; /* claim (and so retry the database) after the pause */
-    jb_sleep_ms(100);
+    jb_stop_wait(&p->stopping, 100);
   }
   if (read(w->wake_fd, &count, sizeof count) < 0) { /* nothing was handed over */
   }
@@ -392,10 +399,9 @@ static void set_held(worker *w, const jb_job *jobs, size_t from, size_t to) {
   pthread_mutex_unlock(&w->slot.lock);
 }
 
-/* Sleeps ms, in short steps so that shutdown is not delayed. */
+/* Pauses ms before the next claim; a stop ends the pause at once. */
 static void pause_worker(worker *w, long ms) {
-  int64_t end = jb_mono_ms() + ms;
-  while (!atomic_load(&w->pool->stopping) && jb_mono_ms() < end) jb_sleep_ms(50);
+  jb_stop_wait(&w->pool->stopping, ms);
 }
 
 /* Claimed rows come back in no particular order: run the highest priority first. */
@@ -446,7 +452,8 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
   int64_t last = jb_mono_ms(), started = last;
   for (size_t i = 0; i < n; i++) {
     size_t k = i - recorded;
-    bool stopping = atomic_load(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
+    bool stopping =
+        jb_stop_requested(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
     if (stopping || w->must_pause) {
       /* Jobs claimed but not started go back at once, no retry burnt: when stopping, and when
        * a resource shortage makes this worker pause. */
@@ -482,7 +489,7 @@ static void *worker_main(void *arg) {
    * and after a full claim. Otherwise the worker waits idle, where new jobs are handed to it
    * straight from the transaction that creates them. */
   bool must_claim = true;
-  while (!atomic_load(&p->stopping)) {
+  while (!jb_stop_requested(&p->stopping)) {
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
@@ -525,10 +532,33 @@ static void *worker_main(void *arg) {
       pause_worker(w, w->pause_ms);
     }
   }
+  pthread_mutex_lock(&p->idle_lock); /* for jb_worker_pool_stop's wait */
+  p->live--;
+  pthread_cond_broadcast(&p->quiet);
+  pthread_mutex_unlock(&p->idle_lock);
   return NULL;
 }
 
 /* ---- lifecycle ---- */
+
+/* The pool's stop descriptors, and each worker's wait set: its wake_fd (made already) and the
+ * pool's stop, in one epoll descriptor that a queue's wait polls as its wake descriptor. */
+static jb_err make_wait_fds(jb_worker_pool *p, jb_error *e) {
+  jb_err rc = jb_stop_init(&p->stopping, e);
+  if (rc == JB_OK) rc = jb_stop_init(&p->maint_stop, e);
+  for (size_t i = 0; rc == JB_OK && i < p->n; i++) {
+    worker *w = &p->workers[i];
+    if (w->wake_fd < 0)
+      return jb_fail(e, JB_ERR_IO, "cannot create a worker's wake-up descriptor: %s",
+                     strerror(errno));
+    w->wait_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event wake = {.events = EPOLLIN}, stop = {.events = EPOLLIN};
+    if (w->wait_fd < 0 || epoll_ctl(w->wait_fd, EPOLL_CTL_ADD, w->wake_fd, &wake) != 0 ||
+        epoll_ctl(w->wait_fd, EPOLL_CTL_ADD, jb_stop_fd(&p->stopping), &stop) != 0)
+      return jb_fail(e, JB_ERR_IO, "cannot create a worker's wait descriptor: %s", strerror(errno));
+  }
+  return rc;
+}
 
 jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_queue *queues,
                           size_t nqueues, jb_worker_pool **out, jb_error *e) {
@@ -561,14 +591,19 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_qu
     pthread_condattr_destroy(&ca);
     w->state = W_BUSY;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->wait_fd = -1;
   }
   pthread_mutex_init(&p->idle_lock, NULL);
-  for (size_t i = 0; i < p->n; i++)
-    if (p->workers[i].wake_fd < 0) {
-      jb_fail(e, JB_ERR_IO, "cannot create a worker's wake-up descriptor: %s", strerror(errno));
-      jb_worker_pool_free(p);
-      return JB_ERR_IO;
-    }
+  pthread_condattr_t ca; /* jb_worker_pool_stop waits on the monotonic clock */
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->quiet, &ca);
+  pthread_condattr_destroy(&ca);
+  jb_err rc = make_wait_fds(p, e);
+  if (rc != JB_OK) {
+    jb_worker_pool_free(p);
+    return rc;
+  }
   p->maint_q = queues[p->n];
   *out = p;
   return JB_OK;
@@ -576,15 +611,16 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_qu
 
 jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) {
   if (p->running) return JB_OK;
-  atomic_store(&p->stopping, false);
-  atomic_store(&p->maint_stop, false);
+  jb_stop_reset(&p->stopping);
+  jb_stop_reset(&p->maint_stop);
   atomic_store(&p->stop_handlers, JB_STOP_NONE);
+  p->live = p->n; /* no thread runs yet */
   if (pthread_create(&p->maint, NULL, jb_worker_maint_main, p) != 0)
     return jb_fail(e, JB_ERR_IO, "cannot start the maintenance thread");
   for (size_t i = 0; i < p->n; i++) {
     if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {
-      atomic_store(&p->stopping, true);
-      atomic_store(&p->maint_stop, true);
+      jb_stop_request(&p->stopping);
+      jb_stop_request(&p->maint_stop);
       for (size_t j = 0; j < i; j++) pthread_join(p->workers[j].thread, NULL);
       pthread_join(p->maint, NULL);
       return jb_fail(e, JB_ERR_IO, "cannot start worker thread %zu", i);
@@ -611,8 +647,15 @@ void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
   if (!p->running) return;
   int64_t deadline = jb_mono_ms() + (int64_t)(grace_s * 1000);
   atomic_store(&p->grace_end_ms, deadline);
-  atomic_store(&p->stopping, true);
-  while (any_busy(p) && jb_mono_ms() < deadline) jb_sleep_ms(50);
+  jb_stop_request(&p->stopping); /* idle and pausing workers end their wait at once */
+  /* The grace period: until every worker thread has ended (each ends when its handler returns
+   * and its batch is recorded), or the deadline. */
+  struct timespec until = {.tv_sec = (time_t)(deadline / 1000),
+                           .tv_nsec = (long)(deadline % 1000) * 1000000L};
+  pthread_mutex_lock(&p->idle_lock);
+  while (p->live > 0 && pthread_cond_timedwait(&p->quiet, &p->idle_lock, &until) != ETIMEDOUT) {
+  }
+  pthread_mutex_unlock(&p->idle_lock);
   if (any_busy(p)) {
     jb_log(JB_LOG_WARN, "grace period over: stopping running handlers", JB_LOG_END);
     atomic_store(&p->stop_handlers, JB_STOP_SHUTDOWN);
@@ -624,7 +667,7 @@ void jb_worker_pool_stop(jb_worker_pool *p, double grace_s) {
     }
   }
   for (size_t i = 0; i < p->n; i++) pthread_join(p->workers[i].thread, NULL);
-  atomic_store(&p->maint_stop, true);
+  jb_stop_request(&p->maint_stop);
   pthread_join(p->maint, NULL);
   p->running = false;
   jb_log(JB_LOG_INFO, "workers stopped", JB_LOG_END);
@@ -643,9 +686,13 @@ void jb_worker_pool_free(jb_worker_pool *p) {
     pthread_mutex_destroy(&w->slot.lock);
     pthread_cond_destroy(&w->resolved);
     if (w->wake_fd >= 0) close(w->wake_fd);
+    if (w->wait_fd >= 0) close(w->wait_fd);
     jb_job_clear(&w->handed); /* only if the pool never ran it: the reaper retries the job */
   }
   pthread_mutex_destroy(&p->idle_lock);
+  pthread_cond_destroy(&p->quiet);
+  jb_stop_destroy(&p->stopping);
+  jb_stop_destroy(&p->maint_stop);
   free(p->workers);
   free(p);
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "jobbridge/stop.h"
 #include "jobbridge/worker_pool.h"
 
 typedef struct handler_entry {
@@ -44,8 +45,9 @@ typedef struct worker {
   jb_job handed;
   pthread_cond_t resolved; /* RESERVED became HANDED or IDLE */
   int wake_fd;             /* an eventfd: written when a job is handed over */
-  long pause_ms;           /* after a resource shortage: the pause before the next claim */
-  bool must_pause;         /* a job of this batch went back for a resource shortage */
+  int wait_fd;     /* an epoll set of wake_fd and the pool's stop: what an idle worker waits on */
+  long pause_ms;   /* after a resource shortage: the pause before the next claim */
+  bool must_pause; /* a job of this batch went back for a resource shortage */
 } worker;
 
 struct jb_worker_pool {
@@ -57,12 +59,14 @@ struct jb_worker_pool {
   pthread_t maint;
   handler_entry *handlers;
   size_t nhandlers;
-  atomic_bool stopping; /* no more claims */
-  atomic_bool maint_stop;
+  jb_stop stopping;         /* no more claims: every worker polls it where it waits */
+  jb_stop maint_stop;       /* the maintenance thread's, requested after the workers ended */
   atomic_int stop_handlers; /* a jb_stop_reason for every running handler, after the grace */
   atomic_int_fast64_t grace_end_ms; /* when stopping: outcomes are retried until then */
   bool running;
-  pthread_mutex_t idle_lock; /* the workers' states */
+  pthread_mutex_t idle_lock; /* the workers' states, and live */
+  size_t live;               /* worker threads not yet ended */
+  pthread_cond_t quiet;      /* signalled when a worker thread ends */
   atomic_int idle;           /* how many are IDLE: the dispatcher's quick "nobody" */
 };
 
