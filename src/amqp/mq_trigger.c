@@ -327,6 +327,58 @@ static bool await_frame(consumer *c, long *wait_us) {
   return true;
 }
 
+/* Connects (and declares, and starts consuming) when the consumer has no connection. False
+ * when that failed: it has then waited its backoff (or less, on a stop). */
+static bool ensure_connected(consumer *c, const char *idx) {
+  if (c->conn != NULL) return true;
+  jb_error e;
+  if (connect_consumer(c, &e) != JB_OK) {
+    char delay[24];
+    snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
+    jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
+           "retry_in_ms", delay, JB_LOG_END);
+    jb_stop_wait(&c->t->stop, c->amqp_backoff_ms);
+    c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
+    return false;
+  }
+  c->amqp_backoff_ms = 250;
+  jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", c->t->cfg->in_queue, JB_LOG_END);
+  return true;
+}
+
+/* Reads one delivery (or another frame) for at most wait_us, and adds it to the pending ones;
+ * drops the connection when the broker closed it or a read failed. */
+static void receive(consumer *c, long wait_us) {
+  struct timeval tv = {wait_us / 1000000, wait_us % 1000000};
+  amqp_envelope_t env;
+  amqp_maybe_release_buffers(c->conn);
+  amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+    if (!add_pending(c, &env)) {
+      amqp_destroy_envelope(&env);
+      drop_consumer_conn(c, "out of memory");
+      return;
+    }
+    /* Group commit: when nothing more is waiting on the socket, commit what we have now
+     * instead of waiting out batch_wait_ms. Under load, deliveries pile up while a commit
+     * runs, so batches grow by themselves; when idle, an event is stored at once. */
+    if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) &&
+        jb_time_now() >= c->retry_at && flush(c) == FLUSH_AMQP_LOST)
+      drop_consumer_conn(c, "an ack failed");
+    return;
+  }
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+    return;
+  const char *why = "connection error";
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+      r.library_error == AMQP_STATUS_UNEXPECTED_STATE && other_frame(c, &why))
+    return;
+  if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+      r.library_error != AMQP_STATUS_UNEXPECTED_STATE)
+    why = amqp_error_string2(r.library_error);
+  drop_consumer_conn(c, why);
+}
+
 static void *consumer_main(void *arg) {
   consumer *c = arg;
   jb_mq_trigger *t = c->t;
@@ -337,20 +389,7 @@ static void *consumer_main(void *arg) {
   c->dl_backoff_ms = 100;
   c->amqp_backoff_ms = 250;
   while (!jb_stop_requested(&t->stop)) {
-    if (c->conn == NULL) {
-      jb_error e;
-      if (connect_consumer(c, &e) != JB_OK) {
-        char delay[24];
-        snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
-        jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
-               "retry_in_ms", delay, JB_LOG_END);
-        jb_stop_wait(&t->stop, c->amqp_backoff_ms);
-        c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
-        continue;
-      }
-      c->amqp_backoff_ms = 250;
-      jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", cfg->in_queue, JB_LOG_END);
-    }
+    if (!ensure_connected(c, idx)) continue; /* backed off, or stopping */
     jb_time now = jb_time_now();
     jb_mq_service_publisher(c, now);
     /* Held deliveries wait for the dead-letter path only; they never delay the others. */
@@ -373,34 +412,7 @@ static void *consumer_main(void *arg) {
       wait_us = left < 1000 ? 1000 : (left < wait_us ? (long)left : wait_us);
     }
     if (!await_frame(c, &wait_us)) continue; /* stopping */
-    struct timeval tv = {wait_us / 1000000, wait_us % 1000000};
-    amqp_envelope_t env;
-    amqp_maybe_release_buffers(c->conn);
-    amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
-    if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-      if (!add_pending(c, &env)) {
-        amqp_destroy_envelope(&env);
-        drop_consumer_conn(c, "out of memory");
-        continue;
-      }
-      /* Group commit: when nothing more is waiting on the socket, commit what we have now
-       * instead of waiting out batch_wait_ms. Under load, deliveries pile up while a commit
-       * runs, so batches grow by themselves; when idle, an event is stored at once. */
-      if (!amqp_data_in_buffer(c->conn) && !amqp_frames_enqueued(c->conn) &&
-          jb_time_now() >= c->retry_at && flush(c) == FLUSH_AMQP_LOST)
-        drop_consumer_conn(c, "an ack failed");
-      continue;
-    }
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
-      continue;
-    const char *why = "connection error";
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        r.library_error == AMQP_STATUS_UNEXPECTED_STATE && other_frame(c, &why))
-      continue;
-    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-        r.library_error != AMQP_STATUS_UNEXPECTED_STATE)
-      why = amqp_error_string2(r.library_error);
-    drop_consumer_conn(c, why);
+    receive(c, wait_us);
   }
   /* Stopping: commit and ack what is in hand if the database allows; otherwise leave it unacked
    * for the broker to deliver again. */
