@@ -35,10 +35,8 @@ void jb_mq_service_publisher(consumer *c, jb_time now) {
     amqp_maybe_release_buffers(c->pub);
     return;
   }
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
-  jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed", "consumer", idx,
-         "error",
+  jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed",
+         JB_LOG_I64("consumer", c->index), "error",
          st == AMQP_STATUS_OK ? "the broker sent an unexpected frame" : amqp_error_string2(st),
          JB_LOG_END);
   jb_amqp_drop(c->pub);
@@ -150,11 +148,9 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
   if (publish_selected(c, chunk, n, held_only, &pe) != JB_OK) {
     jb_amqp_drop(c->pub);
     c->pub = NULL;
-    char count[24], delay[24];
-    snprintf(count, sizeof count, "%zu", bad);
-    snprintf(delay, sizeof delay, "%ld", c->dl_backoff_ms);
-    jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying", "events",
-           count, "error", pe.msg, "retry_in_ms", delay, JB_LOG_END);
+    jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying",
+           JB_LOG_U64("events", bad), "error", pe.msg, JB_LOG_I64("retry_in_ms", c->dl_backoff_ms),
+           JB_LOG_END);
     hold(c, chunk, n, held_only);
     c->dl_retry_at = jb_time_now() + c->dl_backoff_ms * 1000;
     c->dl_backoff_ms = jb_backoff_next(c->dl_backoff_ms, 30000);
@@ -166,10 +162,9 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
     if (!jb_batch_item_dead_letters(&chunk[i].b, held_only)) continue;
     chunk[i].b.held = false;
     chunk[i].b.settled = true;
-    char tag[24];
-    snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
     jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].b.reason, "event_id",
-           chunk[i].b.routed.event.event_id, "delivery_tag", tag, JB_LOG_END);
+           chunk[i].b.routed.event.event_id, JB_LOG_U64("delivery_tag", chunk[i].env.delivery_tag),
+           JB_LOG_END);
   }
   return true;
 }

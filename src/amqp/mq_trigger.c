@@ -91,10 +91,8 @@ static void forget_pending(consumer *c) {
 }
 
 static void drop_consumer_conn(consumer *c, const char *why) {
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
-  jb_log(JB_LOG_WARN, "broker connection lost; unacked deliveries will be redelivered", "consumer",
-         idx, "error", why, JB_LOG_END);
+  jb_log(JB_LOG_WARN, "broker connection lost; unacked deliveries will be redelivered",
+         JB_LOG_I64("consumer", c->index), "error", why, JB_LOG_END);
   forget_pending(c);
   jb_amqp_drop(c->conn);
   c->conn = NULL;
@@ -179,11 +177,8 @@ static bool ack_settled(consumer *c, size_t n) {
 /* Sets the retry time after memory ran out while preparing k deliveries (like a transient
  * database error: nothing is wrong with the events). */
 static void retry_unprepared(consumer *c, size_t k) {
-  char count[24], delay[24];
-  snprintf(count, sizeof count, "%zu", k);
-  snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
   jb_log(JB_LOG_WARN, "out of memory while reading events; holding them unacked and retrying",
-         "events", count, "retry_in_ms", delay, JB_LOG_END);
+         JB_LOG_U64("events", k), JB_LOG_I64("retry_in_ms", c->db_backoff_ms), JB_LOG_END);
   c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
   c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
 }
@@ -209,10 +204,8 @@ static flush_result flush_chunk(consumer *c, size_t n) {
   if (br.db_failed) {
     /* Nothing is acked but what is stored: the broker keeps the rest until the database is
      * back. */
-    char delay[24];
-    snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
     jb_log(JB_LOG_WARN, "cannot store jobs; holding deliveries unacked and retrying", "error",
-           e.msg, "retry_in_ms", delay, JB_LOG_END);
+           e.msg, JB_LOG_I64("retry_in_ms", c->db_backoff_ms), JB_LOG_END);
     c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
     c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
     res = FLUSH_LATER;
@@ -329,20 +322,19 @@ static bool await_frame(consumer *c, long *wait_us) {
 
 /* Connects (and declares, and starts consuming) when the consumer has no connection. False
  * when that failed: it has then waited its backoff (or less, on a stop). */
-static bool ensure_connected(consumer *c, const char *idx) {
+static bool ensure_connected(consumer *c) {
   if (c->conn != NULL) return true;
   jb_error e;
   if (connect_consumer(c, &e) != JB_OK) {
-    char delay[24];
-    snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
-    jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
-           "retry_in_ms", delay, JB_LOG_END);
+    jb_log(JB_LOG_WARN, "broker unavailable, retrying", JB_LOG_I64("consumer", c->index), "error",
+           e.msg, JB_LOG_I64("retry_in_ms", c->amqp_backoff_ms), JB_LOG_END);
     jb_stop_wait(&c->t->stop, c->amqp_backoff_ms);
     c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
     return false;
   }
   c->amqp_backoff_ms = 250;
-  jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", c->t->cfg->in_queue, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "consuming", JB_LOG_I64("consumer", c->index), "queue", c->t->cfg->in_queue,
+         JB_LOG_END);
   return true;
 }
 
@@ -383,13 +375,11 @@ static void *consumer_main(void *arg) {
   consumer *c = arg;
   jb_mq_trigger *t = c->t;
   const jb_config *cfg = t->cfg;
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
   c->db_backoff_ms = 100;
   c->dl_backoff_ms = 100;
   c->amqp_backoff_ms = 250;
   while (!jb_stop_requested(&t->stop)) {
-    if (!ensure_connected(c, idx)) continue; /* backed off, or stopping */
+    if (!ensure_connected(c)) continue; /* backed off, or stopping */
     jb_time now = jb_time_now();
     jb_mq_service_publisher(c, now);
     /* Held deliveries wait for the dead-letter path only; they never delay the others. */
@@ -418,7 +408,7 @@ static void *consumer_main(void *arg) {
    * for the broker to deliver again. */
   if (c->conn != NULL && c->n > 0 && flush(c) != FLUSH_DONE)
     jb_log(JB_LOG_WARN, "stopping with deliveries unacked; the broker will redeliver them",
-           "consumer", idx, JB_LOG_END);
+           JB_LOG_I64("consumer", c->index), JB_LOG_END);
   forget_pending(c);
   jb_amqp_close(c->pub);
   c->pub = NULL;

@@ -94,10 +94,8 @@ static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
       *pg = NULL;
     }
     if (rc != JB_ERR_DB_CONN) return rc;
-    char delay[32];
-    snprintf(delay, sizeof delay, "%ld", delay_ms);
-    jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg, "retry_in_ms", delay,
-           JB_LOG_END);
+    jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg,
+           JB_LOG_I64("retry_in_ms", delay_ms), JB_LOG_END);
     wait_signals(delay_ms);
     if (stage != RUN_RUNNING)
       return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
@@ -125,9 +123,8 @@ static jb_config *reload_mappings(const jb_config *running, const char *path) {
       return NULL;
     }
   }
-  char n[24];
-  snprintf(n, sizeof n, "%zu", next->mappings_len);
-  jb_log(JB_LOG_INFO, "mapping table reloaded", "mappings", n, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "mapping table reloaded", JB_LOG_U64("mappings", next->mappings_len),
+         JB_LOG_END);
   return next;
 }
 

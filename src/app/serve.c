@@ -115,15 +115,10 @@ static jb_err ingest_start(jb_wiring *w, jb_error *e) {
 
 static void log_totals(jb_mq_trigger *trigger) {
   jb_mq_stats st = jb_mq_trigger_stats(trigger);
-  char v[6][24];
-  snprintf(v[0], 24, "%llu", (unsigned long long)st.received);
-  snprintf(v[1], 24, "%llu", (unsigned long long)st.jobs_created);
-  snprintf(v[2], 24, "%llu", (unsigned long long)st.duplicates);
-  snprintf(v[3], 24, "%llu", (unsigned long long)st.dead_lettered);
-  snprintf(v[4], 24, "%llu", (unsigned long long)st.held);
-  snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
-  jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
-         "dead_lettered", v[3], "dead_letters_held", v[4], "acked", v[5], JB_LOG_END);
+  jb_log(JB_LOG_INFO, "ingest totals", JB_LOG_U64("received", st.received),
+         JB_LOG_U64("jobs_created", st.jobs_created), JB_LOG_U64("duplicates", st.duplicates),
+         JB_LOG_U64("dead_lettered", st.dead_lettered), JB_LOG_U64("dead_letters_held", st.held),
+         JB_LOG_U64("acked", st.acked), JB_LOG_END);
 }
 
 static void ingest_stop(jb_wiring *w) {

@@ -88,10 +88,8 @@ void *jb_worker_maint_main(void *arg) {
       size_t reaped = 0;
       if (jb_reap_expired(cfg, q, &seed, &reaped, &e) == JB_OK) {
         if (reaped > 0) {
-          char count[24];
-          snprintf(count, sizeof count, "%zu", reaped);
-          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count,
-                 JB_LOG_END);
+          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)",
+                 JB_LOG_U64("jobs", reaped), JB_LOG_END);
         }
       } else {
         jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, JB_LOG_END);

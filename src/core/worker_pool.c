@@ -145,20 +145,16 @@ static void record(worker *w, jb_finish *items, size_t n) {
     }
     if (rc == JB_OK) {
       if (applied < n) {
-        char lost[24];
-        snprintf(lost, sizeof lost, "%zu", n - applied);
         jb_log(JB_LOG_WARN, "outcomes not recorded: the jobs were reaped or taken meanwhile",
-               "jobs", lost, "worker", w->owner, JB_LOG_END);
+               JB_LOG_U64("jobs", n - applied), "worker", w->owner, JB_LOG_END);
       }
       return;
     }
     if (jb_stop_requested(&p->stopping) && jb_mono_ms() >= atomic_load(&p->grace_end_ms)) {
-      char count[24];
-      snprintf(count, sizeof count, "%zu", n);
       jb_log(JB_LOG_ERROR,
              "shutting down without recording job outcomes; the reaper retries the jobs when "
              "their lease expires",
-             "jobs", count, "error", e.msg, "worker", w->owner, JB_LOG_END);
+             JB_LOG_U64("jobs", n), "error", e.msg, "worker", w->owner, JB_LOG_END);
       return;
     }
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
@@ -202,14 +198,12 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
         w->pause_ms > 0 ? jb_backoff_next(w->pause_ms, REQUEUE_PAUSE_MAX_MS) : REQUEUE_PAUSE_MIN_MS;
     w->must_pause = true;
     out->delay_ms = w->pause_ms;
-    char pause[24];
-    snprintf(pause, sizeof pause, "%ld", w->pause_ms);
     jb_log(JB_LOG_ERROR,
            "jobbridge is short of a resource: the job goes back without burning a retry, and "
            "its worker pauses before it claims again",
            "job_id", job->id, "job_type", job->job_type, "reason",
-           res->error_message ? res->error_message : "(no reason given)", "pause_ms", pause,
-           "worker", w->owner, JB_LOG_END);
+           res->error_message ? res->error_message : "(no reason given)",
+           JB_LOG_I64("pause_ms", w->pause_ms), "worker", w->owner, JB_LOG_END);
   } else if (stop == JB_STOP_NONE) {
     w->pause_ms = 0;
   }
@@ -627,9 +621,8 @@ jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) {
     }
   }
   p->running = true;
-  char n[16];
-  snprintf(n, sizeof n, "%zu", p->n);
-  jb_log(JB_LOG_INFO, "workers started", "threads", n, "instance", p->instance, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "workers started", JB_LOG_U64("threads", p->n), "instance", p->instance,
+         JB_LOG_END);
   return JB_OK;
 }
 
