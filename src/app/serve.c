@@ -36,7 +36,7 @@ static void relay_destroy(jb_wiring *w) {
 /* ---- the worker pool: a connection per worker plus its maintenance thread ---- */
 
 static size_t workers_connections(const jb_config *cfg) {
-  return cfg->workers_enabled ? jb_worker_pool_connections(cfg) : 0;
+  return cfg->workers.enabled ? jb_worker_pool_connections(cfg) : 0;
 }
 
 /* Builds the handler of every configured job type and hands each to the pool, which owns it
@@ -75,7 +75,7 @@ static void workers_stop(jb_wiring *w) {
     return;
   }
   jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", JB_LOG_END);
-  jb_worker_pool_stop(w->pool, w->cfg->workers_shutdown_grace_s);
+  jb_worker_pool_stop(w->pool, w->cfg->workers.shutdown_grace_s);
 }
 
 static void workers_destroy(jb_wiring *w) {
@@ -86,7 +86,7 @@ static void workers_destroy(jb_wiring *w) {
 /* ---- the AMQP trigger: a connection (and a JobService) per consumer ---- */
 
 static size_t ingest_connections(const jb_config *cfg) {
-  return (size_t)cfg->ingest_consumers;
+  return (size_t)cfg->ingest.consumers;
 }
 
 static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
