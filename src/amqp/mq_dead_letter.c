@@ -15,7 +15,7 @@
 static jb_err connect_publisher(consumer *c, jb_error *e) {
   if (c->pub != NULL) return JB_OK;
   c->pub_seq = c->pub_confirmed = 0;
-  return jb_amqp_connect_confirming(c->t->cfg->amqp.url, c->t->cfg->amqp.heartbeat_s, &c->pub, e);
+  return jb_amqp_connect_confirming(c->t->amqp->url, c->t->amqp->heartbeat_s, &c->pub, e);
 }
 
 /* Keeps the idle dead-letter connection alive: rabbitmq-c sends heartbeats, and reads the
@@ -55,7 +55,7 @@ static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
   int st =
-      amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->cfg->amqp.input.dead_letter_exchange),
+      amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->amqp->input.dead_letter_exchange),
                          p->env.routing_key, 1, 0, &props, p->env.message.body);
   free(entries);
   if (st != AMQP_STATUS_OK)
@@ -90,7 +90,7 @@ static jb_err wait_confirms(consumer *c, jb_error *e) {
                  (unsigned long long)n);
   else if (rc == JB_OK && returned)
     rc = jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
-                 c->t->cfg->amqp.input.dead_letter_exchange);
+                 c->t->amqp->input.dead_letter_exchange);
   if (rc == JB_OK) c->pub_confirmed = c->pub_seq;
   jb_confirms_free(&t);
   return rc;

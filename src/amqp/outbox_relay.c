@@ -42,7 +42,7 @@ typedef struct return_log {
 } return_log;
 
 struct jb_outbox_relay {
-  const jb_config *cfg;
+  const jb_amqp_cfg *cfg; /* amqp.*: the broker and amqp.output (borrowed) */
   jb_outbox ob;
   char source[160];
   pthread_t thread;
@@ -82,7 +82,7 @@ static bool body_reserve(jb_outbox_relay *r, size_t more) {
 
 /* Declares the alternate exchange (durable fanout) and its durable queue of the same name. */
 static jb_err declare_alternate(jb_outbox_relay *r, jb_error *e) {
-  amqp_bytes_t ae = amqp_cstring_bytes(r->cfg->amqp.output.alternate_exchange);
+  amqp_bytes_t ae = amqp_cstring_bytes(r->cfg->output.alternate_exchange);
   amqp_exchange_declare(r->conn, CH, ae, amqp_cstring_bytes("fanout"), 0, 1, 0, 0,
                         amqp_empty_table);
   jb_err rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare alternate exchange", e);
@@ -96,19 +96,19 @@ static jb_err declare_alternate(jb_outbox_relay *r, jb_error *e) {
 
 /* Declares the output exchange, with its alternate exchange when one is configured. */
 static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
-  bool alt = r->cfg->amqp.output.alternate_exchange != NULL &&
-             r->cfg->amqp.output.alternate_exchange[0] != '\0';
+  bool alt =
+      r->cfg->output.alternate_exchange != NULL && r->cfg->output.alternate_exchange[0] != '\0';
   if (alt) {
     jb_err rc = declare_alternate(r, e);
     if (rc != JB_OK) return rc;
   }
-  amqp_table_entry_t arg = {.key = amqp_cstring_bytes("alternate-exchange"),
-                            .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                      .value.bytes = amqp_cstring_bytes(
-                                          alt ? r->cfg->amqp.output.alternate_exchange : "")}};
+  amqp_table_entry_t arg = {
+      .key = amqp_cstring_bytes("alternate-exchange"),
+      .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                .value.bytes = amqp_cstring_bytes(alt ? r->cfg->output.alternate_exchange : "")}};
   amqp_table_t args = alt ? (amqp_table_t){1, &arg} : amqp_empty_table;
-  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->amqp.output.exchange),
-                        amqp_cstring_bytes(r->cfg->amqp.output.exchange_type), 0, 1, 0, 0, args);
+  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->output.exchange),
+                        amqp_cstring_bytes(r->cfg->output.exchange_type), 0, 1, 0, 0, args);
   amqp_rpc_reply_t reply = amqp_get_rpc_reply(r->conn);
   jb_err rc = jb_amqp_check(reply, "declare output exchange", e);
   if (rc != JB_OK && reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
@@ -120,14 +120,14 @@ static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
                  "%s; RabbitMQ cannot change the type or arguments of an existing exchange "
                  "(amqp.output.alternate_exchange is its alternate-exchange argument): delete "
                  "the exchange %s or configure another name",
-                 msg, r->cfg->amqp.output.exchange);
+                 msg, r->cfg->output.exchange);
   }
   return rc;
 }
 
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   jb_confirms_reset(&r->track, 1);
-  jb_err rc = jb_amqp_connect_confirming(r->cfg->amqp.url, r->cfg->amqp.heartbeat_s, &r->conn, e);
+  jb_err rc = jb_amqp_connect_confirming(r->cfg->url, r->cfg->heartbeat_s, &r->conn, e);
   if (rc != JB_OK) return rc;
   rc = declare_output(r, e);
   if (rc != JB_OK) {
@@ -218,7 +218,7 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, uint64_t *ta
     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = amqp_cstring_bytes(jb_amqp_short(row->correlation_id, corr));
   }
-  int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->amqp.output.exchange),
+  int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->output.exchange),
                               amqp_cstring_bytes(jb_amqp_short(row->routing_key, key)), 1, 0,
                               &props, (amqp_bytes_t){r->body_len, r->body});
   if (st != AMQP_STATUS_OK && encode_failure(st)) {
@@ -258,7 +258,7 @@ static void on_return(void *arg, const amqp_basic_return_t *ret) {
   jb_log(JB_LOG_WARN,
          "job event returned unroutable: no queue is bound for its routing key; the event is "
          "dropped (set amqp.output.alternate_exchange to keep such events)",
-         "routing_key", key, "exchange", r->cfg->amqp.output.exchange,
+         "routing_key", key, "exchange", r->cfg->output.exchange,
          JB_LOG_U64("reply_code", ret->reply_code), "reply_text",
          jb_amqp_str(ret->reply_text, text, sizeof text), JB_LOG_END);
 }
@@ -601,7 +601,7 @@ static void *relay_main(void *arg) {
   return NULL;
 }
 
-jb_err jb_outbox_relay_new(const jb_config *cfg, jb_outbox outbox, const char *instance,
+jb_err jb_outbox_relay_new(const jb_amqp_cfg *cfg, jb_outbox outbox, const char *instance,
                            jb_outbox_relay **out, jb_error *e) {
   jb_outbox_relay *r = calloc(1, sizeof *r);
   if (r == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");

@@ -16,7 +16,7 @@ static size_t relay_connections(const jb_config *cfg) {
 }
 
 static jb_err relay_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
-  return jb_outbox_relay_new(w->cfg, jb_pg_outbox(pgs[0]), w->instance, &w->relay, e);
+  return jb_outbox_relay_new(&w->cfg->amqp, jb_pg_outbox(pgs[0]), w->instance, &w->relay, e);
 }
 
 static jb_err relay_start(jb_wiring *w, jb_error *e) {
@@ -105,7 +105,8 @@ static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   }
   jb_err rc = jb_router_new(w->cfg, &w->router, e);
   if (rc != JB_OK) return rc;
-  return jb_mq_trigger_new(w->cfg, w->router, w->creators, n, &w->trigger, e);
+  return jb_mq_trigger_new(&w->cfg->amqp, &w->cfg->ingest, w->router, w->creators, n, &w->trigger,
+                           e);
 }
 
 static jb_err ingest_start(jb_wiring *w, jb_error *e) {
