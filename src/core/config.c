@@ -192,17 +192,30 @@ static char **strv_free(char **v) {
 
 static void free_table(const table *t, void *target);
 
+/* The elements of an array or map of tables are held in a field of the element's own pointer
+ * type (jb_mapping *, jb_job_type_cfg *): read and written through memcpy, never through an
+ * lvalue of another pointer type. */
+static char *elements_get(const key_decl *k, const char *base) {
+  void *p;
+  memcpy(&p, base + k->off, sizeof p);
+  return p;
+}
+
+static void elements_set(const key_decl *k, char *base, void *p) {
+  memcpy(base + k->off, &p, sizeof p);
+}
+
 /* Frees the elements of an array or map of tables and the array itself. */
 static void free_elements(const key_decl *k, char *base) {
-  char **elems = (char **)(base + k->off);
+  char *elems = elements_get(k, base);
   size_t *len = (size_t *)(base + k->len_off);
   for (size_t i = 0; i < *len; i++) {
-    char *elem = *elems + i * k->elem_size;
+    char *elem = elems + i * k->elem_size;
     if (k->type == K_MAP) free(*(char **)(elem + k->name_off));
     free_table(k->sub, elem);
   }
-  free(*elems);
-  *elems = NULL;
+  free(elems);
+  elements_set(k, base, NULL);
   *len = 0;
 }
 
@@ -279,10 +292,10 @@ static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown
 static jb_err set_elements(ctx *c, const key_decl *k, json_t *v, const char *shown, char *base) {
   free_elements(k, base);
   size_t n = k->type == K_ARRAY ? json_array_size(v) : json_object_size(v);
-  char **elems = (char **)(base + k->off);
   size_t *len = (size_t *)(base + k->len_off);
-  *elems = calloc(n ? n : 1, k->elem_size);
-  if (*elems == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  char *elems = calloc(n ? n : 1, k->elem_size);
+  if (elems == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  elements_set(k, base, elems);
   void *iter = k->type == K_MAP ? json_object_iter(v) : NULL;
   for (size_t i = 0; i < n; i++) {
     char show[256];
@@ -298,7 +311,7 @@ static jb_err set_elements(ctx *c, const key_decl *k, json_t *v, const char *sho
     if (name != NULL && *name == '\0')
       return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: a %s name is empty", c->name, shown,
                      k->sub->noun);
-    char *elem = *elems + i * k->elem_size;
+    char *elem = elems + i * k->elem_size;
     *len = i + 1;
     if (name != NULL) {
       char *copy = strdup(name);
@@ -629,7 +642,7 @@ static json_t *value_to_json(const key_decl *k, const void *target) {
     }
     case K_ARRAY:
     case K_MAP: {
-      const char *elems = *(char *const *)(base + k->off);
+      const char *elems = elements_get(k, base);
       size_t n = *(const size_t *)(base + k->len_off);
       json_t *all = k->type == K_ARRAY ? json_array() : json_object();
       for (size_t i = 0; i < n; i++) {
