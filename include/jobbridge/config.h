@@ -37,43 +37,76 @@ typedef struct jb_job_type_cfg {
   jb_retry_policy retry;
 } jb_job_type_cfg;
 
+/* amqp.input.*: where events come in. */
+typedef struct jb_amqp_input_cfg {
+  char *exchange;
+  char *exchange_type;
+  char *queue;
+  char **bindings; /* NULL-terminated */
+  size_t bindings_len;
+  char *queue_type;
+  char *dead_letter_exchange;
+} jb_amqp_input_cfg;
+
+/* amqp.output.*: where job events go out. */
+typedef struct jb_amqp_output_cfg {
+  char *exchange;
+  char *exchange_type;
+  char *alternate_exchange; /* NULL or "" when none */
+} jb_amqp_output_cfg;
+
+/* amqp.*: the broker and both directions of traffic. */
+typedef struct jb_amqp_cfg {
+  char *url;
+  int heartbeat_s;
+  int prefetch;
+  jb_amqp_input_cfg input;
+  jb_amqp_output_cfg output;
+} jb_amqp_cfg;
+
+/* database.* */
+typedef struct jb_database_cfg {
+  char *url;
+  char *schema;
+} jb_database_cfg;
+
+/* ingest.*: how events become jobs. */
+typedef struct jb_ingest_cfg {
+  int batch_max;
+  int batch_wait_ms;
+  int consumers;
+  int max_body_bytes;
+  bool require_event_id;
+} jb_ingest_cfg;
+
+/* workers.* */
+typedef struct jb_workers_cfg {
+  bool enabled;
+  int threads;   /* 0: number of cores */
+  char **queues; /* NULL-terminated; empty: all queues */
+  size_t queues_len;
+  int lease_s;
+  int poll_ms;
+  double shutdown_grace_s;
+} jb_workers_cfg;
+
+/* retry.*: the global retry policy (base_s, max_s, jitter), the one of job types that set none
+ * of their own. */
+typedef jb_retry_policy jb_retry_cfg;
+
+/* The whole file: one member per top-level section, each of the section's type. */
 typedef struct jb_config {
-  char *amqp_url;
-  int amqp_heartbeat_s;
-  int amqp_prefetch;
-  char *in_exchange;
-  char *in_exchange_type;
-  char *in_queue;
-  char **in_bindings; /* NULL-terminated */
-  size_t in_bindings_len;
-  char *in_queue_type;
-  char *in_dead_letter_exchange;
-  char *out_exchange;
-  char *out_exchange_type;
-  char *out_alternate_exchange; /* NULL or "" when none */
-  char *db_url;
-  char *db_schema;
-  int ingest_batch_max;
-  int ingest_batch_wait_ms;
-  int ingest_consumers;
-  int ingest_max_body_bytes;
-  bool ingest_require_event_id;
-  bool workers_enabled;
-  int workers_threads;   /* 0: number of cores */
-  char **workers_queues; /* NULL-terminated; empty: all queues */
-  size_t workers_queues_len;
-  int workers_lease_s;
-  int workers_poll_ms;
-  double workers_shutdown_grace_s;
-  double retry_base_s;
-  double retry_max_s;
-  double retry_jitter;
-  jb_mapping *mappings;
+  jb_amqp_cfg amqp;
+  jb_database_cfg database;
+  jb_ingest_cfg ingest;
+  jb_workers_cfg workers;
+  jb_retry_cfg retry;
+  jb_mapping *mappings; /* mappings[]: an array of tables */
   size_t mappings_len;
   struct jb_topic_index *mapping_index; /* the mappings' patterns compiled by jb_config_load
                                           and jb_config_parse (jobbridge/topic.h); owned */
   const char **mapping_patterns;        /* the index's pattern list (borrowed strings); owned */
-  jb_job_type_cfg *job_types;
+  jb_job_type_cfg *job_types;           /* job_types.*: a map of tables, each named by its key */
   size_t job_types_len;
 } jb_config;
 

@@ -15,7 +15,7 @@
 static jb_err connect_publisher(consumer *c, jb_error *e) {
   if (c->pub != NULL) return JB_OK;
   c->pub_seq = c->pub_confirmed = 0;
-  return jb_amqp_connect_confirming(c->t->cfg->amqp_url, c->t->cfg->amqp_heartbeat_s, &c->pub, e);
+  return jb_amqp_connect_confirming(c->t->amqp->url, c->t->amqp->heartbeat_s, &c->pub, e);
 }
 
 /* Keeps the idle dead-letter connection alive: rabbitmq-c sends heartbeats, and reads the
@@ -35,10 +35,8 @@ void jb_mq_service_publisher(consumer *c, jb_time now) {
     amqp_maybe_release_buffers(c->pub);
     return;
   }
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
-  jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed", "consumer", idx,
-         "error",
+  jb_log(JB_LOG_INFO, "dead-letter connection closed; it reopens when needed",
+         JB_LOG_I64("consumer", c->index), "error",
          st == AMQP_STATUS_OK ? "the broker sent an unexpected frame" : amqp_error_string2(st),
          JB_LOG_END);
   jb_amqp_drop(c->pub);
@@ -56,8 +54,9 @@ static jb_err publish_dead_letter(consumer *c, pending *p, jb_error *e) {
   props.headers = (amqp_table_t){n, entries};
   props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
   props.delivery_mode = AMQP_DELIVERY_PERSISTENT;
-  int st = amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->cfg->in_dead_letter_exchange),
-                              p->env.routing_key, 1, 0, &props, p->env.message.body);
+  int st =
+      amqp_basic_publish(c->pub, CH, amqp_cstring_bytes(c->t->amqp->input.dead_letter_exchange),
+                         p->env.routing_key, 1, 0, &props, p->env.message.body);
   free(entries);
   if (st != AMQP_STATUS_OK)
     return jb_fail(e, JB_ERR_AMQP_CONN, "dead-letter publish: %s", amqp_error_string2(st));
@@ -91,7 +90,7 @@ static jb_err wait_confirms(consumer *c, jb_error *e) {
                  (unsigned long long)n);
   else if (rc == JB_OK && returned)
     rc = jb_fail(e, JB_ERR_AMQP, "a dead letter was unroutable (nothing bound to %s)",
-                 c->t->cfg->in_dead_letter_exchange);
+                 c->t->amqp->input.dead_letter_exchange);
   if (rc == JB_OK) c->pub_confirmed = c->pub_seq;
   jb_confirms_free(&t);
   return rc;
@@ -150,11 +149,9 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
   if (publish_selected(c, chunk, n, held_only, &pe) != JB_OK) {
     jb_amqp_drop(c->pub);
     c->pub = NULL;
-    char count[24], delay[24];
-    snprintf(count, sizeof count, "%zu", bad);
-    snprintf(delay, sizeof delay, "%ld", c->dl_backoff_ms);
-    jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying", "events",
-           count, "error", pe.msg, "retry_in_ms", delay, JB_LOG_END);
+    jb_log(JB_LOG_WARN, "cannot dead-letter; holding the events unacked and retrying",
+           JB_LOG_U64("events", bad), "error", pe.msg, JB_LOG_I64("retry_in_ms", c->dl_backoff_ms),
+           JB_LOG_END);
     hold(c, chunk, n, held_only);
     c->dl_retry_at = jb_time_now() + c->dl_backoff_ms * 1000;
     c->dl_backoff_ms = jb_backoff_next(c->dl_backoff_ms, 30000);
@@ -166,10 +163,9 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
     if (!jb_batch_item_dead_letters(&chunk[i].b, held_only)) continue;
     chunk[i].b.held = false;
     chunk[i].b.settled = true;
-    char tag[24];
-    snprintf(tag, sizeof tag, "%llu", (unsigned long long)chunk[i].env.delivery_tag);
     jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].b.reason, "event_id",
-           chunk[i].b.routed.event.event_id, "delivery_tag", tag, JB_LOG_END);
+           chunk[i].b.routed.event.event_id, JB_LOG_U64("delivery_tag", chunk[i].env.delivery_tag),
+           JB_LOG_END);
   }
   return true;
 }

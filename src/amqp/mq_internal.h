@@ -47,8 +47,9 @@ typedef struct consumer {
 } consumer;
 
 struct jb_mq_trigger {
-  const jb_config *cfg;
-  jb_router *router; /* borrowed: the mapping table, shared with the other triggers */
+  const jb_amqp_cfg *amqp;     /* the broker, amqp.input (borrowed) */
+  const jb_ingest_cfg *ingest; /* batching (borrowed) */
+  jb_router *router;           /* borrowed: the mapping table, shared with the other triggers */
   consumer *consumers;
   size_t n;
   jb_stop stop; /* requested by trigger_stop; every consumer polls it where it waits */

@@ -27,13 +27,13 @@
 
 /* ---- connections and topology ---- */
 
-static amqp_table_t queue_args(const jb_config *cfg, amqp_table_entry_t *entries) {
+static amqp_table_t queue_args(const jb_amqp_cfg *cfg, amqp_table_entry_t *entries) {
   entries[0].key = amqp_cstring_bytes("x-queue-type");
   entries[0].value.kind = AMQP_FIELD_KIND_UTF8;
-  entries[0].value.value.bytes = amqp_cstring_bytes(cfg->in_queue_type);
+  entries[0].value.value.bytes = amqp_cstring_bytes(cfg->input.queue_type);
   entries[1].key = amqp_cstring_bytes("x-dead-letter-exchange");
   entries[1].value.kind = AMQP_FIELD_KIND_UTF8;
-  entries[1].value.value.bytes = amqp_cstring_bytes(cfg->in_dead_letter_exchange);
+  entries[1].value.value.bytes = amqp_cstring_bytes(cfg->input.dead_letter_exchange);
   return (amqp_table_t){2, entries};
 }
 
@@ -41,40 +41,40 @@ static amqp_table_t queue_args(const jb_config *cfg, amqp_table_entry_t *entries
  * reconnect. The dead-letter exchange gets a durable queue of the same name bound to `#`, so a
  * dead letter is kept even before anyone else binds to the exchange. */
 static jb_err declare_and_consume(consumer *c, jb_error *e) {
-  const jb_config *cfg = c->t->cfg;
+  const jb_amqp_cfg *cfg = c->t->amqp;
   amqp_connection_state_t conn = c->conn;
-  amqp_exchange_declare(conn, CH, amqp_cstring_bytes(cfg->in_exchange),
-                        amqp_cstring_bytes(cfg->in_exchange_type), 0, 1, 0, 0, amqp_empty_table);
+  amqp_exchange_declare(conn, CH, amqp_cstring_bytes(cfg->input.exchange),
+                        amqp_cstring_bytes(cfg->input.exchange_type), 0, 1, 0, 0, amqp_empty_table);
   jb_err rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare input exchange", e);
   if (rc != JB_OK) return rc;
-  amqp_exchange_declare(conn, CH, amqp_cstring_bytes(cfg->in_dead_letter_exchange),
+  amqp_exchange_declare(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange),
                         amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter exchange", e)) != JB_OK)
     return rc;
-  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->in_dead_letter_exchange), 0, 1, 0, 0,
+  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange), 0, 1, 0, 0,
                      amqp_empty_table);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter queue", e)) != JB_OK)
     return rc;
-  amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->in_dead_letter_exchange),
-                  amqp_cstring_bytes(cfg->in_dead_letter_exchange), amqp_cstring_bytes("#"),
+  amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange),
+                  amqp_cstring_bytes(cfg->input.dead_letter_exchange), amqp_cstring_bytes("#"),
                   amqp_empty_table);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "bind dead-letter queue", e)) != JB_OK)
     return rc;
   amqp_table_entry_t entries[2];
-  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->in_queue), 0, 1, 0, 0,
+  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->input.queue), 0, 1, 0, 0,
                      queue_args(cfg, entries));
   char what[300];
-  snprintf(what, sizeof what, "declare queue %s", cfg->in_queue);
+  snprintf(what, sizeof what, "declare queue %s", cfg->input.queue);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), what, e)) != JB_OK) return rc;
-  for (size_t i = 0; i < cfg->in_bindings_len; i++) {
-    amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->in_queue),
-                    amqp_cstring_bytes(cfg->in_exchange), amqp_cstring_bytes(cfg->in_bindings[i]),
-                    amqp_empty_table);
+  for (size_t i = 0; i < cfg->input.bindings_len; i++) {
+    amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->input.queue),
+                    amqp_cstring_bytes(cfg->input.exchange),
+                    amqp_cstring_bytes(cfg->input.bindings[i]), amqp_empty_table);
     if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "bind input queue", e)) != JB_OK) return rc;
   }
-  amqp_basic_qos(conn, CH, 0, (uint16_t)cfg->amqp_prefetch, 0);
+  amqp_basic_qos(conn, CH, 0, (uint16_t)cfg->prefetch, 0);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "set prefetch", e)) != JB_OK) return rc;
-  amqp_basic_consume(conn, CH, amqp_cstring_bytes(cfg->in_queue), amqp_empty_bytes, 0, 0, 0,
+  amqp_basic_consume(conn, CH, amqp_cstring_bytes(cfg->input.queue), amqp_empty_bytes, 0, 0, 0,
                      amqp_empty_table);
   return jb_amqp_check(amqp_get_rpc_reply(conn), "start consuming", e);
 }
@@ -91,10 +91,8 @@ static void forget_pending(consumer *c) {
 }
 
 static void drop_consumer_conn(consumer *c, const char *why) {
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
-  jb_log(JB_LOG_WARN, "broker connection lost; unacked deliveries will be redelivered", "consumer",
-         idx, "error", why, JB_LOG_END);
+  jb_log(JB_LOG_WARN, "broker connection lost; unacked deliveries will be redelivered",
+         JB_LOG_I64("consumer", c->index), "error", why, JB_LOG_END);
   forget_pending(c);
   jb_amqp_drop(c->conn);
   c->conn = NULL;
@@ -103,8 +101,8 @@ static void drop_consumer_conn(consumer *c, const char *why) {
 }
 
 static jb_err connect_consumer(consumer *c, jb_error *e) {
-  const jb_config *cfg = c->t->cfg;
-  jb_err rc = jb_amqp_connect(cfg->amqp_url, cfg->amqp_heartbeat_s, &c->conn, e);
+  const jb_amqp_cfg *cfg = c->t->amqp;
+  jb_err rc = jb_amqp_connect(cfg->url, cfg->heartbeat_s, &c->conn, e);
   if (rc == JB_OK) rc = declare_and_consume(c, e);
   if (rc != JB_OK) {
     jb_amqp_drop(c->conn);
@@ -179,11 +177,8 @@ static bool ack_settled(consumer *c, size_t n) {
 /* Sets the retry time after memory ran out while preparing k deliveries (like a transient
  * database error: nothing is wrong with the events). */
 static void retry_unprepared(consumer *c, size_t k) {
-  char count[24], delay[24];
-  snprintf(count, sizeof count, "%zu", k);
-  snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
   jb_log(JB_LOG_WARN, "out of memory while reading events; holding them unacked and retrying",
-         "events", count, "retry_in_ms", delay, JB_LOG_END);
+         JB_LOG_U64("events", k), JB_LOG_I64("retry_in_ms", c->db_backoff_ms), JB_LOG_END);
   c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
   c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
 }
@@ -209,10 +204,8 @@ static flush_result flush_chunk(consumer *c, size_t n) {
   if (br.db_failed) {
     /* Nothing is acked but what is stored: the broker keeps the rest until the database is
      * back. */
-    char delay[24];
-    snprintf(delay, sizeof delay, "%ld", c->db_backoff_ms);
     jb_log(JB_LOG_WARN, "cannot store jobs; holding deliveries unacked and retrying", "error",
-           e.msg, "retry_in_ms", delay, JB_LOG_END);
+           e.msg, JB_LOG_I64("retry_in_ms", c->db_backoff_ms), JB_LOG_END);
     c->retry_at = jb_time_now() + c->db_backoff_ms * 1000;
     c->db_backoff_ms = jb_backoff_next(c->db_backoff_ms, 30000);
     res = FLUSH_LATER;
@@ -249,7 +242,7 @@ static flush_result flush_held(consumer *c) {
  * and never block the good ones after them); then the held ones, when the dead-letter path's
  * retry time has come. FLUSH_LATER when anything is left waiting. */
 static flush_result flush(consumer *c) {
-  size_t batch = (size_t)c->t->cfg->ingest_batch_max;
+  size_t batch = (size_t)c->t->ingest->batch_max;
   flush_result res = FLUSH_DONE;
   while (jb_time_now() >= c->retry_at) {
     size_t end = jb_batch_chunk_end(pend_batch(c, c->n), batch);
@@ -329,20 +322,19 @@ static bool await_frame(consumer *c, long *wait_us) {
 
 /* Connects (and declares, and starts consuming) when the consumer has no connection. False
  * when that failed: it has then waited its backoff (or less, on a stop). */
-static bool ensure_connected(consumer *c, const char *idx) {
+static bool ensure_connected(consumer *c) {
   if (c->conn != NULL) return true;
   jb_error e;
   if (connect_consumer(c, &e) != JB_OK) {
-    char delay[24];
-    snprintf(delay, sizeof delay, "%ld", c->amqp_backoff_ms);
-    jb_log(JB_LOG_WARN, "broker unavailable, retrying", "consumer", idx, "error", e.msg,
-           "retry_in_ms", delay, JB_LOG_END);
+    jb_log(JB_LOG_WARN, "broker unavailable, retrying", JB_LOG_I64("consumer", c->index), "error",
+           e.msg, JB_LOG_I64("retry_in_ms", c->amqp_backoff_ms), JB_LOG_END);
     jb_stop_wait(&c->t->stop, c->amqp_backoff_ms);
     c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
     return false;
   }
   c->amqp_backoff_ms = 250;
-  jb_log(JB_LOG_INFO, "consuming", "consumer", idx, "queue", c->t->cfg->in_queue, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "consuming", JB_LOG_I64("consumer", c->index), "queue",
+         c->t->amqp->input.queue, JB_LOG_END);
   return true;
 }
 
@@ -382,20 +374,18 @@ static void receive(consumer *c, long wait_us) {
 static void *consumer_main(void *arg) {
   consumer *c = arg;
   jb_mq_trigger *t = c->t;
-  const jb_config *cfg = t->cfg;
-  char idx[16];
-  snprintf(idx, sizeof idx, "%d", c->index);
+  const jb_ingest_cfg *ingest = t->ingest;
   c->db_backoff_ms = 100;
   c->dl_backoff_ms = 100;
   c->amqp_backoff_ms = 250;
   while (!jb_stop_requested(&t->stop)) {
-    if (!ensure_connected(c, idx)) continue; /* backed off, or stopping */
+    if (!ensure_connected(c)) continue; /* backed off, or stopping */
     jb_time now = jb_time_now();
     jb_mq_service_publisher(c, now);
     /* Held deliveries wait for the dead-letter path only; they never delay the others. */
     size_t ready = c->n - c->n_held;
-    bool due = ready >= (size_t)cfg->ingest_batch_max ||
-               (ready > 0 && now - c->first_at >= (jb_time)cfg->ingest_batch_wait_ms * 1000);
+    bool due = ready >= (size_t)ingest->batch_max ||
+               (ready > 0 && now - c->first_at >= (jb_time)ingest->batch_wait_ms * 1000);
     bool held_due = c->n_held > 0 && now >= c->dl_retry_at;
     if ((due && now >= c->retry_at) || held_due) {
       flush_result r = flush(c);
@@ -408,7 +398,7 @@ static void *consumer_main(void *arg) {
      * heartbeats, so it runs even while the database is down. */
     long wait_us = 100000;
     if (ready > 0 && c->retry_at <= now) {
-      jb_time left = c->first_at + (jb_time)cfg->ingest_batch_wait_ms * 1000 - now;
+      jb_time left = c->first_at + (jb_time)ingest->batch_wait_ms * 1000 - now;
       wait_us = left < 1000 ? 1000 : (left < wait_us ? (long)left : wait_us);
     }
     if (!await_frame(c, &wait_us)) continue; /* stopping */
@@ -418,7 +408,7 @@ static void *consumer_main(void *arg) {
    * for the broker to deliver again. */
   if (c->conn != NULL && c->n > 0 && flush(c) != FLUSH_DONE)
     jb_log(JB_LOG_WARN, "stopping with deliveries unacked; the broker will redeliver them",
-           "consumer", idx, JB_LOG_END);
+           JB_LOG_I64("consumer", c->index), JB_LOG_END);
   forget_pending(c);
   jb_amqp_close(c->pub);
   c->pub = NULL;
@@ -464,8 +454,8 @@ jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t) {
   return (jb_job_trigger){&trigger_ops, t};
 }
 
-jb_err jb_mq_trigger_new(const jb_config *cfg, jb_router *router, jb_job_creator *creators,
-                         size_t n, jb_mq_trigger **out, jb_error *e) {
+jb_err jb_mq_trigger_new(const jb_amqp_cfg *amqp, const jb_ingest_cfg *ingest, jb_router *router,
+                         jb_job_creator *creators, size_t n, jb_mq_trigger **out, jb_error *e) {
   jb_mq_trigger *t = calloc(1, sizeof *t);
   consumer *cs = calloc(n ? n : 1, sizeof *cs);
   if (t == NULL || cs == NULL) {
@@ -478,7 +468,8 @@ jb_err jb_mq_trigger_new(const jb_config *cfg, jb_router *router, jb_job_creator
     free(cs);
     return e->code;
   }
-  t->cfg = cfg;
+  t->amqp = amqp;
+  t->ingest = ingest;
   t->router = router;
   t->consumers = cs;
   t->n = n;

@@ -24,10 +24,11 @@ typedef struct jb_mq_stats {
 
 /* A trigger with one consumer thread per creator (each creator must own its own database
  * connection: it is used by that thread only). Events become job requests through router (its
- * mapping table; reloads go through the router). cfg, router and creators are borrowed and
- * must outlive the trigger. */
-jb_err jb_mq_trigger_new(const jb_config *cfg, jb_router *router, jb_job_creator *creators,
-                         size_t n, jb_mq_trigger **out, jb_error *e) JB_MUST_CHECK;
+ * mapping table; reloads go through the router). amqp (the broker, amqp.input.*), ingest
+ * (batching), router and creators are borrowed and must outlive the trigger. */
+jb_err jb_mq_trigger_new(const jb_amqp_cfg *amqp, const jb_ingest_cfg *ingest, jb_router *router,
+                         jb_job_creator *creators, size_t n, jb_mq_trigger **out,
+                         jb_error *e) JB_MUST_CHECK;
 
 /* The JobTrigger port (start, stop, is_running) of this trigger. */
 jb_job_trigger jb_mq_trigger_port(jb_mq_trigger *t);

@@ -42,7 +42,7 @@ typedef struct return_log {
 } return_log;
 
 struct jb_outbox_relay {
-  const jb_config *cfg;
+  const jb_amqp_cfg *cfg; /* amqp.*: the broker and amqp.output (borrowed) */
   jb_outbox ob;
   char source[160];
   pthread_t thread;
@@ -82,7 +82,7 @@ static bool body_reserve(jb_outbox_relay *r, size_t more) {
 
 /* Declares the alternate exchange (durable fanout) and its durable queue of the same name. */
 static jb_err declare_alternate(jb_outbox_relay *r, jb_error *e) {
-  amqp_bytes_t ae = amqp_cstring_bytes(r->cfg->out_alternate_exchange);
+  amqp_bytes_t ae = amqp_cstring_bytes(r->cfg->output.alternate_exchange);
   amqp_exchange_declare(r->conn, CH, ae, amqp_cstring_bytes("fanout"), 0, 1, 0, 0,
                         amqp_empty_table);
   jb_err rc = jb_amqp_check(amqp_get_rpc_reply(r->conn), "declare alternate exchange", e);
@@ -96,7 +96,8 @@ static jb_err declare_alternate(jb_outbox_relay *r, jb_error *e) {
 
 /* Declares the output exchange, with its alternate exchange when one is configured. */
 static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
-  bool alt = r->cfg->out_alternate_exchange != NULL && r->cfg->out_alternate_exchange[0] != '\0';
+  bool alt =
+      r->cfg->output.alternate_exchange != NULL && r->cfg->output.alternate_exchange[0] != '\0';
   if (alt) {
     jb_err rc = declare_alternate(r, e);
     if (rc != JB_OK) return rc;
@@ -104,10 +105,10 @@ static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
   amqp_table_entry_t arg = {
       .key = amqp_cstring_bytes("alternate-exchange"),
       .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                .value.bytes = amqp_cstring_bytes(alt ? r->cfg->out_alternate_exchange : "")}};
+                .value.bytes = amqp_cstring_bytes(alt ? r->cfg->output.alternate_exchange : "")}};
   amqp_table_t args = alt ? (amqp_table_t){1, &arg} : amqp_empty_table;
-  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
-                        amqp_cstring_bytes(r->cfg->out_exchange_type), 0, 1, 0, 0, args);
+  amqp_exchange_declare(r->conn, CH, amqp_cstring_bytes(r->cfg->output.exchange),
+                        amqp_cstring_bytes(r->cfg->output.exchange_type), 0, 1, 0, 0, args);
   amqp_rpc_reply_t reply = amqp_get_rpc_reply(r->conn);
   jb_err rc = jb_amqp_check(reply, "declare output exchange", e);
   if (rc != JB_OK && reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
@@ -119,14 +120,14 @@ static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
                  "%s; RabbitMQ cannot change the type or arguments of an existing exchange "
                  "(amqp.output.alternate_exchange is its alternate-exchange argument): delete "
                  "the exchange %s or configure another name",
-                 msg, r->cfg->out_exchange);
+                 msg, r->cfg->output.exchange);
   }
   return rc;
 }
 
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   jb_confirms_reset(&r->track, 1);
-  jb_err rc = jb_amqp_connect_confirming(r->cfg->amqp_url, r->cfg->amqp_heartbeat_s, &r->conn, e);
+  jb_err rc = jb_amqp_connect_confirming(r->cfg->url, r->cfg->heartbeat_s, &r->conn, e);
   if (rc != JB_OK) return rc;
   rc = declare_output(r, e);
   if (rc != JB_OK) {
@@ -217,7 +218,7 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, uint64_t *ta
     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = amqp_cstring_bytes(jb_amqp_short(row->correlation_id, corr));
   }
-  int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->out_exchange),
+  int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->output.exchange),
                               amqp_cstring_bytes(jb_amqp_short(row->routing_key, key)), 1, 0,
                               &props, (amqp_bytes_t){r->body_len, r->body});
   if (st != AMQP_STATUS_OK && encode_failure(st)) {
@@ -239,7 +240,7 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, uint64_t *ta
 static void on_return(void *arg, const amqp_basic_return_t *ret) {
   jb_outbox_relay *r = arg;
   return_log *rl = &r->returns;
-  char key[JB_AMQP_SHORT_MAX + 1], text[128], code[16];
+  char key[JB_AMQP_SHORT_MAX + 1], text[128];
   jb_amqp_str(ret->routing_key, key, sizeof key);
   r->returned++;
   if (rl->n == 0 && rl->others == 0) rl->since_ms = jb_mono_ms();
@@ -254,11 +255,11 @@ static void on_return(void *arg, const amqp_basic_return_t *ret) {
   }
   snprintf(rl->key[rl->n], sizeof rl->key[0], "%s", key);
   rl->count[rl->n++] = 1;
-  snprintf(code, sizeof code, "%u", ret->reply_code);
   jb_log(JB_LOG_WARN,
          "job event returned unroutable: no queue is bound for its routing key; the event is "
          "dropped (set amqp.output.alternate_exchange to keep such events)",
-         "routing_key", key, "exchange", r->cfg->out_exchange, "reply_code", code, "reply_text",
+         "routing_key", key, "exchange", r->cfg->output.exchange,
+         JB_LOG_U64("reply_code", ret->reply_code), "reply_text",
          jb_amqp_str(ret->reply_text, text, sizeof text), JB_LOG_END);
 }
 
@@ -267,18 +268,13 @@ static void on_return(void *arg, const amqp_basic_return_t *ret) {
 static void flush_returns(jb_outbox_relay *r, bool now) {
   return_log *rl = &r->returns;
   if (rl->n == 0 || (!now && jb_mono_ms() - rl->since_ms < RETURN_LOG_MS)) return;
-  char count[24], total[24];
-  snprintf(total, sizeof total, "%llu", (unsigned long long)r->returned);
-  for (size_t i = 0; i < rl->n; i++) {
-    snprintf(count, sizeof count, "%llu", (unsigned long long)rl->count[i]);
+  for (size_t i = 0; i < rl->n; i++)
     jb_log(JB_LOG_WARN, "job events returned unroutable and dropped", "routing_key", rl->key[i],
-           "count", count, "returned_total", total, JB_LOG_END);
-  }
-  if (rl->others > 0) {
-    snprintf(count, sizeof count, "%llu", (unsigned long long)rl->others);
+           JB_LOG_U64("count", rl->count[i]), JB_LOG_U64("returned_total", r->returned),
+           JB_LOG_END);
+  if (rl->others > 0)
     jb_log(JB_LOG_WARN, "job events returned unroutable and dropped", "routing_key", "(other keys)",
-           "count", count, "returned_total", total, JB_LOG_END);
-  }
+           JB_LOG_U64("count", rl->others), JB_LOG_U64("returned_total", r->returned), JB_LOG_END);
   rl->n = 0;
   rl->others = 0;
 }
@@ -365,10 +361,8 @@ static jb_err settle_confirmed(jb_outbox_relay *r, pipe_state *ps, bool now, boo
   if (nacked > 0) {
     r->nacked += nacked;
     r->refetch = true;
-    char n[24];
-    snprintf(n, sizeof n, "%zu", nacked);
-    jb_log(JB_LOG_WARN, "the broker refused job events (nack); publishing them again", "count", n,
-           JB_LOG_END);
+    jb_log(JB_LOG_WARN, "the broker refused job events (nack); publishing them again",
+           JB_LOG_U64("count", nacked), JB_LOG_END);
   }
   if (k == 0) return JB_OK;
   *progress = true;
@@ -431,13 +425,11 @@ static jb_err set_aside(jb_outbox_relay *r, int64_t id, const char *reason, jb_e
   jb_err rc = r->ob.ops->set_aside(r->ob.self, id, reason, e);
   if (rc != JB_OK) return rc;
   r->set_aside++;
-  char ids[24], total[24];
-  snprintf(ids, sizeof ids, "%lld", (long long)id);
-  snprintf(total, sizeof total, "%llu", (unsigned long long)r->set_aside);
   jb_log(JB_LOG_ERROR,
          "job event set aside: the broker cannot take it; it stays in the outbox with "
          "failed_at and failed_reason, and the events after it go on",
-         "outbox_id", ids, "reason", reason, "set_aside_total", total, JB_LOG_END);
+         JB_LOG_I64("outbox_id", id), "reason", reason, JB_LOG_U64("set_aside_total", r->set_aside),
+         JB_LOG_END);
   return JB_OK;
 }
 
@@ -511,11 +503,9 @@ static jb_err relay_round(jb_outbox_relay *r, pipe_state *ps, bool stopping, boo
 }
 
 static void log_totals(jb_outbox_relay *r) {
-  char v[5][24];
-  uint64_t n[5] = {r->published, r->acked, r->nacked, r->returned, r->set_aside};
-  for (int i = 0; i < 5; i++) snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)n[i]);
-  jb_log(JB_LOG_INFO, "outbox relay totals", "published", v[0], "acked", v[1], "nacked", v[2],
-         "returned", v[3], "set_aside", v[4], JB_LOG_END);
+  jb_log(JB_LOG_INFO, "outbox relay totals", JB_LOG_U64("published", r->published),
+         JB_LOG_U64("acked", r->acked), JB_LOG_U64("nacked", r->nacked),
+         JB_LOG_U64("returned", r->returned), JB_LOG_U64("set_aside", r->set_aside), JB_LOG_END);
 }
 
 /* A failed round on the channel: sets aside the row at fault, if any (blame_row), drops the
@@ -573,10 +563,8 @@ static void *relay_main(void *arg) {
       ps.n = 0;
       ps.confirmed_since_ms = 0;
       if (relay_connect(r, &e) != JB_OK) {
-        char delay[24];
-        snprintf(delay, sizeof delay, "%ld", backoff);
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
-               e.msg, "retry_in_ms", delay, JB_LOG_END);
+               e.msg, JB_LOG_I64("retry_in_ms", backoff), JB_LOG_END);
         pause_ms(r, backoff);
         backoff = jb_backoff_next(backoff, 30000);
         continue;
@@ -613,7 +601,7 @@ static void *relay_main(void *arg) {
   return NULL;
 }
 
-jb_err jb_outbox_relay_new(const jb_config *cfg, jb_outbox outbox, const char *instance,
+jb_err jb_outbox_relay_new(const jb_amqp_cfg *cfg, jb_outbox outbox, const char *instance,
                            jb_outbox_relay **out, jb_error *e) {
   jb_outbox_relay *r = calloc(1, sizeof *r);
   if (r == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");

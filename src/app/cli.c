@@ -34,7 +34,7 @@ static int open_env(const char *config_opt, bool need_db, env *v) {
     return JB_EXIT_USAGE; /* a missing or bad config file, or a URL that cannot be parsed */
   }
   if (!need_db) return JB_EXIT_OK;
-  if (jb_pg_connect(v->cfg->db_url, v->cfg->db_schema, &v->pg, &e) != JB_OK) {
+  if (jb_pg_connect(v->cfg->database.url, v->cfg->database.schema, &v->pg, &e) != JB_OK) {
     jb_config_free(v->cfg);
     v->cfg = NULL;
     return jb_report(&e);
@@ -110,7 +110,8 @@ int jb_cmd_migrate(int argc, char **argv) {
   if (jb_pg_migrate(v.pg, &applied, &e) != JB_OK)
     code = jb_report(&e);
   else
-    code = print_json(json_pack("{s:i, s:s}", "applied", applied, "schema", v.cfg->db_schema));
+    code =
+        print_json(json_pack("{s:i, s:s}", "applied", applied, "schema", v.cfg->database.schema));
   close_env(&v);
   return code;
 }

@@ -56,7 +56,7 @@ jb_err jb_check_db_url(const jb_config *cfg, const char *path, jb_error *e) {
     snprintf(what, sizeof what, "%s: database.url (from JOBBRIDGE_DATABASE_URL)", path);
   else
     snprintf(what, sizeof what, "%s: database.url", path);
-  return jb_pg_check_url(cfg->db_url, what, e);
+  return jb_pg_check_url(cfg->database.url, what, e);
 }
 
 int main(int argc, char **argv) {

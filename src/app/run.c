@@ -86,7 +86,7 @@ static jb_err install_signals(jb_error *e) {
 static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
   long delay_ms = 250;
   for (;;) {
-    jb_err rc = jb_pg_connect(cfg->db_url, cfg->db_schema, pg, e);
+    jb_err rc = jb_pg_connect(cfg->database.url, cfg->database.schema, pg, e);
     if (rc == JB_OK) {
       rc = jb_pg_migrate(*pg, NULL, e);
       if (rc == JB_OK) return JB_OK;
@@ -94,10 +94,8 @@ static jb_err connect_db(const jb_config *cfg, jb_pg **pg, jb_error *e) {
       *pg = NULL;
     }
     if (rc != JB_ERR_DB_CONN) return rc;
-    char delay[32];
-    snprintf(delay, sizeof delay, "%ld", delay_ms);
-    jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg, "retry_in_ms", delay,
-           JB_LOG_END);
+    jb_log(JB_LOG_WARN, "database unavailable, retrying", "error", e->msg,
+           JB_LOG_I64("retry_in_ms", delay_ms), JB_LOG_END);
     wait_signals(delay_ms);
     if (stage != RUN_RUNNING)
       return jb_fail(e, JB_ERR_STOPPED, "stopped before the database came up");
@@ -125,16 +123,15 @@ static jb_config *reload_mappings(const jb_config *running, const char *path) {
       return NULL;
     }
   }
-  char n[24];
-  snprintf(n, sizeof n, "%zu", next->mappings_len);
-  jb_log(JB_LOG_INFO, "mapping table reloaded", "mappings", n, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "mapping table reloaded", JB_LOG_U64("mappings", next->mappings_len),
+         JB_LOG_END);
   return next;
 }
 
 /* Opens n connections into pgs[] (all or none). */
 static jb_err open_conns(const jb_config *cfg, jb_pg **pgs, size_t n, jb_error *e) {
   for (size_t i = 0; i < n; i++) {
-    jb_err rc = jb_pg_connect(cfg->db_url, cfg->db_schema, &pgs[i], e);
+    jb_err rc = jb_pg_connect(cfg->database.url, cfg->database.schema, &pgs[i], e);
     if (rc != JB_OK) {
       for (size_t j = 0; j < i; j++) jb_pg_close(pgs[j]);
       return rc;
@@ -196,8 +193,8 @@ static int serve(const jb_config *cfg, const char *path) {
     }
   char safe[512];
   jb_log(JB_LOG_INFO, "running", "instance", w.instance, "amqp",
-         jb_redact_url(cfg->amqp_url, safe, sizeof safe), "exchange", cfg->in_exchange, "queue",
-         cfg->in_queue, "output_exchange", cfg->out_exchange, JB_LOG_END);
+         jb_redact_url(cfg->amqp.url, safe, sizeof safe), "exchange", cfg->amqp.input.exchange,
+         "queue", cfg->amqp.input.queue, "output_exchange", cfg->amqp.output.exchange, JB_LOG_END);
   while (stage == RUN_RUNNING) {
     wait_signals(-1);
     if (reload_requested) {
@@ -251,14 +248,14 @@ int jb_cmd_run(int argc, char **argv) {
 
   char safe[512];
   jb_log(JB_LOG_INFO, "starting", "config", path, "database",
-         jb_redact_url(cfg->db_url, safe, sizeof safe), JB_LOG_END);
+         jb_redact_url(cfg->database.url, safe, sizeof safe), JB_LOG_END);
   jb_pg *pg = NULL;
   int code = JB_EXIT_OK;
   if (connect_db(cfg, &pg, &e) != JB_OK) {
     code = e.code == JB_ERR_STOPPED ? JB_EXIT_OK : jb_report(&e);
     goto out;
   }
-  jb_log(JB_LOG_INFO, "database ready", "schema", cfg->db_schema, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "database ready", "schema", cfg->database.schema, JB_LOG_END);
   code = serve(cfg, path);
   jb_log(JB_LOG_INFO, "stopped", JB_LOG_END);
 out:

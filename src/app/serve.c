@@ -16,7 +16,7 @@ static size_t relay_connections(const jb_config *cfg) {
 }
 
 static jb_err relay_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
-  return jb_outbox_relay_new(w->cfg, jb_pg_outbox(pgs[0]), w->instance, &w->relay, e);
+  return jb_outbox_relay_new(&w->cfg->amqp, jb_pg_outbox(pgs[0]), w->instance, &w->relay, e);
 }
 
 static jb_err relay_start(jb_wiring *w, jb_error *e) {
@@ -36,7 +36,7 @@ static void relay_destroy(jb_wiring *w) {
 /* ---- the worker pool: a connection per worker plus its maintenance thread ---- */
 
 static size_t workers_connections(const jb_config *cfg) {
-  return cfg->workers_enabled ? jb_worker_pool_connections(cfg) : 0;
+  return cfg->workers.enabled ? jb_worker_pool_connections(cfg) : 0;
 }
 
 /* Builds the handler of every configured job type and hands each to the pool, which owns it
@@ -75,7 +75,7 @@ static void workers_stop(jb_wiring *w) {
     return;
   }
   jb_log(JB_LOG_INFO, "stopping: waiting for running jobs", JB_LOG_END);
-  jb_worker_pool_stop(w->pool, w->cfg->workers_shutdown_grace_s);
+  jb_worker_pool_stop(w->pool, w->cfg->workers.shutdown_grace_s);
 }
 
 static void workers_destroy(jb_wiring *w) {
@@ -86,7 +86,7 @@ static void workers_destroy(jb_wiring *w) {
 /* ---- the AMQP trigger: a connection (and a JobService) per consumer ---- */
 
 static size_t ingest_connections(const jb_config *cfg) {
-  return (size_t)cfg->ingest_consumers;
+  return (size_t)cfg->ingest.consumers;
 }
 
 static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
@@ -105,7 +105,8 @@ static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   }
   jb_err rc = jb_router_new(w->cfg, &w->router, e);
   if (rc != JB_OK) return rc;
-  return jb_mq_trigger_new(w->cfg, w->router, w->creators, n, &w->trigger, e);
+  return jb_mq_trigger_new(&w->cfg->amqp, &w->cfg->ingest, w->router, w->creators, n, &w->trigger,
+                           e);
 }
 
 static jb_err ingest_start(jb_wiring *w, jb_error *e) {
@@ -115,15 +116,10 @@ static jb_err ingest_start(jb_wiring *w, jb_error *e) {
 
 static void log_totals(jb_mq_trigger *trigger) {
   jb_mq_stats st = jb_mq_trigger_stats(trigger);
-  char v[6][24];
-  snprintf(v[0], 24, "%llu", (unsigned long long)st.received);
-  snprintf(v[1], 24, "%llu", (unsigned long long)st.jobs_created);
-  snprintf(v[2], 24, "%llu", (unsigned long long)st.duplicates);
-  snprintf(v[3], 24, "%llu", (unsigned long long)st.dead_lettered);
-  snprintf(v[4], 24, "%llu", (unsigned long long)st.held);
-  snprintf(v[5], 24, "%llu", (unsigned long long)st.acked);
-  jb_log(JB_LOG_INFO, "ingest totals", "received", v[0], "jobs_created", v[1], "duplicates", v[2],
-         "dead_lettered", v[3], "dead_letters_held", v[4], "acked", v[5], JB_LOG_END);
+  jb_log(JB_LOG_INFO, "ingest totals", JB_LOG_U64("received", st.received),
+         JB_LOG_U64("jobs_created", st.jobs_created), JB_LOG_U64("duplicates", st.duplicates),
+         JB_LOG_U64("dead_lettered", st.dead_lettered), JB_LOG_U64("dead_letters_held", st.held),
+         JB_LOG_U64("acked", st.acked), JB_LOG_END);
 }
 
 static void ingest_stop(jb_wiring *w) {

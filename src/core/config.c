@@ -3,11 +3,11 @@
  * are all driven by those tables. */
 #include "jobbridge/config.h"
 
+#include "core/config_check.h"
 #include "core/config_file.h"
 
 #include "jobbridge/topic.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,148 +17,165 @@
 #include "jobbridge/log.h"
 
 typedef enum {
-  K_STRING,    /* char *, "null" default allowed */
-  K_INT,       /* int */
-  K_NUMBER,    /* double; a "null" default allows null, stored as NAN (unset) */
-  K_BOOL,      /* bool */
-  K_STRINGS,   /* char ** NULL-terminated, with a size_t length at len_off */
-  K_OBJECT,    /* json_t * (a JSON object), "null" default allowed */
-  K_MAPPINGS,  /* the mappings[] array (root only) */
-  K_JOB_TYPES, /* the job_types{} object (root only) */
+  K_STRING,  /* char *, "null" default allowed */
+  K_INT,     /* int */
+  K_NUMBER,  /* double; a "null" default allows null, stored as NAN (unset) */
+  K_BOOL,    /* bool */
+  K_STRINGS, /* char ** NULL-terminated, with a size_t length at len_off */
+  K_OBJECT,  /* json_t * (a JSON object), "null" default allowed */
+  K_ARRAY,   /* an array of tables: elements of `sub` (elem_size bytes each), len at len_off */
+  K_MAP,     /* a map of tables: a JSON object whose members are tables of `sub`, each element
+                named by its key (char * at name_off in the element), len at len_off */
 } key_type;
+
+struct table;
 
 typedef struct key_decl {
   const char *path;
   key_type type;
   size_t off;
-  size_t len_off;  /* K_STRINGS only */
+  size_t len_off;  /* K_STRINGS, K_ARRAY, K_MAP */
   const char *def; /* JSON text of the default; NULL: required */
   double min, max; /* K_INT / K_NUMBER bounds */
   bool reloadable;
   const char *doc;
+  const struct table *sub; /* K_ARRAY, K_MAP: the declaration table of one element */
+  size_t elem_size;        /* K_ARRAY, K_MAP */
+  size_t name_off;         /* K_MAP: where the element's name (its key, owned) is held */
 } key_decl;
+
+/* A declaration table: the keys of the root or of one element of an array or map of tables. */
+typedef struct table {
+  const key_decl *keys;
+  size_t n;
+  const char *shown; /* how the table's root is named in docs: "", "mappings[].", "job_types.*." */
+  const char *noun;  /* what one element is called in messages: "mapping", "job type" */
+} table;
+
+#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
 
 #define CFG(field) offsetof(jb_config, field)
 #define MAP(field) offsetof(jb_mapping, field)
 #define JT(field) offsetof(jb_job_type_cfg, field)
 
-static const key_decl root_keys[] = {
-    {"amqp.url", K_STRING, CFG(amqp_url), 0, "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
-     "AMQP 0-9-1 URL of the broker; JOBBRIDGE_AMQP_URL overrides it"},
-    {"amqp.heartbeat_s", K_INT, CFG(amqp_heartbeat_s), 0, "15", 0, 600, false,
-     "AMQP heartbeat interval in seconds (0 turns heartbeats off; not advised)"},
-    {"amqp.prefetch", K_INT, CFG(amqp_prefetch), 0, "1000", 1, 65535, false,
-     "unacknowledged deliveries the broker may send each consumer"},
-    {"amqp.input.exchange", K_STRING, CFG(in_exchange), 0, "\"jobbridge.events\"", 0, 0, false,
-     "exchange producers publish domain events to (declared durable)"},
-    {"amqp.input.exchange_type", K_STRING, CFG(in_exchange_type), 0, "\"topic\"", 0, 0, false,
-     "type of the input exchange: topic, direct, fanout or headers"},
-    {"amqp.input.queue", K_STRING, CFG(in_queue), 0, "\"jobbridge.events\"", 0, 0, false,
-     "durable queue jobbridge consumes events from"},
-    {"amqp.input.bindings", K_STRINGS, CFG(in_bindings), CFG(in_bindings_len), "[\"#\"]", 0, 0,
-     false, "routing keys binding the input queue to the input exchange"},
-    {"amqp.input.queue_type", K_STRING, CFG(in_queue_type), 0, "\"classic\"", 0, 0, false,
-     "classic or quorum (quorum for high availability)"},
-    {"amqp.input.dead_letter_exchange", K_STRING, CFG(in_dead_letter_exchange), 0,
-     "\"jobbridge.dead-letter\"", 0, 0, false,
-     "durable topic exchange that receives dead-lettered events with an x-jobbridge-error header"},
-    {"amqp.output.exchange", K_STRING, CFG(out_exchange), 0, "\"jobbridge.jobs\"", 0, 0, false,
-     "durable topic exchange job events (job.<status>.<job_type>) are published to"},
-    {"amqp.output.exchange_type", K_STRING, CFG(out_exchange_type), 0, "\"topic\"", 0, 0, false,
-     "type of the output exchange"},
-    {"amqp.output.alternate_exchange", K_STRING, CFG(out_alternate_exchange), 0, "null", 0, 0,
-     false,
-     "when set, unroutable job events go to this durable fanout exchange and its durable queue "
-     "of the same name (declared as the output exchange's alternate-exchange); null: they are "
-     "returned, counted, logged and dropped"},
-    {"database.url", K_STRING, CFG(db_url), 0,
-     "\"postgresql://jobbridge@127.0.0.1:5432/jobbridge\"", 0, 0, false,
-     "libpq connection URL; JOBBRIDGE_DATABASE_URL overrides it"},
-    {"database.schema", K_STRING, CFG(db_schema), 0, "\"jobbridge\"", 0, 0, false,
-     "PostgreSQL schema holding jobbridge's tables"},
-    {"ingest.batch_max", K_INT, CFG(ingest_batch_max), 0, "200", 1, 10000, false,
-     "deliveries gathered into one database transaction at most"},
-    {"ingest.batch_wait_ms", K_INT, CFG(ingest_batch_wait_ms), 0, "20", 0, 60000, false,
-     "longest wait for a batch to fill before it is committed anyway"},
-    {"ingest.consumers", K_INT, CFG(ingest_consumers), 0, "2", 1, 64, false,
-     "AMQP consumers (each its own connection, thread and database connection)"},
-    {"ingest.max_body_bytes", K_INT, CFG(ingest_max_body_bytes), 0, "1048576", 1, 134217728, false,
-     "larger event bodies are dead-lettered"},
-    {"ingest.require_event_id", K_BOOL, CFG(ingest_require_event_id), 0, "false", 0, 0, false,
-     "dead-letter events that carry no id (otherwise they are accepted without deduplication)"},
-    {"workers.enabled", K_BOOL, CFG(workers_enabled), 0, "true", 0, 0, false,
-     "run workers in this instance (false: an ingest-only instance)"},
-    {"workers.threads", K_INT, CFG(workers_threads), 0, "0", 0, 256, false,
-     "worker threads (0: two per core, at least 4)"},
-    {"workers.queues", K_STRINGS, CFG(workers_queues), CFG(workers_queues_len), "[]", 0, 0, false,
-     "queues the workers serve (empty: all)"},
-    {"workers.lease_s", K_INT, CFG(workers_lease_s), 0, "30", 1, 86400, false,
-     "lease of a running job, renewed while its handler runs"},
-    {"workers.poll_ms", K_INT, CFG(workers_poll_ms), 0, "1000", 10, 600000, false,
-     "how often idle workers look for due jobs when no notification wakes them"},
-    {"workers.shutdown_grace_s", K_NUMBER, CFG(workers_shutdown_grace_s), 0, "30", 0, 86400, false,
-     "on SIGTERM, how long running handlers may finish before they are stopped"},
-    {"retry.base_s", K_NUMBER, CFG(retry_base_s), 0, "1", 0, 86400, false,
-     "first retry delay; each further retry doubles it"},
-    {"retry.max_s", K_NUMBER, CFG(retry_max_s), 0, "300", 0, 604800, false,
-     "cap on the retry delay"},
-    {"retry.jitter", K_NUMBER, CFG(retry_jitter), 0, "0.2", 0, 1, false,
-     "random fraction added to or taken from each retry delay"},
-    {"mappings", K_MAPPINGS, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
-     "the mapping table: event type pattern -> job (reloaded on SIGHUP)"},
-    {"job_types", K_JOB_TYPES, CFG(job_types), CFG(job_types_len), "{}", 0, 0, false,
-     "registered job types and their handlers"},
-};
-
 static const key_decl mapping_keys[] = {
     {"event_type", K_STRING, MAP(event_type), 0, NULL, 0, 0, true,
-     "event type pattern (AMQP topic rules: `*` one word, `#` zero or more)"},
+     "event type pattern (AMQP topic rules: `*` one word, `#` zero or more)", NULL, 0, 0},
     {"job_type", K_STRING, MAP(job_type), 0, NULL, 0, 0, true,
-     "job type to create; must be registered in job_types"},
-    {"queue", K_STRING, MAP(queue), 0, "\"default\"", 0, 0, true, "queue of the new job"},
+     "job type to create; must be registered in job_types", NULL, 0, 0},
+    {"queue", K_STRING, MAP(queue), 0, "\"default\"", 0, 0, true, "queue of the new job", NULL, 0,
+     0},
     {"priority", K_INT, MAP(priority), 0, "0", -1000000, 1000000, true,
-     "priority of the new job (higher runs first)"},
+     "priority of the new job (higher runs first)", NULL, 0, 0},
     {"max_retries", K_INT, MAP(max_retries), 0, "-1", -1, 1000, true,
-     "retries of the new job (-1: the job type's)"},
+     "retries of the new job (-1: the job type's)", NULL, 0, 0},
     {"delay_s", K_NUMBER, MAP(delay_s), 0, "0", 0, 31536000, true,
-     "run the job this many seconds after the event arrived"},
+     "run the job this many seconds after the event arrived", NULL, 0, 0},
     {"payload", K_STRING, MAP(payload), 0, "null", 0, 0, true,
-     "JSON pointer into the event body selecting the job payload (default: payload/data)"},
+     "JSON pointer into the event body selecting the job payload (default: payload/data)", NULL, 0,
+     0},
     {"metadata", K_OBJECT, MAP(metadata), 0, "null", 0, 0, true,
-     "static metadata merged into each job's metadata"},
+     "static metadata merged into each job's metadata", NULL, 0, 0},
 };
 
 static const key_decl job_type_keys[] = {
-    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop or exec"},
+    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop or exec", NULL, 0, 0},
     {"command", K_STRINGS, JT(command), JT(command_len), "[]", 0, 0, false,
-     "exec: argv of the program to run (no shell)"},
+     "exec: argv of the program to run (no shell)", NULL, 0, 0},
     {"timeout_s", K_NUMBER, JT(timeout_s), 0, "300", 0.001, 604800, false,
-     "exec: a run longer than this is killed and retried"},
+     "exec: a run longer than this is killed and retried", NULL, 0, 0},
     {"max_retries", K_INT, JT(max_retries), 0, "3", 0, 1000, false,
-     "default retries of jobs of this type"},
+     "default retries of jobs of this type", NULL, 0, 0},
     {"env", K_OBJECT, JT(env), 0, "{}", 0, 0, false,
-     "exec: fixed environment variables of the program (name -> string)"},
+     "exec: fixed environment variables of the program (name -> string)", NULL, 0, 0},
     {"env_passthrough", K_STRINGS, JT(env_passthrough), JT(env_passthrough_len), "[]", 0, 0, false,
-     "exec: names of variables copied from jobbridge's environment when set there"},
+     "exec: names of variables copied from jobbridge's environment when set there", NULL, 0, 0},
     {"retry.base_s", K_NUMBER, JT(retry.base_s), 0, "null", 0, 86400, false,
-     "first retry delay of jobs of this type (null: retry.base_s)"},
+     "first retry delay of jobs of this type (null: retry.base_s)", NULL, 0, 0},
     {"retry.max_s", K_NUMBER, JT(retry.max_s), 0, "null", 0, 604800, false,
-     "cap on the retry delay of jobs of this type (null: retry.max_s)"},
+     "cap on the retry delay of jobs of this type (null: retry.max_s)", NULL, 0, 0},
     {"retry.jitter", K_NUMBER, JT(retry.jitter), 0, "null", 0, 1, false,
-     "random fraction of each retry delay of jobs of this type (null: retry.jitter)"},
+     "random fraction of each retry delay of jobs of this type (null: retry.jitter)", NULL, 0, 0},
 };
 
-#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[].", "mapping"};
+static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*.", "job type"};
 
-typedef struct table {
-  const key_decl *keys;
-  size_t n;
-  const char *shown; /* how the table's root is named in docs: "", "mappings[]", "job_types.*" */
-} table;
+static const key_decl root_keys[] = {
+    {"amqp.url", K_STRING, CFG(amqp.url), 0, "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
+     "AMQP 0-9-1 URL of the broker; JOBBRIDGE_AMQP_URL overrides it", NULL, 0, 0},
+    {"amqp.heartbeat_s", K_INT, CFG(amqp.heartbeat_s), 0, "15", 0, 600, false,
+     "AMQP heartbeat interval in seconds (0 turns heartbeats off; not advised)", NULL, 0, 0},
+    {"amqp.prefetch", K_INT, CFG(amqp.prefetch), 0, "1000", 1, 65535, false,
+     "unacknowledged deliveries the broker may send each consumer", NULL, 0, 0},
+    {"amqp.input.exchange", K_STRING, CFG(amqp.input.exchange), 0, "\"jobbridge.events\"", 0, 0,
+     false, "exchange producers publish domain events to (declared durable)", NULL, 0, 0},
+    {"amqp.input.exchange_type", K_STRING, CFG(amqp.input.exchange_type), 0, "\"topic\"", 0, 0,
+     false, "type of the input exchange: topic, direct, fanout or headers", NULL, 0, 0},
+    {"amqp.input.queue", K_STRING, CFG(amqp.input.queue), 0, "\"jobbridge.events\"", 0, 0, false,
+     "durable queue jobbridge consumes events from", NULL, 0, 0},
+    {"amqp.input.bindings", K_STRINGS, CFG(amqp.input.bindings), CFG(amqp.input.bindings_len),
+     "[\"#\"]", 0, 0, false, "routing keys binding the input queue to the input exchange", NULL, 0,
+     0},
+    {"amqp.input.queue_type", K_STRING, CFG(amqp.input.queue_type), 0, "\"classic\"", 0, 0, false,
+     "classic or quorum (quorum for high availability)", NULL, 0, 0},
+    {"amqp.input.dead_letter_exchange", K_STRING, CFG(amqp.input.dead_letter_exchange), 0,
+     "\"jobbridge.dead-letter\"", 0, 0, false,
+     "durable topic exchange that receives dead-lettered events with an x-jobbridge-error header",
+     NULL, 0, 0},
+    {"amqp.output.exchange", K_STRING, CFG(amqp.output.exchange), 0, "\"jobbridge.jobs\"", 0, 0,
+     false, "durable topic exchange job events (job.<status>.<job_type>) are published to", NULL, 0,
+     0},
+    {"amqp.output.exchange_type", K_STRING, CFG(amqp.output.exchange_type), 0, "\"topic\"", 0, 0,
+     false, "type of the output exchange", NULL, 0, 0},
+    {"amqp.output.alternate_exchange", K_STRING, CFG(amqp.output.alternate_exchange), 0, "null", 0,
+     0, false,
+     "when set, unroutable job events go to this durable fanout exchange and its durable queue "
+     "of the same name (declared as the output exchange's alternate-exchange); null: they are "
+     "returned, counted, logged and dropped",
+     NULL, 0, 0},
+    {"database.url", K_STRING, CFG(database.url), 0,
+     "\"postgresql://jobbridge@127.0.0.1:5432/jobbridge\"", 0, 0, false,
+     "libpq connection URL; JOBBRIDGE_DATABASE_URL overrides it", NULL, 0, 0},
+    {"database.schema", K_STRING, CFG(database.schema), 0, "\"jobbridge\"", 0, 0, false,
+     "PostgreSQL schema holding jobbridge's tables", NULL, 0, 0},
+    {"ingest.batch_max", K_INT, CFG(ingest.batch_max), 0, "200", 1, 10000, false,
+     "deliveries gathered into one database transaction at most", NULL, 0, 0},
+    {"ingest.batch_wait_ms", K_INT, CFG(ingest.batch_wait_ms), 0, "20", 0, 60000, false,
+     "longest wait for a batch to fill before it is committed anyway", NULL, 0, 0},
+    {"ingest.consumers", K_INT, CFG(ingest.consumers), 0, "2", 1, 64, false,
+     "AMQP consumers (each its own connection, thread and database connection)", NULL, 0, 0},
+    {"ingest.max_body_bytes", K_INT, CFG(ingest.max_body_bytes), 0, "1048576", 1, 134217728, false,
+     "larger event bodies are dead-lettered", NULL, 0, 0},
+    {"ingest.require_event_id", K_BOOL, CFG(ingest.require_event_id), 0, "false", 0, 0, false,
+     "dead-letter events that carry no id (otherwise they are accepted without deduplication)",
+     NULL, 0, 0},
+    {"workers.enabled", K_BOOL, CFG(workers.enabled), 0, "true", 0, 0, false,
+     "run workers in this instance (false: an ingest-only instance)", NULL, 0, 0},
+    {"workers.threads", K_INT, CFG(workers.threads), 0, "0", 0, 256, false,
+     "worker threads (0: two per core, at least 4)", NULL, 0, 0},
+    {"workers.queues", K_STRINGS, CFG(workers.queues), CFG(workers.queues_len), "[]", 0, 0, false,
+     "queues the workers serve (empty: all)", NULL, 0, 0},
+    {"workers.lease_s", K_INT, CFG(workers.lease_s), 0, "30", 1, 86400, false,
+     "lease of a running job, renewed while its handler runs", NULL, 0, 0},
+    {"workers.poll_ms", K_INT, CFG(workers.poll_ms), 0, "1000", 10, 600000, false,
+     "how often idle workers look for due jobs when no notification wakes them", NULL, 0, 0},
+    {"workers.shutdown_grace_s", K_NUMBER, CFG(workers.shutdown_grace_s), 0, "30", 0, 86400, false,
+     "on SIGTERM, how long running handlers may finish before they are stopped", NULL, 0, 0},
+    {"retry.base_s", K_NUMBER, CFG(retry.base_s), 0, "1", 0, 86400, false,
+     "first retry delay; each further retry doubles it", NULL, 0, 0},
+    {"retry.max_s", K_NUMBER, CFG(retry.max_s), 0, "300", 0, 604800, false,
+     "cap on the retry delay", NULL, 0, 0},
+    {"retry.jitter", K_NUMBER, CFG(retry.jitter), 0, "0.2", 0, 1, false,
+     "random fraction added to or taken from each retry delay", NULL, 0, 0},
+    {"mappings", K_ARRAY, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
+     "the mapping table: event type pattern -> job (reloaded on SIGHUP)", &MAPPING,
+     sizeof(jb_mapping), 0},
+    {"job_types", K_MAP, CFG(job_types), CFG(job_types_len), "{}", 0, 0, false,
+     "registered job types and their handlers", &JOB_TYPE, sizeof(jb_job_type_cfg), JT(name)},
+};
 
-static const table ROOT = {root_keys, NKEYS(root_keys), ""};
-static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[]."};
-static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*."};
+static const table ROOT = {root_keys, NKEYS(root_keys), "", NULL};
 
 /* Parsing context: the file name for messages. */
 typedef struct ctx {
@@ -171,6 +188,35 @@ static char **strv_free(char **v) {
     for (char **p = v; *p != NULL; p++) free(*p);
   free(v);
   return NULL;
+}
+
+static void free_table(const table *t, void *target);
+
+/* The elements of an array or map of tables are held in a field of the element's own pointer
+ * type (jb_mapping *, jb_job_type_cfg *): read and written through memcpy, never through an
+ * lvalue of another pointer type. */
+static char *elements_get(const key_decl *k, const char *base) {
+  void *p;
+  memcpy(&p, base + k->off, sizeof p);
+  return p;
+}
+
+static void elements_set(const key_decl *k, char *base, void *p) {
+  memcpy(base + k->off, &p, sizeof p);
+}
+
+/* Frees the elements of an array or map of tables and the array itself. */
+static void free_elements(const key_decl *k, char *base) {
+  char *elems = elements_get(k, base);
+  size_t *len = (size_t *)(base + k->len_off);
+  for (size_t i = 0; i < *len; i++) {
+    char *elem = elems + i * k->elem_size;
+    if (k->type == K_MAP) free(*(char **)(elem + k->name_off));
+    free_table(k->sub, elem);
+  }
+  free(elems);
+  elements_set(k, base, NULL);
+  *len = 0;
 }
 
 static void free_value(const key_decl *k, void *target) {
@@ -192,28 +238,13 @@ static void free_value(const key_decl *k, void *target) {
       *o = NULL;
       break;
     }
+    case K_ARRAY:
+    case K_MAP:
+      free_elements(k, base);
+      break;
     default:
       break;
   }
-}
-
-static void free_table(const table *t, void *target);
-
-static void free_mappings(jb_config *cfg) {
-  for (size_t i = 0; i < cfg->mappings_len; i++) free_table(&MAPPING, &cfg->mappings[i]);
-  free(cfg->mappings);
-  cfg->mappings = NULL;
-  cfg->mappings_len = 0;
-}
-
-static void free_job_types(jb_config *cfg) {
-  for (size_t i = 0; i < cfg->job_types_len; i++) {
-    free(cfg->job_types[i].name);
-    free_table(&JOB_TYPE, &cfg->job_types[i]);
-  }
-  free(cfg->job_types);
-  cfg->job_types = NULL;
-  cfg->job_types_len = 0;
 }
 
 static void free_table(const table *t, void *target) {
@@ -234,55 +265,62 @@ static const char *type_word(key_type t) {
       return "an array of strings";
     case K_OBJECT:
       return "a JSON object";
-    case K_MAPPINGS:
-      return "an array of mapping objects";
-    case K_JOB_TYPES:
-      return "an object of job types";
+    case K_ARRAY:
+      return "an array of objects";
+    case K_MAP:
+      return "an object of objects";
   }
   return "?";
 }
 
-static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown, void *target);
-
-static jb_err set_mappings(ctx *c, json_t *v, jb_config *cfg) {
-  free_mappings(cfg);
-  size_t n = json_array_size(v);
-  cfg->mappings = calloc(n ? n : 1, sizeof *cfg->mappings);
-  if (cfg->mappings == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
-  for (size_t i = 0; i < n; i++) {
-    char shown[64];
-    snprintf(shown, sizeof shown, "mappings[%zu]", i);
-    json_t *item = json_array_get(v, i);
-    if (!json_is_object(item))
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected a mapping object", c->name, shown);
-    cfg->mappings_len = i + 1;
-    jb_err rc = apply_table(c, &MAPPING, item, shown, &cfg->mappings[i]);
-    if (rc != JB_OK) return rc;
-  }
-  return JB_OK;
+/* What key k expects, for messages: its type, with the element's name for tables of elements
+ * ("an array of mapping objects", "an object of job types"). */
+static const char *type_phrase(const key_decl *k, char *buf, size_t len) {
+  if (k->type == K_ARRAY)
+    snprintf(buf, len, "an array of %s objects", k->sub->noun);
+  else if (k->type == K_MAP)
+    snprintf(buf, len, "an object of %ss", k->sub->noun);
+  else
+    return type_word(k->type);
+  return buf;
 }
 
-static jb_err set_job_types(ctx *c, json_t *v, jb_config *cfg) {
-  free_job_types(cfg);
-  size_t n = json_object_size(v);
-  cfg->job_types = calloc(n ? n : 1, sizeof *cfg->job_types);
-  if (cfg->job_types == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
-  const char *name;
-  json_t *item;
-  size_t i = 0;
-  json_object_foreach(v, name, item) {
-    char shown[256];
-    snprintf(shown, sizeof shown, "job_types.%s", name);
+static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown, void *target);
+
+/* Sets an array (K_ARRAY) or map (K_MAP) of tables from v, each element applied with k->sub.
+ * Elements are counted in *len as they are started, so a failure frees what was filled. */
+static jb_err set_elements(ctx *c, const key_decl *k, json_t *v, const char *shown, char *base) {
+  free_elements(k, base);
+  size_t n = k->type == K_ARRAY ? json_array_size(v) : json_object_size(v);
+  size_t *len = (size_t *)(base + k->len_off);
+  char *elems = calloc(n ? n : 1, k->elem_size);
+  if (elems == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  elements_set(k, base, elems);
+  void *iter = k->type == K_MAP ? json_object_iter(v) : NULL;
+  for (size_t i = 0; i < n; i++) {
+    char show[256];
+    const char *name = iter ? json_object_iter_key(iter) : NULL;
+    json_t *item = iter ? json_object_iter_value(iter) : json_array_get(v, i);
+    if (k->type == K_ARRAY)
+      snprintf(show, sizeof show, "%s[%zu]", shown, i);
+    else
+      snprintf(show, sizeof show, "%s.%s", shown, name);
     if (!json_is_object(item))
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected a job type object", c->name, shown);
-    if (*name == '\0')
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types: a job type name is empty", c->name);
-    cfg->job_types_len = i + 1;
-    cfg->job_types[i].name = strdup(name);
-    if (cfg->job_types[i].name == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
-    jb_err rc = apply_table(c, &JOB_TYPE, item, shown, &cfg->job_types[i]);
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected a %s object", c->name, show,
+                     k->sub->noun);
+    if (name != NULL && *name == '\0')
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: a %s name is empty", c->name, shown,
+                     k->sub->noun);
+    char *elem = elems + i * k->elem_size;
+    *len = i + 1;
+    if (name != NULL) {
+      char *copy = strdup(name);
+      if (copy == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+      *(char **)(elem + k->name_off) = copy;
+    }
+    jb_err rc = apply_table(c, k->sub, item, show, elem);
     if (rc != JB_OK) return rc;
-    i++;
+    if (iter != NULL) iter = json_object_iter_next(v, iter);
   }
   return JB_OK;
 }
@@ -355,16 +393,15 @@ static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown,
       free_value(k, target);
       *(json_t **)(base + k->off) = json_is_null(v) ? NULL : json_incref(v);
       return JB_OK;
-    case K_MAPPINGS:
-      if (!json_is_array(v)) goto wrong_type;
-      return set_mappings(c, v, target);
-    case K_JOB_TYPES:
-      if (!json_is_object(v)) goto wrong_type;
-      return set_job_types(c, v, target);
+    case K_ARRAY:
+    case K_MAP:
+      if (k->type == K_ARRAY ? !json_is_array(v) : !json_is_object(v)) goto wrong_type;
+      return set_elements(c, k, v, shown, base);
   }
-wrong_type:
+wrong_type:;
+  char phrase[96];
   return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: expected %s, got %s", c->name, shown,
-                 type_word(k->type), got);
+                 type_phrase(k, phrase, sizeof phrase), got);
 }
 
 static jb_err apply_defaults(ctx *c, const table *t, void *target) {
@@ -429,142 +466,6 @@ static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown
   return rc;
 }
 
-/* An environment variable name: non-empty, no '=' (the JSON parser refuses NUL anywhere). */
-static const char *env_name_problem(const char *name) {
-  if (*name == '\0') return "an environment variable name must not be empty";
-  if (strchr(name, '=') != NULL) return "an environment variable name must not contain '='";
-  return NULL;
-}
-
-/* A job type's env and env_passthrough: valid names, string values; the job's own variables
- * and jobbridge's (whose URLs hold passwords) cannot be set or passed this way. */
-static jb_err check_env(ctx *c, const jb_job_type_cfg *jt) {
-  const char *name;
-  json_t *v;
-  json_object_foreach(jt->env, name, v) {
-    const char *problem = env_name_problem(name);
-    if (problem == NULL && !json_is_string(v)) problem = "the value must be a string";
-    if (problem == NULL && strlen(json_string_value(v)) != json_string_length(v))
-      problem = "the value must not contain a NUL byte";
-    if (problem == NULL &&
-        (strcmp(name, "JOBBRIDGE_JOB_ID") == 0 || strcmp(name, "JOBBRIDGE_JOB_TYPE") == 0))
-      problem = "jobbridge sets this variable for each job";
-    if (problem != NULL)
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.env.%s: %s", c->name, jt->name, name,
-                     problem);
-  }
-  for (size_t i = 0; i < jt->env_passthrough_len; i++) {
-    const char *n = jt->env_passthrough[i];
-    const char *problem = env_name_problem(n);
-    if (problem == NULL && strncmp(n, "JOBBRIDGE_", 10) == 0)
-      problem = "jobbridge's own variables are never passed to handlers (its URLs hold passwords)";
-    if (problem != NULL)
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.env_passthrough[%zu]: \"%s\": %s",
-                     c->name, jt->name, i, n, problem);
-  }
-  return JB_OK;
-}
-
-static bool one_of(const char *s, const char *const *set) {
-  for (; *set != NULL; set++)
-    if (strcmp(s, *set) == 0) return true;
-  return false;
-}
-
-static bool valid_identifier(const char *s) {
-  if (!(islower((unsigned char)*s) || *s == '_')) return false;
-  for (; *s; s++)
-    if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_')) return false;
-  return true;
-}
-
-/* Fills a job type's unset retry.* with the global ones; its delay cap must not be below its
- * base delay, wherever each comes from. */
-static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
-  jb_retry_policy *r = &jt->retry;
-  bool own_base = !isnan(r->base_s), own_max = !isnan(r->max_s);
-  if (!own_base) r->base_s = cfg->retry_base_s;
-  if (!own_max) r->max_s = cfg->retry_max_s;
-  if (isnan(r->jitter)) r->jitter = cfg->retry_jitter;
-  if (r->max_s >= r->base_s) return JB_OK;
-  char max_from[300], base_from[300];
-  snprintf(max_from, sizeof max_from, "%s%s%s", own_max ? "job_types." : "",
-           own_max ? jt->name : "", own_max ? ".retry.max_s" : "retry.max_s");
-  snprintf(base_from, sizeof base_from, "%s%s%s", own_base ? "job_types." : "",
-           own_base ? jt->name : "", own_base ? ".retry.base_s" : "retry.base_s");
-  return jb_fail(c->e, JB_ERR_CONFIG,
-                 "%s: job_types.%s.retry: max_s %g (%s) is below base_s %g (%s); a job type's "
-                 "retry cap must be at least its base delay",
-                 c->name, jt->name, r->max_s, max_from, r->base_s, base_from);
-}
-
-/* Checks that span several keys. */
-static jb_err cross_check(ctx *c, jb_config *cfg) {
-  static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
-  static const char *const qtypes[] = {"classic", "quorum", NULL};
-  static const char *const handlers[] = {"noop", "exec", NULL};
-  if (!one_of(cfg->in_exchange_type, xtypes))
-    return jb_fail(c->e, JB_ERR_CONFIG,
-                   "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
-                   c->name, cfg->in_exchange_type);
-  if (!one_of(cfg->out_exchange_type, xtypes))
-    return jb_fail(c->e, JB_ERR_CONFIG,
-                   "%s: amqp.output.exchange_type: \"%s\" is not topic, direct, fanout or headers",
-                   c->name, cfg->out_exchange_type);
-  /* Exchange and queue names are AMQP short strings. */
-  const char *ae = cfg->out_alternate_exchange ? cfg->out_alternate_exchange : "";
-  if (strlen(cfg->out_exchange) > 255 || strlen(ae) > 255)
-    return jb_fail(c->e, JB_ERR_CONFIG,
-                   "%s: amqp.output.%s: longer than 255 bytes (AMQP names are short strings)",
-                   c->name, strlen(cfg->out_exchange) > 255 ? "exchange" : "alternate_exchange");
-  if (strcmp(cfg->out_exchange, ae) == 0)
-    return jb_fail(c->e, JB_ERR_CONFIG,
-                   "%s: amqp.output.alternate_exchange: \"%s\" is the output exchange itself",
-                   c->name, cfg->out_exchange);
-  if (!one_of(cfg->in_queue_type, qtypes))
-    return jb_fail(c->e, JB_ERR_CONFIG,
-                   "%s: amqp.input.queue_type: \"%s\" is not classic or quorum", c->name,
-                   cfg->in_queue_type);
-  if (!valid_identifier(cfg->db_schema))
-    return jb_fail(c->e, JB_ERR_CONFIG,
-                   "%s: database.schema: \"%s\" must be a lower-case SQL identifier "
-                   "([a-z_][a-z0-9_]*)",
-                   c->name, cfg->db_schema);
-  if (cfg->retry_max_s < cfg->retry_base_s)
-    return jb_fail(c->e, JB_ERR_CONFIG, "%s: retry.max_s: %g is below retry.base_s (%g)", c->name,
-                   cfg->retry_max_s, cfg->retry_base_s);
-  for (size_t i = 0; i < cfg->job_types_len; i++) {
-    const jb_job_type_cfg *jt = &cfg->job_types[i];
-    if (!one_of(jt->handler, handlers))
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.handler: \"%s\" is not noop or exec",
-                     c->name, jt->name, jt->handler);
-    if (strcmp(jt->handler, "exec") == 0 && jt->command_len == 0)
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.command: the exec handler needs a command (argv array)",
-                     c->name, jt->name);
-    jb_err rc = check_env(c, jt);
-    if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
-    if (rc != JB_OK) return rc;
-  }
-  for (size_t i = 0; i < cfg->mappings_len; i++) {
-    const jb_mapping *m = &cfg->mappings[i];
-    char why[160];
-    if (!jb_topic_pattern_check(m->event_type, why, sizeof why))
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].event_type: \"%.80s%s\" is not a valid pattern: %s",
-                     c->name, i, m->event_type, strlen(m->event_type) > 80 ? "..." : "", why);
-    if (jb_config_job_type(cfg, m->job_type) == NULL)
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].job_type: job type \"%s\" is not registered in job_types",
-                     c->name, i, m->job_type);
-    if (m->payload != NULL && m->payload[0] != '\0' && m->payload[0] != '/')
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
-                     c->name, i, m->payload);
-  }
-  return JB_OK;
-}
-
 /* Compiles the mapping table's patterns into the index ingest matches event types with, once
  * per load (a reload loads a new config). */
 static jb_err compile_mappings(ctx *c, jb_config *cfg) {
@@ -627,15 +528,16 @@ static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   jb_config *cfg = calloc(1, sizeof *cfg);
   if (cfg == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
   jb_err rc = apply_table(c, &ROOT, root, "", cfg);
-  if (rc == JB_OK) rc = env_override(c, &cfg->amqp_url, "JOBBRIDGE_AMQP_URL");
-  if (rc == JB_OK) rc = env_override(c, &cfg->db_url, "JOBBRIDGE_DATABASE_URL");
+  if (rc == JB_OK) rc = env_override(c, &cfg->amqp.url, "JOBBRIDGE_AMQP_URL");
+  if (rc == JB_OK) rc = env_override(c, &cfg->database.url, "JOBBRIDGE_DATABASE_URL");
   static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
   static const char *const pg_schemes[] = {"postgresql://", "postgres://", NULL};
   if (rc == JB_OK)
-    rc = check_url(c, cfg->amqp_url, "amqp.url", "JOBBRIDGE_AMQP_URL", amqp_schemes, true);
+    rc = check_url(c, cfg->amqp.url, "amqp.url", "JOBBRIDGE_AMQP_URL", amqp_schemes, true);
   if (rc == JB_OK)
-    rc = check_url(c, cfg->db_url, "database.url", "JOBBRIDGE_DATABASE_URL", pg_schemes, false);
-  if (rc == JB_OK) rc = cross_check(c, cfg);
+    rc = check_url(c, cfg->database.url, "database.url", "JOBBRIDGE_DATABASE_URL", pg_schemes,
+                   false);
+  if (rc == JB_OK) rc = jb_config_cross_check(c->name, cfg, c->e);
   if (rc == JB_OK) rc = compile_mappings(c, cfg);
   if (rc != JB_OK) {
     jb_config_free(cfg);
@@ -678,8 +580,6 @@ void jb_config_free(jb_config *cfg) {
   if (cfg == NULL) return;
   jb_topic_index_free(cfg->mapping_index);
   free(cfg->mapping_patterns);
-  free_mappings(cfg);
-  free_job_types(cfg);
   free_table(&ROOT, cfg);
   free(cfg);
 }
@@ -693,7 +593,7 @@ const jb_job_type_cfg *jb_config_job_type(const jb_config *cfg, const char *name
 jb_retry_policy jb_config_retry_policy(const jb_config *cfg, const char *job_type) {
   const jb_job_type_cfg *jt = jb_config_job_type(cfg, job_type);
   if (jt != NULL) return jt->retry;
-  return (jb_retry_policy){cfg->retry_base_s, cfg->retry_max_s, cfg->retry_jitter};
+  return cfg->retry;
 }
 
 /* Puts value v at dotted path in obj, creating sections. Steals v. */
@@ -740,20 +640,20 @@ static json_t *value_to_json(const key_decl *k, const void *target) {
       json_t *o = *(json_t *const *)(base + k->off);
       return o ? json_deep_copy(o) : json_null();
     }
-    case K_MAPPINGS: {
-      const jb_config *cfg = target;
-      json_t *a = json_array();
-      for (size_t i = 0; i < cfg->mappings_len; i++)
-        json_array_append_new(a, table_to_json(&MAPPING, &cfg->mappings[i]));
-      return a;
-    }
-    case K_JOB_TYPES: {
-      const jb_config *cfg = target;
-      json_t *o = json_object();
-      for (size_t i = 0; i < cfg->job_types_len; i++)
-        json_object_set_new(o, cfg->job_types[i].name,
-                            table_to_json(&JOB_TYPE, &cfg->job_types[i]));
-      return o;
+    case K_ARRAY:
+    case K_MAP: {
+      const char *elems = elements_get(k, base);
+      size_t n = *(const size_t *)(base + k->len_off);
+      json_t *all = k->type == K_ARRAY ? json_array() : json_object();
+      for (size_t i = 0; i < n; i++) {
+        const char *elem = elems + i * k->elem_size;
+        json_t *one = table_to_json(k->sub, elem);
+        if (k->type == K_ARRAY)
+          json_array_append_new(all, one);
+        else
+          json_object_set_new(all, *(char *const *)(elem + k->name_off), one);
+      }
+      return all;
     }
   }
   return json_null();
@@ -770,16 +670,20 @@ json_t *jb_config_to_json(const jb_config *cfg) {
   json_t *o = table_to_json(&ROOT, cfg);
   char buf[1024];
   json_object_set_new(json_object_get(o, "amqp"), "url",
-                      json_string(jb_redact_url(cfg->amqp_url, buf, sizeof buf)));
+                      json_string(jb_redact_url(cfg->amqp.url, buf, sizeof buf)));
   json_object_set_new(json_object_get(o, "database"), "url",
-                      json_string(jb_redact_url(cfg->db_url, buf, sizeof buf)));
+                      json_string(jb_redact_url(cfg->database.url, buf, sizeof buf)));
   return o;
 }
 
 size_t jb_config_keys(jb_config_key_info *out, size_t max) {
-  const table *tables[] = {&ROOT, &MAPPING, &JOB_TYPE};
+  /* The root's keys, then those of each table of elements (mappings[].*, job_types.*.*). */
+  const table *tables[8] = {&ROOT};
+  size_t nt = 1;
+  for (size_t i = 0; i < ROOT.n; i++)
+    if (ROOT.keys[i].sub != NULL && nt < NKEYS(tables)) tables[nt++] = ROOT.keys[i].sub;
   size_t n = 0;
-  for (size_t t = 0; t < 3; t++) {
+  for (size_t t = 0; t < nt; t++) {
     for (size_t i = 0; i < tables[t]->n; i++, n++) {
       if (n >= max) continue;
       const key_decl *k = &tables[t]->keys[i];

@@ -2,7 +2,9 @@
 #include "jobbridge/log.h"
 #include "jobbridge/utf8.h"
 
+#include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +71,31 @@ static json_t *log_string(const char *s) {
   return v;
 }
 
+const char jb_log_tags[4] = {'u', 'i', 'd', 'b'};
+
+/* The value of a typed pair (tag is one of JB_LOG_TAG_*), read from ap as the type its macro
+ * converted it to. */
+static json_t *log_typed(const char *tag, va_list *ap) {
+  if (tag == JB_LOG_TAG_U64) {
+    uint64_t u = va_arg(*ap, uint64_t);
+    if (u <= (uint64_t)INT64_MAX) return json_integer((json_int_t)u);
+    char digits[24];
+    snprintf(digits, sizeof digits, "%" PRIu64, u);
+    return json_string(digits);
+  }
+  if (tag == JB_LOG_TAG_I64) return json_integer((json_int_t)va_arg(*ap, int64_t));
+  if (tag == JB_LOG_TAG_DBL) {
+    double d = va_arg(*ap, double);
+    return isfinite(d) ? json_real(d) : json_null();
+  }
+  return json_boolean(va_arg(*ap, int) != 0); /* JB_LOG_TAG_BOOL */
+}
+
+static bool log_is_tag(const char *key) {
+  return key == JB_LOG_TAG_U64 || key == JB_LOG_TAG_I64 || key == JB_LOG_TAG_DBL ||
+         key == JB_LOG_TAG_BOOL;
+}
+
 void jb_log(jb_log_level lvl, const char *msg, ...) {
   if (!jb_log_enabled(lvl)) return;
   json_t *o = json_object();
@@ -81,6 +108,15 @@ void jb_log(jb_log_level lvl, const char *msg, ...) {
   va_start(ap, msg);
   const char *key;
   while ((key = va_arg(ap, const char *)) != NULL) {
+    if (log_is_tag(key)) {
+      const char *name = va_arg(ap, const char *);
+      json_t *v = log_typed(key, &ap);
+      if (v != NULL && name != NULL)
+        json_object_set_new(o, name, v);
+      else
+        json_decref(v);
+      continue;
+    }
     const char *val = va_arg(ap, const char *);
     if (val != NULL) json_object_set_new(o, key, log_string(val));
   }

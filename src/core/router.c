@@ -38,8 +38,8 @@ jb_err jb_router_new(const jb_config *cfg, jb_router **out, jb_error *e) {
   *out = NULL;
   jb_router *r = calloc(1, sizeof *r);
   if (r == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for the router");
-  r->max_body = (size_t)cfg->ingest_max_body_bytes;
-  r->require_id = cfg->ingest_require_event_id;
+  r->max_body = (size_t)cfg->ingest.max_body_bytes;
+  r->require_id = cfg->ingest.require_event_id;
   r->current = table_new(r, (jb_config *)cfg, false);
   if (r->current == NULL) {
     free(r);

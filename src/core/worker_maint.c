@@ -59,7 +59,7 @@ static bool renew_held(jb_worker_pool *p, bool renew) {
     jb_log(JB_LOG_WARN, "lease renewal failed: out of memory; retrying", JB_LOG_END);
     return false;
   }
-  jb_err rc = q.ops->renew(q.self, held, n, renew ? p->cfg->workers_lease_s : 0, &ids, &nids, &e);
+  jb_err rc = q.ops->renew(q.self, held, n, renew ? p->cfg->workers.lease_s : 0, &ids, &nids, &e);
   if (rc == JB_OK)
     cancel_running(p, ids, nids);
   else
@@ -73,7 +73,7 @@ void *jb_worker_maint_main(void *arg) {
   jb_worker_pool *p = arg;
   const jb_config *cfg = p->cfg;
   jb_work_queue q = p->maint_q;
-  int64_t renew_every = cfg->workers_lease_s * 1000 / 3, reap_every = 5000;
+  int64_t renew_every = cfg->workers.lease_s * 1000 / 3, reap_every = 5000;
   if (renew_every < 500) renew_every = 500;
   int64_t next_renew = 0, next_reap = 0;
   unsigned seed = (unsigned)jb_time_now() ^ (unsigned)(uintptr_t)p; /* the reaper's jitter */
@@ -88,10 +88,8 @@ void *jb_worker_maint_main(void *arg) {
       size_t reaped = 0;
       if (jb_reap_expired(cfg, q, &seed, &reaped, &e) == JB_OK) {
         if (reaped > 0) {
-          char count[24];
-          snprintf(count, sizeof count, "%zu", reaped);
-          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)", "jobs", count,
-                 JB_LOG_END);
+          jb_log(JB_LOG_WARN, "reaped jobs whose lease expired (worker lost)",
+                 JB_LOG_U64("jobs", reaped), JB_LOG_END);
         }
       } else {
         jb_log(JB_LOG_WARN, "reaper failed; retrying", "error", e.msg, JB_LOG_END);

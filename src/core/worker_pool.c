@@ -34,7 +34,7 @@
  * job arrives gets it straight from the ingest transaction. At 1,000 events/s on two cores, two
  * workers were idle for 18% of arrivals (p50 5.5 ms), four for 81% (p50 4.4 ms). */
 size_t jb_worker_pool_connections(const jb_config *cfg) {
-  long n = cfg->workers_threads;
+  long n = cfg->workers.threads;
   if (n <= 0) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     n = cores > 2 ? 2 * cores : 4;
@@ -145,20 +145,16 @@ static void record(worker *w, jb_finish *items, size_t n) {
     }
     if (rc == JB_OK) {
       if (applied < n) {
-        char lost[24];
-        snprintf(lost, sizeof lost, "%zu", n - applied);
         jb_log(JB_LOG_WARN, "outcomes not recorded: the jobs were reaped or taken meanwhile",
-               "jobs", lost, "worker", w->owner, JB_LOG_END);
+               JB_LOG_U64("jobs", n - applied), "worker", w->owner, JB_LOG_END);
       }
       return;
     }
     if (jb_stop_requested(&p->stopping) && jb_mono_ms() >= atomic_load(&p->grace_end_ms)) {
-      char count[24];
-      snprintf(count, sizeof count, "%zu", n);
       jb_log(JB_LOG_ERROR,
              "shutting down without recording job outcomes; the reaper retries the jobs when "
              "their lease expires",
-             "jobs", count, "error", e.msg, "worker", w->owner, JB_LOG_END);
+             JB_LOG_U64("jobs", n), "error", e.msg, "worker", w->owner, JB_LOG_END);
       return;
     }
     jb_log(JB_LOG_WARN, "cannot record job outcomes; retrying", "error", e.msg, "worker", w->owner,
@@ -202,14 +198,12 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
         w->pause_ms > 0 ? jb_backoff_next(w->pause_ms, REQUEUE_PAUSE_MAX_MS) : REQUEUE_PAUSE_MIN_MS;
     w->must_pause = true;
     out->delay_ms = w->pause_ms;
-    char pause[24];
-    snprintf(pause, sizeof pause, "%ld", w->pause_ms);
     jb_log(JB_LOG_ERROR,
            "jobbridge is short of a resource: the job goes back without burning a retry, and "
            "its worker pauses before it claims again",
            "job_id", job->id, "job_type", job->job_type, "reason",
-           res->error_message ? res->error_message : "(no reason given)", "pause_ms", pause,
-           "worker", w->owner, JB_LOG_END);
+           res->error_message ? res->error_message : "(no reason given)",
+           JB_LOG_I64("pause_ms", w->pause_ms), "worker", w->owner, JB_LOG_END);
   } else if (stop == JB_STOP_NONE) {
     w->pause_ms = 0;
   }
@@ -221,9 +215,9 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
 /* ---- handing new jobs straight to idle workers (the dispatcher) ---- */
 
 static bool serves_queue(const jb_config *cfg, const char *queue_name) {
-  if (cfg->workers_queues_len == 0) return true;
-  for (size_t i = 0; i < cfg->workers_queues_len; i++)
-    if (strcmp(cfg->workers_queues[i], queue_name) == 0) return true;
+  if (cfg->workers.queues_len == 0) return true;
+  for (size_t i = 0; i < cfg->workers.queues_len; i++)
+    if (strcmp(cfg->workers.queues[i], queue_name) == 0) return true;
   return false;
 }
 
@@ -259,7 +253,7 @@ static int pool_reserve(void *self, const char *queue_name, const char **owner, 
       atomic_fetch_sub(&p->idle, 1);
       found = reservation_slot(p, i, w->reservation);
       *owner = w->owner;
-      *lease_s = p->cfg->workers_lease_s;
+      *lease_s = p->cfg->workers.lease_s;
     }
   pthread_mutex_unlock(&p->idle_lock);
   return found;
@@ -316,7 +310,7 @@ jb_dispatcher jb_worker_pool_dispatcher(jb_worker_pool *p) {
  * its end run with a lease that ran out before any renewal, so another instance's reaper could
  * retry the job while it ran: it ran twice. */
 static int64_t hand_over_wait_ms(const jb_config *cfg) {
-  int64_t ms = (int64_t)cfg->workers_lease_s * 1000 / 3;
+  int64_t ms = (int64_t)cfg->workers.lease_s * 1000 / 3;
   return ms < 300 ? 300 : ms;
 }
 
@@ -348,7 +342,7 @@ static void wait_reserved(worker *w) {
  * a notification came too (jobs may be waiting in the table). */
 static size_t idle_wait(worker *w, jb_job **jobs, bool *notified) {
   jb_worker_pool *p = w->pool;
-  int timeout = p->cfg->workers_poll_ms > 200 ? 200 : p->cfg->workers_poll_ms;
+  int timeout = p->cfg->workers.poll_ms > 200 ? 200 : p->cfg->workers.poll_ms;
   uint64_t count;
   /* A wake-up left from a hand-over taken after a notification: nothing is handed now. */
   if (read(w->wake_fd, &count, sizeof count) < 0) { /* none left: the usual case */
@@ -496,8 +490,8 @@ static void *worker_main(void *arg) {
     /* A claim whose reply is lost may have committed: its jobs are held by nobody, and the
      * reaper retries them when their lease expires. */
     if (must_claim &&
-        w->q.ops->claim(w->q.self, w->owner, cfg->workers_queues, cfg->workers_queues_len, claim,
-                        cfg->workers_lease_s, &jobs, &n, &e) != JB_OK) {
+        w->q.ops->claim(w->q.self, w->owner, cfg->workers.queues, cfg->workers.queues_len, claim,
+                        cfg->workers.lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner,
              JB_LOG_END);
       pause_worker(w, backoff);
@@ -627,9 +621,8 @@ jb_err jb_worker_pool_start(jb_worker_pool *p, jb_error *e) {
     }
   }
   p->running = true;
-  char n[16];
-  snprintf(n, sizeof n, "%zu", p->n);
-  jb_log(JB_LOG_INFO, "workers started", "threads", n, "instance", p->instance, JB_LOG_END);
+  jb_log(JB_LOG_INFO, "workers started", JB_LOG_U64("threads", p->n), "instance", p->instance,
+         JB_LOG_END);
   return JB_OK;
 }
 

@@ -238,10 +238,8 @@ static void reap_shepherd(pid_t pid, const char *job_id) {
     }
     kill(pid, SIGKILL);
   }
-  char spid[24];
-  snprintf(spid, sizeof spid, "%d", (int)pid);
   jb_log(JB_LOG_ERROR, "an exec handler's shepherd process could not be reaped", "job_id", job_id,
-         "shepherd_pid", spid, JB_LOG_END);
+         JB_LOG_I64("shepherd_pid", pid), JB_LOG_END);
 }
 
 /* Runs until the shepherd is gone (the program and every process of its tree ended), stopping

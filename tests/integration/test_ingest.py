@@ -238,7 +238,7 @@ class Ingest(unittest.TestCase):
         self.assertEqual(b.dead_letters(1, timeout=1), [], "nothing dead-lettered twice")
         self.assertEqual(b.stop(), 0)
         self.assertEqual(b.queue_depth(), 0, "nothing requeued")
-        self.assertIn('"dead_lettered":"7"', b.logs())
+        self.assertIn('"dead_lettered":7,', b.logs())
 
     def test_sighup_reloads_mappings_and_refuses_a_bad_table(self):
         b = self.bridge()

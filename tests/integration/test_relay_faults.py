@@ -22,10 +22,10 @@ NOOP = {"noop": {"handler": "noop"}}
 
 
 def totals(logs):
-    """The relay's totals line at shutdown, as a dict."""
+    """The relay's totals line at shutdown, as a dict (its counts, JSON numbers, as strings)."""
     for line in reversed(logs.splitlines()):
         if '"outbox relay totals"' in line:
-            return json.loads(line)
+            return {k: str(v) for k, v in json.loads(line).items()}
     raise AssertionError("no 'outbox relay totals' line:\n" + logs[-4000:])
 
 
@@ -114,7 +114,7 @@ class RelayFaults(unittest.TestCase):
                          "logged once per routing key, not once per event")
         self.assertIn('"routing_key":"job.completed.noop"', logs.replace(" ", ""))
         self.assertEqual(totals(logs)["returned"], "30", "every return counted")
-        self.assertRegex(logs, r'"count": ?"29"|"count": ?"30"')
+        self.assertRegex(logs, r'"count": ?(29|30)\b')
 
     def test_alternate_exchange_keeps_unroutable_events(self):
         ae = "ae." + os.urandom(4).hex()

@@ -72,14 +72,14 @@ Test(config, defaults_fill_an_empty_file) {
   jb_config *cfg = NULL;
   jb_error e;
   cr_assert_eq(jb_config_parse("{}", "t.json", &cfg, &e), JB_OK, "%s", e.msg);
-  cr_expect_eq(cfg->amqp_prefetch, 1000);
-  cr_expect_eq(cfg->amqp_heartbeat_s, 15);
-  cr_expect_str_eq(cfg->in_exchange_type, "topic");
-  cr_expect_str_eq(cfg->db_schema, "jobbridge");
-  cr_expect_eq(cfg->ingest_max_body_bytes, 1048576);
-  cr_expect_eq(cfg->in_bindings_len, 1);
-  cr_expect_str_eq(cfg->in_bindings[0], "#");
-  cr_expect_eq(cfg->workers_queues_len, 0);
+  cr_expect_eq(cfg->amqp.prefetch, 1000);
+  cr_expect_eq(cfg->amqp.heartbeat_s, 15);
+  cr_expect_str_eq(cfg->amqp.input.exchange_type, "topic");
+  cr_expect_str_eq(cfg->database.schema, "jobbridge");
+  cr_expect_eq(cfg->ingest.max_body_bytes, 1048576);
+  cr_expect_eq(cfg->amqp.input.bindings_len, 1);
+  cr_expect_str_eq(cfg->amqp.input.bindings[0], "#");
+  cr_expect_eq(cfg->workers.queues_len, 0);
   cr_expect_eq(cfg->mappings_len, 0);
   jb_config_free(cfg);
 }
@@ -105,8 +105,8 @@ Test(config, env_overrides_urls) {
   jb_config *cfg = NULL;
   jb_error e;
   cr_assert_eq(jb_config_parse("{\"amqp\": {\"url\": \"amqp://x\"}}", "t.json", &cfg, &e), JB_OK);
-  cr_expect_str_eq(cfg->amqp_url, "amqp://u:secret@h:1");
-  cr_expect_str_eq(cfg->db_url, "postgresql://u:secret@h/db");
+  cr_expect_str_eq(cfg->amqp.url, "amqp://u:secret@h:1");
+  cr_expect_str_eq(cfg->database.url, "postgresql://u:secret@h/db");
   json_t *dump = jb_config_to_json(cfg);
   char *text = json_dumps(dump, 0);
   cr_expect(strstr(text, "secret") == NULL, "passwords redacted in the dump: %s", text);

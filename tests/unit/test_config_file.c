@@ -90,7 +90,7 @@ Test(config_file, a_good_file_still_loads) {
   jb_config *cfg = NULL;
   jb_error e;
   cr_assert_eq(jb_config_load(write_file("ok.json", "{}", 0644), &cfg, &e), JB_OK, "%s", e.msg);
-  cr_expect_str_eq(cfg->in_queue, "jobbridge.events");
+  cr_expect_str_eq(cfg->amqp.input.queue, "jobbridge.events");
   jb_config_free(cfg);
 }
 
