@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fake_work_queue.h"
 #include "handlers/handlers.h"
 #include "jobbridge/worker_pool.h"
 
@@ -21,28 +22,6 @@ static jb_err fake_claim(void *self, const char *owner, char *const *queues, siz
   (void)self, (void)owner, (void)queues, (void)nqueues, (void)max, (void)lease_s, (void)e;
   *out = calloc(1, sizeof **out);
   *n = 0;
-  return JB_OK;
-}
-
-static jb_err fake_renew(void *self, const jb_held_job *held, size_t n, int lease_s,
-                         char (**cancel)[37], size_t *ncancel, jb_error *e) {
-  (void)self, (void)held, (void)n, (void)lease_s, (void)e;
-  *cancel = calloc(1, sizeof **cancel);
-  *ncancel = 0;
-  return JB_OK;
-}
-
-static jb_err fake_expired(void *self, int max, jb_expired_job **out, size_t *n, jb_error *e) {
-  (void)self, (void)max, (void)e;
-  *out = calloc(1, sizeof **out);
-  *n = 0;
-  return JB_OK;
-}
-
-static jb_err fake_reap(void *self, const jb_expired_job *seen, const jb_finish *decided, size_t n,
-                        size_t *applied, jb_error *e) {
-  (void)self, (void)seen, (void)decided, (void)n, (void)e;
-  *applied = 0;
   return JB_OK;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fake_work_queue.h"
 #include "handlers/handlers.h"
 #include "jobbridge/worker_pool.h"
 
@@ -93,41 +94,12 @@ out:
   return rc;
 }
 
-static jb_err fake_renew(void *self, const jb_held_job *held, size_t n, int lease_s,
-                         char (**cancel)[37], size_t *ncancel, jb_error *e) {
-  (void)self, (void)held, (void)n, (void)lease_s, (void)e;
-  *cancel = calloc(1, sizeof **cancel);
-  *ncancel = 0;
-  return JB_OK;
-}
-
-static jb_err fake_expired(void *self, int max, jb_expired_job **out, size_t *n, jb_error *e) {
-  (void)self, (void)max, (void)e;
-  *out = calloc(1, sizeof **out);
-  *n = 0;
-  return JB_OK;
-}
-
-static jb_err fake_reap(void *self, const jb_expired_job *seen, const jb_finish *decided, size_t n,
-                        size_t *applied, jb_error *e) {
-  (void)self, (void)seen, (void)decided, (void)n, (void)e;
-  *applied = 0;
-  return JB_OK;
-}
-
-static jb_err fake_wait(void *self, int timeout_ms, int wake_fd, bool *notified, jb_error *e) {
-  (void)self, (void)wake_fd, (void)e;
-  usleep((useconds_t)(timeout_ms < 50 ? timeout_ms : 50) * 1000);
-  if (notified) *notified = false;
-  return JB_OK;
-}
-
 static const jb_work_queue_ops fake_ops = {.claim = fake_claim,
                                            .finish = fake_finish,
                                            .renew = fake_renew,
                                            .expired = fake_expired,
                                            .reap = fake_reap,
-                                           .wait = fake_wait};
+                                           .wait = fake_wait_sleeping};
 
 /* Succeeds with {"bad": true} for the first job, {"ok": true} for the second. */
 static void handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
