@@ -4,7 +4,10 @@
 #ifndef JB_TEST_FAKE_WORK_QUEUE_H
 #define JB_TEST_FAKE_WORK_QUEUE_H
 
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "jobbridge/work_queue.h"
@@ -38,6 +41,19 @@ static inline jb_err fake_wait_sleeping(void *self, int timeout_ms, int wake_fd,
   usleep((useconds_t)(timeout_ms < 50 ? timeout_ms : 50) * 1000);
   if (notified) *notified = false;
   return JB_OK;
+}
+
+/* Fills *j (zeroed by the caller) as a claim returns a job: RUNNING, of type "email" in queue
+ * "default", empty payload and metadata, locked by owner. */
+static inline void fake_running_job(jb_job *j, const char *id, const char *owner) {
+  snprintf(j->id, sizeof j->id, "%s", id);
+  j->job_type = strdup("email");
+  j->queue_name = strdup("default");
+  j->payload = json_object();
+  j->metadata = json_object();
+  j->status = JB_STATUS_RUNNING;
+  j->max_retries = 3;
+  j->locked_by = strdup(owner);
 }
 
 #endif

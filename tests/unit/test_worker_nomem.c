@@ -47,16 +47,9 @@ static jb_err fake_claim(void *self, const char *owner, char *const *queues, siz
   *out = malloc(NJOBS * sizeof **out);
   memset(*out, 0, NJOBS * sizeof **out);
   for (size_t i = 0; i < *n; i++) {
-    jb_job *j = &(*out)[i];
-    strcpy(j->id, "1de07a1b-676c-45bc-b465-0d67fc9f3fe0");
-    j->id[35] = (char)('0' + i);
-    j->job_type = strdup("email");
-    j->queue_name = strdup("default");
-    j->payload = json_object();
-    j->metadata = json_object();
-    j->status = JB_STATUS_RUNNING;
-    j->max_retries = 3;
-    j->locked_by = strdup(owner);
+    char id[37] = "1de07a1b-676c-45bc-b465-0d67fc9f3fe0";
+    id[35] = (char)('0' + i);
+    fake_running_job(&(*out)[i], id, owner);
   }
   return JB_OK;
 }

@@ -46,15 +46,7 @@ static jb_err fake_claim(void *self, const char *owner, char *const *queues, siz
   *n = first ? NJOBS : 0;
   *out = calloc(NJOBS, sizeof **out);
   for (size_t i = 0; i < *n; i++) {
-    jb_job *j = &(*out)[i];
-    strcpy(j->id, ids[i]);
-    j->job_type = strdup("email");
-    j->queue_name = strdup("default");
-    j->payload = json_object();
-    j->metadata = json_object();
-    j->status = JB_STATUS_RUNNING;
-    j->max_retries = 3;
-    j->locked_by = strdup(owner);
+    fake_running_job(&(*out)[i], ids[i], owner);
   }
   return JB_OK;
 }
