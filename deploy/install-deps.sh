@@ -7,7 +7,11 @@ pkgs=(build-essential cmake pkg-config git
       rabbitmq-server postgresql postgresql-client amqp-tools python3 python3-pika
       clang libclang-rt-14-dev gnuplot-nox procps
       clang-format cppcheck # tests/check_style.sh: the format and static-analysis gates
-      nftables) # nft: pgproxy's black hole drops a connection's packets (test_silent_cut.py)
+      nftables # nft: pgproxy's black hole drops a connection's packets (test_silent_cut.py)
+      libmicrohttpd-dev # the HTTP face (src/http/), with GnuTLS for HTTPS
+      libcurl4-openssl-dev libsystemd-dev # the http handler; sd_notify under systemd
+      curl openssl wrk prometheus # real clients in the tests; promtool checks /metrics
+      python3-requests python3-jsonschema python3-croniter) # API tests, OpenAPI schemas, cron
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

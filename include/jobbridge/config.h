@@ -90,6 +90,15 @@ typedef struct jb_workers_cfg {
   double shutdown_grace_s;
 } jb_workers_cfg;
 
+/* http.*: the HTTP face (src/http/). */
+typedef struct jb_http_cfg {
+  char *listen; /* host:port; NULL: no HTTP server */
+  int max_body_bytes;
+  int max_connections;
+  int request_timeout_s;
+  int db_connections; /* database connections lent to requests that read or change jobs */
+} jb_http_cfg;
+
 /* retry.*: the global retry policy (base_s, max_s, jitter), the one of job types that set none
  * of their own. */
 typedef jb_retry_policy jb_retry_cfg;
@@ -101,6 +110,7 @@ typedef struct jb_config {
   jb_ingest_cfg ingest;
   jb_workers_cfg workers;
   jb_retry_cfg retry;
+  jb_http_cfg http;
   jb_mapping *mappings; /* mappings[]: an array of tables */
   size_t mappings_len;
   struct jb_topic_index *mapping_index; /* the mappings' patterns compiled by jb_config_load

@@ -140,8 +140,50 @@ static void ingest_destroy(jb_wiring *w) {
   w->creators = NULL;
 }
 
+/* ---- the HTTP server: a connection per job service lent to requests, one for job creation ---- */
+
+static size_t http_connections(const jb_config *cfg) {
+  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + 1 : 0;
+}
+
+static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  size_t n = http_connections(w->cfg);
+  if (n == 0) return JB_OK; /* http.listen: null */
+  w->http_svcs = calloc(n, sizeof *w->http_svcs);
+  if (w->http_svcs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
+  for (size_t i = 0; i < n; i++)
+    jb_job_service_init(&w->http_svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), w->cfg);
+  if (w->pool != NULL)
+    jb_job_service_set_dispatcher(&w->http_svcs[n - 1], jb_worker_pool_dispatcher(w->pool));
+  w->http_deps = (jb_http_deps){.cfg = w->cfg,
+                                .instance = w->instance,
+                                .router = w->router,
+                                .creator = jb_job_service_creator(&w->http_svcs[n - 1]),
+                                .svcs = w->http_svcs,
+                                .nsvcs = n - 1};
+  return jb_http_server_new(&w->http_deps, &w->http, e);
+}
+
+static jb_err http_start(jb_wiring *w, jb_error *e) {
+  return w->http != NULL ? jb_http_server_start(w->http, e) : JB_OK;
+}
+
+static void http_stop(jb_wiring *w) {
+  if (w->http == NULL) return;
+  jb_log(JB_LOG_INFO, "stopping: answering the HTTP requests in progress", JB_LOG_END);
+  jb_http_server_stop(w->http);
+}
+
+static void http_destroy(jb_wiring *w) {
+  jb_http_server_free(w->http);
+  w->http = NULL;
+  free(w->http_svcs);
+  w->http_svcs = NULL;
+}
+
 /* Start order: the relay first (the others write events), the workers before ingest (ingest
- * hands jobs to idle workers). The stages give README's shutdown order. */
+ * hands jobs to idle workers), HTTP after ingest (its webhooks route through ingest's router). The
+ * stages give README's shutdown order. */
 const jb_component jb_components[] = {
     {"outbox relay", STOP_EVENTS_OUT, relay_connections, relay_create, relay_start, relay_stop,
      relay_destroy},
@@ -149,5 +191,6 @@ const jb_component jb_components[] = {
      workers_destroy},
     {"ingest", STOP_INTAKE, ingest_connections, ingest_create, ingest_start, ingest_stop,
      ingest_destroy},
+    {"http", STOP_INTAKE, http_connections, http_create, http_start, http_stop, http_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

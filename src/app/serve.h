@@ -6,6 +6,7 @@
 
 #include "amqp/mq_trigger.h"
 #include "amqp/outbox_relay.h"
+#include "http/http.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/router.h"
 #include "jobbridge/worker_pool.h"
@@ -31,6 +32,9 @@ typedef struct jb_wiring {
   jb_job_creator *creators;
   jb_router *router; /* the mapping table every event trigger routes through; SIGHUP reloads it */
   jb_mq_trigger *trigger;
+  jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
+  jb_http_deps http_deps;
+  jb_http_server *http; /* NULL when http.listen is null */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on

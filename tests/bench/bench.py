@@ -75,6 +75,7 @@ class Bench:
             "ingest": {},  # jobbridge's defaults, unless --consumers says otherwise
             "workers": {"lease_s": 60},  # threads: jobbridge's default
             "retry": {"base_s": 1, "max_s": 60, "jitter": 0.2},
+            "http": {"listen": None},  # the HTTP scenarios set their own
             "mappings": mappings,
             "job_types": job_types,
         }

@@ -60,6 +60,9 @@ class Bridge:
                                "dead_letter_exchange": self.dlx}},
             "database": {"schema": self.schema},
             "ingest": {"batch_max": 200, "batch_wait_ms": 20},
+            # No HTTP server unless a test asks for one (http__listen="127.0.0.1:0": a free port,
+            # read back with http_url()).
+            "http": {"listen": None},
             "mappings": mappings,
             "job_types": job_types,
         }
@@ -76,6 +79,16 @@ class Bridge:
         self.log_path = os.path.join(self.tmp.name, "jobbridge.log")
         self.log = None
         self.declare()
+
+    def http_url(self, timeout=30):
+        """The base URL of the HTTP server of the running jobbridge, from its "http listening"
+        log line (the port the kernel chose when http.listen asked for port 0)."""
+        self.wait_log('"http listening"', timeout)
+        with open(self.log_path) as f:
+            for line in f:
+                if '"http listening"' in line:
+                    return json.loads(line)["url"]
+        raise AssertionError("no http listening line in the log")
 
     def write_config(self, cfg):
         with open(self.config, "w") as f:
