@@ -160,8 +160,10 @@ static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   w->http_inner = calloc(HTTP_COMMITTERS, sizeof *w->http_inner);
   if (w->http_svcs == NULL || w->http_inner == NULL)
     return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
     jb_job_service_init(&w->http_svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), w->cfg);
+    w->http_svcs[i].cancel_wait_ms = 0; /* POST .../cancel of a running job answers 202 at once */
+  }
   for (size_t i = 0; i < HTTP_COMMITTERS; i++) {
     jb_job_service *svc = &w->http_svcs[nsvcs + i];
     if (w->pool != NULL) jb_job_service_set_dispatcher(svc, jb_worker_pool_dispatcher(w->pool));
