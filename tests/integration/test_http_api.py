@@ -331,6 +331,26 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(r.status_code, 409)
         self.assertIn("SCHEDULED", r.json()["detail"])
 
+    def test_cli_output_formats(self):
+        job = self.post_job({"job_type": "noop", "payload": {}, "queue_name": "parked"}).json()
+        run = lambda *a: subprocess.run([BIN, *a, "--config", self.b.config], capture_output=True,
+                                        text=True, timeout=60, check=True).stdout
+        self.assertEqual(json.loads(run("jobs", "get", job["id"])), job, "JSON when piped")
+        self.assertEqual(run("jobs", "get", job["id"]), run("jobs", "get", job["id"], "--output",
+                                                            "json"))
+        table = [line.split() for line in
+                 run("jobs", "get", job["id"], "--output", "table").splitlines()]
+        self.assertIn(["id", job["id"]], table)
+        self.assertIn(["status", "PENDING"], table)
+        rows = run("jobs", "list", "--queue", "parked", "--limit", "2", "--output", "table")
+        self.assertTrue(rows.startswith("ID  "), rows)
+        self.assertEqual(len(rows.splitlines()), 3)
+        self.assertIn("PENDING_COUNT", run("stats", "--output", "table").splitlines()[0])
+        bad = subprocess.run([BIN, "stats", "--output", "xml", "--config", self.b.config],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--output \"xml\"", bad.stderr)
+
     def test_openapi_is_served(self):
         r = self.call("GET", "/v1/openapi.json")
         self.assertEqual(r.json(), DOC, "the served document is the one in the tree")
