@@ -250,6 +250,13 @@ static bool converse(const jb_process_handler *h, jb_proc *p, const jb_job *job,
   if (p->run.out_fd >= 0) read_out(p);
   if (take_lines(p, job, ctx, r) > 0) return true;
   jb_job_result_clear(r);
+  /* Its stdout ended first: the shepherd's report of its exit follows at once, for the reason. */
+  for (int64_t until = jb_mono_ms() + 1000; why[0] == '\0' && p->run.msg_fd >= 0;) {
+    int64_t left = until - jb_mono_ms();
+    struct pollfd pf = {p->run.msg_fd, POLLIN, 0};
+    if (left <= 0 || poll(&pf, 1, (int)left) <= 0) break;
+    read_reports(p, why, sizeof why);
+  }
   if (why[0] == '\0') snprintf(why, sizeof why, "the process closed its stdout");
   fail(r, true, why, " before it answered; it is restarted", "");
   return true;
