@@ -178,19 +178,19 @@ static bool kill_tree(const sigset_t *set) {
 
 static bool close_if_fd(const char *name, void *arg) {
   long fd = name_number(name);
-  if (fd >= 4 && fd != *(int *)arg) {
+  if (fd >= *((int *)arg + 2) && fd != *(int *)arg) {
     close((int)fd);
     *((int *)arg + 1) = 1; /* closed one: the listing changed, read it again */
   }
   return false;
 }
 
-/* Closes every descriptor from 4 up, without close_range (a kernel before 5.9): those listed in
- * /proc/self/fd, or without /proc every number below RLIMIT_NOFILE. */
-static void close_from_4(void) {
+/* Closes every descriptor from `first` up, without close_range (a kernel before 5.9): those
+ * listed in /proc/self/fd, or without /proc every number below RLIMIT_NOFILE. */
+static void close_from(int first) {
   int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
-    int arg[2] = {dfd, 1};
+    int arg[3] = {dfd, 1, first};
     while (arg[1]) {
       arg[1] = 0;
       lseek(dfd, 0, SEEK_SET);
@@ -203,7 +203,7 @@ static void close_from_4(void) {
   rlim_t max = 1 << 20; /* the kernel's default ceiling (fs.nr_open) when the limit is unknown */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) max = rl.rlim_cur;
   if (max > (rlim_t)INT_MAX) max = INT_MAX;
-  for (int fd = 4; fd < (int)max; fd++) close(fd);
+  for (int fd = first; fd < (int)max; fd++) close(fd);
 }
 
 /* Puts the four pipe ends on descriptors 0-3, and the progress pipe's write end (if any,
@@ -217,10 +217,7 @@ static int place_fds(const int src[5]) {
   }
   for (int i = 0; i < n; i++)
     if (dup2(tmp[i], i) < 0) return errno;
-  if (close_range((unsigned)n, ~0U, 0) != 0) {
-    if (n == 5) return errno; /* close_from_4 would close the progress pipe */
-    close_from_4();
-  }
+  if (close_range((unsigned)n, ~0U, 0) != 0) close_from(n);
   return 0;
 }
 
