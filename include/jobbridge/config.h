@@ -32,6 +32,8 @@ typedef struct jb_job_type_cfg {
   json_t *env;            /* exec: fixed variables, name -> string value; NULL if none */
   char **env_passthrough; /* exec: names copied from jobbridge's environment, NULL-terminated */
   size_t env_passthrough_len;
+  int processes;        /* process: how many long-lived processes serve this type */
+  bool progress_events; /* publish job.progress events */
   /* How failed runs of this type are retried: job_types.*.retry.*, each unset field the global
    * retry.* (filled in by loading, so always complete after it). */
   jb_retry_policy retry;

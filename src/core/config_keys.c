@@ -32,7 +32,7 @@ static const key_decl mapping_keys[] = {
 };
 
 static const key_decl job_type_keys[] = {
-    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop or exec", NULL, 0, 0},
+    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop, exec or process", NULL, 0, 0},
     {"command", K_STRINGS, JT(command), JT(command_len), "[]", 0, 0, false,
      "exec: argv of the program to run (no shell)", NULL, 0, 0},
     {"timeout_s", K_NUMBER, JT(timeout_s), 0, "300", 0.001, 604800, false,
@@ -43,6 +43,11 @@ static const key_decl job_type_keys[] = {
      "exec: fixed environment variables of the program (name -> string)", NULL, 0, 0},
     {"env_passthrough", K_STRINGS, JT(env_passthrough), JT(env_passthrough_len), "[]", 0, 0, false,
      "exec: names of variables copied from jobbridge's environment when set there", NULL, 0, 0},
+    {"processes", K_INT, JT(processes), 0, "2", 1, 256, false,
+     "process: how many long-lived processes of `command` serve jobs of this type", NULL, 0, 0},
+    {"progress_events", K_BOOL, JT(progress_events), 0, "false", 0, 0, false,
+     "publish a job.progress event (through the outbox) when a running job's progress is stored",
+     NULL, 0, 0},
     {"retry.base_s", K_NUMBER, JT(retry.base_s), 0, "null", 0, 86400, false,
      "first retry delay of jobs of this type (null: retry.base_s)", NULL, 0, 0},
     {"retry.max_s", K_NUMBER, JT(retry.max_s), 0, "null", 0, 604800, false,

@@ -174,6 +174,8 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   memset(res, 0, sizeof *res);
   pthread_mutex_lock(&w->slot.lock);
   memcpy(w->slot.job_id, job->id, sizeof w->slot.job_id);
+  w->slot.job_type = job->job_type;
+  w->slot.progress_dirty = false;
   atomic_store(&w->slot.ctx.stop, atomic_load(&p->stop_handlers));
   pthread_mutex_unlock(&w->slot.lock);
   const jb_job_handler *h = find_handler(p, job->job_type);
@@ -189,6 +191,8 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   pthread_mutex_lock(&w->slot.lock);
   int stop = atomic_load(&w->slot.ctx.stop);
   w->slot.job_id[0] = '\0';
+  w->slot.job_type = NULL;
+  w->slot.progress_dirty = false; /* the outcome is what counts now */
   atomic_store(&w->slot.ctx.stop, JB_STOP_NONE);
   pthread_mutex_unlock(&w->slot.lock);
   double rnd = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
@@ -578,6 +582,7 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_qu
     w->seed = (unsigned)(time(NULL) ^ (long)i * 2654435761u ^ getpid());
     snprintf(w->owner, sizeof w->owner, "%s/w%zu", instance, i);
     pthread_mutex_init(&w->slot.lock, NULL);
+    w->slot.ctx.progress = jb_worker_progress_report;
     pthread_condattr_t ca; /* timed waits on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

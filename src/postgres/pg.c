@@ -426,6 +426,7 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
   job->dedupe_key = dup_or_null(res, row, 19, &lost);
   job->locked_by = dup_or_null(res, row, 20, &lost);
   job->locked_until = time_col(res, row, 21);
+  job->progress_message = dup_or_null(res, row, 22, &lost);
   if (lost || job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
       job->metadata == NULL) {
     jb_job_clear(job); /* and zeroes it */
