@@ -9,6 +9,7 @@
 #include "http/http.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/router.h"
+#include "jobbridge/schedule.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -35,6 +36,8 @@ typedef struct jb_wiring {
   jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
   jb_http_deps http_deps;
   jb_http_server *http; /* NULL when http.listen is null */
+  jb_job_service sched_svc;          /* the schedule trigger's, over its own connection */
+  jb_schedule_trigger *schedules;    /* always built: SIGHUP may add schedules */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on
