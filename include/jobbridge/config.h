@@ -109,7 +109,7 @@ typedef struct jb_schedule_cfg {
   json_t *payload; /* a JSON object */
   char *queue;
   int priority;
-  int max_retries; /* -1: the job type's */
+  int max_retries;  /* -1: the job type's */
   json_t *metadata; /* merged into each job's metadata; NULL if none */
   double jitter_s;  /* each job runs up to this many seconds after its fire time, at random */
   bool enabled;

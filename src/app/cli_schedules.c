@@ -34,14 +34,14 @@ static json_t *describe(const jb_schedule_cfg *s, int64_t now, jb_error *e) {
   int64_t t = now;
   for (int i = 0; i < 5 && jb_cron_next(&cron, tz, t, &t); i++) {
     char local[40], utc[40];
-    json_array_append_new(next, json_pack("{s:s, s:s}", "local",
-                                          jb_cron_format(tz, t, local, sizeof local), "utc",
-                                          jb_cron_format(NULL, t, utc, sizeof utc)));
+    json_array_append_new(
+        next, json_pack("{s:s, s:s}", "local", jb_cron_format(tz, t, local, sizeof local), "utc",
+                        jb_cron_format(NULL, t, utc, sizeof utc)));
   }
   jb_tz_free(tz);
   return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:o}", "name", s->name, "cron", s->cron,
-                   "timezone", s->timezone, "job_type", s->job_type, "queue", s->queue,
-                   "enabled", s->enabled, "misfire", s->misfire, "next", next);
+                   "timezone", s->timezone, "job_type", s->job_type, "queue", s->queue, "enabled",
+                   s->enabled, "misfire", s->misfire, "next", next);
 }
 
 static int list(const jb_config *cfg) {

@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {
       {"run", jb_cmd_run},   {"migrate", jb_cmd_migrate}, {"check-config", jb_cmd_check_config},
-      {"jobs", jb_cmd_jobs}, {"stats", jb_cmd_stats},       {"schedules", jb_cmd_schedules},
+      {"jobs", jb_cmd_jobs}, {"stats", jb_cmd_stats},     {"schedules", jb_cmd_schedules},
   };
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage, stdout);

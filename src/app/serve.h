@@ -35,9 +35,9 @@ typedef struct jb_wiring {
   jb_mq_trigger *trigger;
   jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
   jb_http_deps http_deps;
-  jb_http_server *http; /* NULL when http.listen is null */
-  jb_job_service sched_svc;          /* the schedule trigger's, over its own connection */
-  jb_schedule_trigger *schedules;    /* always built: SIGHUP may add schedules */
+  jb_http_server *http;           /* NULL when http.listen is null */
+  jb_job_service sched_svc;       /* the schedule trigger's, over its own connection */
+  jb_schedule_trigger *schedules; /* always built: SIGHUP may add schedules */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on

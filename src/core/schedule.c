@@ -146,13 +146,12 @@ static void catch_up(jb_schedule_trigger *t, sched *s, int64_t after, int64_t un
   }
   free(ring);
   char from[40], to[40];
-  jb_log(count ? JB_LOG_INFO : JB_LOG_DEBUG, "schedule catch-up", "schedule", s->cfg.name,
-         "policy", s->cfg.misfire, JB_LOG_I64("missed", count), JB_LOG_I64("created", created),
-         "after", jb_cron_format(NULL, after, from, sizeof from), "until",
+  jb_log(count ? JB_LOG_INFO : JB_LOG_DEBUG, "schedule catch-up", "schedule", s->cfg.name, "policy",
+         s->cfg.misfire, JB_LOG_I64("missed", count), JB_LOG_I64("created", created), "after",
+         jb_cron_format(NULL, after, from, sizeof from), "until",
          jb_cron_format(NULL, until, to, sizeof to), JB_LOG_END);
   if (t->store.ops->record_fire(t->store.self, s->cfg.name, until, &(jb_error){0}) != JB_OK)
-    jb_log(JB_LOG_WARN, "cannot record a schedule's catch-up", "schedule", s->cfg.name,
-           JB_LOG_END);
+    jb_log(JB_LOG_WARN, "cannot record a schedule's catch-up", "schedule", s->cfg.name, JB_LOG_END);
 }
 
 static void set_next(sched *s, int64_t after) {
@@ -170,8 +169,8 @@ static void start_schedules(jb_schedule_trigger *t) {
     int64_t last;
     bool found = false;
     while (t->store.ops->last_fire(t->store.self, s->cfg.name, &last, &found, &e) != JB_OK) {
-      jb_log(JB_LOG_WARN, "cannot read a schedule's last firing, retrying", "schedule",
-             s->cfg.name, "error", e.msg, JB_LOG_END);
+      jb_log(JB_LOG_WARN, "cannot read a schedule's last firing, retrying", "schedule", s->cfg.name,
+             "error", e.msg, JB_LOG_END);
       if (jb_stop_wait(&t->stop, 1000)) return;
     }
     if (found && last < now) catch_up(t, s, last, now);

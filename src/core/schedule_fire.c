@@ -52,8 +52,7 @@ static jb_err check_one(const char *file, const jb_config *cfg, size_t i, jb_err
     return jb_fail(e, JB_ERR_CONFIG, "%s: schedules[%zu].misfire: \"%s\" is not skip, once or all",
                    file, i, s->misfire);
   if (s->payload == NULL)
-    return jb_fail(e, JB_ERR_CONFIG, "%s: schedules[%zu].payload: must be a JSON object", file,
-                   i);
+    return jb_fail(e, JB_ERR_CONFIG, "%s: schedules[%zu].payload: must be a JSON object", file, i);
   return JB_OK;
 }
 

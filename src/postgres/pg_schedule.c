@@ -29,9 +29,9 @@ static jb_err run(jb_pg *pg, const char *sql, int n, const char *const *params, 
 static jb_err last_fire(void *self, const char *name, int64_t *out, bool *found, jb_error *e) {
   const char *params[1] = {name};
   PGresult *res = NULL;
-  jb_err rc = run(self,
-                  "SELECT extract(epoch FROM last_fire)::int8 FROM schedule_state WHERE name = $1",
-                  1, params, &res, "reading a schedule's last firing", e);
+  jb_err rc =
+      run(self, "SELECT extract(epoch FROM last_fire)::int8 FROM schedule_state WHERE name = $1", 1,
+          params, &res, "reading a schedule's last firing", e);
   if (rc != JB_OK) return rc;
   *found = PQntuples(res) == 1;
   if (*found) *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
