@@ -19,10 +19,9 @@
  * epoch). Used by one thread at a time. */
 typedef struct jb_schedule_store_ops {
   /* *found false when the schedule never fired. */
-  jb_err (*last_fire)(void *self, const char *name, int64_t *out, bool *found,
-                      jb_error *e) JB_MUST_CHECK;
+  jb_err (*last_fire)(void *self, const char *name, int64_t *out, bool *found, jb_error *e);
   /* Records fire as the last firing unless a later one is recorded already. */
-  jb_err (*record_fire)(void *self, const char *name, int64_t fire, jb_error *e) JB_MUST_CHECK;
+  jb_err (*record_fire)(void *self, const char *name, int64_t fire, jb_error *e);
 } jb_schedule_store_ops;
 
 typedef struct jb_schedule_store {
