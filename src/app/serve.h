@@ -10,6 +10,7 @@
 #include "jobbridge/coalesce.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/router.h"
+#include "jobbridge/schedule.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -37,7 +38,9 @@ typedef struct jb_wiring {
   jb_job_creator *http_inner; /* the committers' creators (over the last http_svcs) */
   jb_coalescer *http_creator; /* group commit of the HTTP server's job creation */
   jb_http_deps http_deps;
-  jb_http_server *http; /* NULL when http.listen is null */
+  jb_http_server *http;           /* NULL when http.listen is null */
+  jb_job_service sched_svc;       /* the schedule trigger's, over its own connection */
+  jb_schedule_trigger *schedules; /* always built: SIGHUP may add schedules */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on

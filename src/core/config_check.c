@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jobbridge/schedule.h"
 #include "jobbridge/topic.h"
 
 /* The file name for messages, and where they go. */
@@ -149,7 +150,7 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                      "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
                      c->name, i, m->payload);
   }
-  return JB_OK;
+  return jb_schedules_check(c->name, cfg, c->e);
 }
 
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) {
