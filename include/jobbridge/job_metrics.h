@@ -20,8 +20,8 @@ typedef struct jb_job_run_metrics jb_job_run_metrics;
 const jb_job_run_metrics *jb_job_run_metrics_for(const char *job_type);
 
 /* A handler is about to run `job`: observes the create-to-start latency (now - created_at) and
- * the claim-to-start latency (now - claimed_ms, jb_mono_ms() when the worker got the job). */
-void jb_job_metrics_started(const jb_job_run_metrics *m, const jb_job *job, int64_t claimed_ms);
+ * the claim-to-start latency (now - claimed_at, jb_time_now() when the worker got the job). */
+void jb_job_metrics_started(const jb_job_run_metrics *m, const jb_job *job, jb_time claimed_at);
 /* A run ended with outcome `status` (COMPLETED, FAILED, RETRYING, DEAD_LETTER) after run_s. */
 void jb_job_metrics_finished(const jb_job_run_metrics *m, jb_job_status status, double run_s);
 

@@ -1,5 +1,6 @@
 /* rabbitmq-c connection helpers shared by the AMQP adapters. */
 #include "amqp/amqp_conn.h"
+#include "amqp/mq_metrics.h"
 
 #include <amqp_tcp_socket.h>
 #include <stdio.h>
@@ -251,8 +252,9 @@ jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t
   rc = jb_amqp_check(amqp_get_rpc_reply(conn), "open channel", e);
 out:
   free(copy);
+  jb_amqp_metrics_connect(rc == JB_OK);
   if (rc != JB_OK) {
-    jb_amqp_drop(conn);
+    if (conn != NULL) amqp_destroy_connection(conn); /* never counted open */
     return rc;
   }
   *out = conn;
@@ -273,11 +275,14 @@ jb_err jb_amqp_connect_confirming(const char *url, int heartbeat_s, amqp_connect
 }
 
 void jb_amqp_drop(amqp_connection_state_t conn) {
-  if (conn != NULL) amqp_destroy_connection(conn);
+  if (conn == NULL) return;
+  jb_amqp_metrics_closed();
+  amqp_destroy_connection(conn);
 }
 
 void jb_amqp_close(amqp_connection_state_t conn) {
   if (conn == NULL) return;
+  jb_amqp_metrics_closed();
   amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn);
 }

@@ -192,5 +192,7 @@ const jb_component jb_components[] = {
     {"ingest", STOP_INTAKE, ingest_connections, ingest_create, ingest_start, ingest_stop,
      ingest_destroy},
     {"http", STOP_INTAKE, http_connections, http_create, http_start, http_stop, http_destroy},
+    {"metrics", STOP_EVENTS_OUT, jb_metrics_connections, jb_metrics_create, jb_metrics_start,
+     jb_metrics_stop, jb_metrics_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

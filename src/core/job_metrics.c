@@ -114,11 +114,12 @@ const jb_job_run_metrics *jb_job_run_metrics_for(const char *job_type) {
   return r;
 }
 
-void jb_job_metrics_started(const jb_job_run_metrics *m, const jb_job *job, int64_t claimed_ms) {
+void jb_job_metrics_started(const jb_job_run_metrics *m, const jb_job *job, jb_time claimed_at) {
   if (m == NULL) return;
-  jb_metric_observe(m->claim_to_start, (double)(jb_mono_ms() - claimed_ms) / 1e3);
+  jb_time now = jb_time_now();
+  jb_metric_observe(m->claim_to_start, (double)(now - claimed_at) / 1e6);
   if (job->created_at > 0)
-    jb_metric_observe(m->create_to_start, (double)(jb_time_now() - job->created_at) / 1e6);
+    jb_metric_observe(m->create_to_start, (double)(now - job->created_at) / 1e6);
 }
 
 void jb_job_metrics_finished(const jb_job_run_metrics *m, jb_job_status status, double run_s) {
