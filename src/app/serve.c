@@ -247,5 +247,7 @@ const jb_component jb_components[] = {
     {"http", STOP_INTAKE, http_connections, http_create, http_start, http_stop, http_destroy},
     {"schedules", STOP_INTAKE, schedules_connections, schedules_create, schedules_start,
      schedules_stop, schedules_destroy},
+    {"metrics", STOP_EVENTS_OUT, jb_metrics_connections, jb_metrics_create, jb_metrics_start,
+     jb_metrics_stop, jb_metrics_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

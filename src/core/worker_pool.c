@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/worker_pool_internal.h"
+#include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
 
@@ -169,9 +170,13 @@ static void record(worker *w, jb_finish *items, size_t n) {
   }
 }
 
-static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result *res) {
+static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish *out,
+                    jb_job_result *res) {
   jb_worker_pool *p = w->pool;
   memset(res, 0, sizeof *res);
+  const jb_job_run_metrics *jm = jb_job_run_metrics_for(job->job_type);
+  jb_job_metrics_started(jm, job, claimed_at);
+  jb_time ran_from = jb_time_now();
   pthread_mutex_lock(&w->slot.lock);
   memcpy(w->slot.job_id, job->id, sizeof w->slot.job_id);
   w->slot.job_type = job->job_type;
@@ -195,8 +200,10 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   w->slot.progress_dirty = false; /* the outcome is what counts now */
   atomic_store(&w->slot.ctx.stop, JB_STOP_NONE);
   pthread_mutex_unlock(&w->slot.lock);
+  double ran_s = (double)(jb_time_now() - ran_from) / 1e6;
   double rnd = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
   *out = jb_decide_outcome(p->cfg, job, res, (jb_stop_reason)stop, rnd);
+  jb_job_metrics_finished(jm, out->status, ran_s);
   if (!res->success && res->requeue && stop == JB_STOP_NONE) {
     w->pause_ms =
         w->pause_ms > 0 ? jb_backoff_next(w->pause_ms, REQUEUE_PAUSE_MAX_MS) : REQUEUE_PAUSE_MIN_MS;
@@ -448,6 +455,7 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
   set_held(w, jobs, 0, n);
   size_t done = 0, recorded = 0;
   int64_t last = jb_mono_ms(), started = last;
+  jb_time claimed_at = jb_time_now();
   for (size_t i = 0; i < n; i++) {
     size_t k = i - recorded;
     bool stopping =
@@ -460,7 +468,7 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
       fin[k].error = stopping ? "not started before shutdown"
                               : "not started: its worker pauses after a resource shortage";
     } else {
-      run_job(w, &jobs[i], &fin[k], &res[k]);
+      run_job(w, &jobs[i], claimed_at, &fin[k], &res[k]);
     }
     done++;
     if (done - recorded == cap || jb_mono_ms() - last >= RECORD_EVERY_MS) {

@@ -53,6 +53,7 @@ struct jb_pg {
   char *url;
   char *schema;
   bool prepared[ST_COUNT];
+  bool up;             /* counted open in the metrics (jobbridge_db_connections) */
   bool listening;      /* LISTEN channels are set up on this session */
   bool notify_pending; /* a notification was sent and its reply is not read yet */
   char listen_sql[256];
