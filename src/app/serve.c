@@ -181,6 +181,36 @@ static void http_destroy(jb_wiring *w) {
   w->http_svcs = NULL;
 }
 
+/* ---- retention: one connection, pruning while this instance holds the pruning lock ---- */
+
+static size_t retention_connections(const jb_config *cfg) {
+  return jb_retention_enabled(&cfg->retention) ? 1 : 0;
+}
+
+static jb_err retention_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  if (retention_connections(w->cfg) == 0) return JB_OK;
+  return jb_retainer_new(jb_pg_retention(pgs[0]), w->cfg, &w->retainer, e);
+}
+
+static jb_err retention_start(jb_wiring *w, jb_error *e) {
+  return w->retainer != NULL ? jb_retainer_start(w->retainer, e) : JB_OK;
+}
+
+static void retention_stop(jb_wiring *w) {
+  if (w->retainer == NULL) return;
+  jb_retainer_stop(w->retainer);
+  const jb_retention_stats *s = jb_retainer_stats(w->retainer);
+  jb_log(JB_LOG_INFO, "retention totals", JB_LOG_U64("runs", s->runs),
+         JB_LOG_U64("completed", s->completed), JB_LOG_U64("failed", s->failed),
+         JB_LOG_U64("dead_letter", s->dead_letter), JB_LOG_U64("attempts", s->attempts),
+         JB_LOG_U64("outbox", s->outbox), JB_LOG_U64("errors", s->errors), JB_LOG_END);
+}
+
+static void retention_destroy(jb_wiring *w) {
+  jb_retainer_free(w->retainer);
+  w->retainer = NULL;
+}
+
 /* Start order: the relay first (the others write events), the workers before ingest (ingest
  * hands jobs to idle workers), HTTP after ingest (its webhooks route through ingest's router). The
  * stages give README's shutdown order. */
@@ -192,5 +222,7 @@ const jb_component jb_components[] = {
     {"ingest", STOP_INTAKE, ingest_connections, ingest_create, ingest_start, ingest_stop,
      ingest_destroy},
     {"http", STOP_INTAKE, http_connections, http_create, http_start, http_stop, http_destroy},
+    {"retention", STOP_INTAKE, retention_connections, retention_create, retention_start,
+     retention_stop, retention_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

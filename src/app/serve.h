@@ -8,6 +8,7 @@
 #include "amqp/outbox_relay.h"
 #include "http/http.h"
 #include "jobbridge/job_service.h"
+#include "jobbridge/retention.h"
 #include "jobbridge/router.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
@@ -34,7 +35,8 @@ typedef struct jb_wiring {
   jb_mq_trigger *trigger;
   jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
   jb_http_deps http_deps;
-  jb_http_server *http; /* NULL when http.listen is null */
+  jb_http_server *http;  /* NULL when http.listen is null */
+  jb_retainer *retainer; /* NULL when no retention.* is set */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on

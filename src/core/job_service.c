@@ -251,6 +251,19 @@ jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out, jb_e
   return rc != JB_OK ? rc : svc->store.ops->get(svc->store.self, id, out, e);
 }
 
+jb_err jb_job_service_attempts(jb_job_service *svc, const char *id, jb_job_attempt **out, size_t *n,
+                               jb_error *e) {
+  *out = NULL;
+  *n = 0;
+  jb_err rc = check_id(id, e);
+  if (rc != JB_OK) return rc;
+  if (svc->store.ops->get_attempts == NULL) {
+    *out = calloc(1, sizeof **out);
+    return *out != NULL ? JB_OK : jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  return svc->store.ops->get_attempts(svc->store.self, id, out, n, e);
+}
+
 jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,
                            jb_error *e) {
   if (f->offset < 0 || f->limit < 0 || f->limit > 10000)

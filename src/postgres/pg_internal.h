@@ -33,6 +33,12 @@ typedef enum {
   ST_TRY_LEAD,
   ST_NOTIFY,
   ST_OUTBOX_SET_ASIDE,
+  ST_ATTEMPTS,        /* pg_store.c: a job's attempt history */
+  ST_PRUNE_LEAD,      /* pg_retention.c */
+  ST_PRUNE_COMPLETED, /* pg_retention.c: one batch per finished status */
+  ST_PRUNE_FAILED,
+  ST_PRUNE_DEAD_LETTER,
+  ST_PRUNE_COUNT,
   ST_COUNT
 } jb_pg_slot;
 

@@ -70,6 +70,12 @@ static const jb_pg_stmt stmts[] = {
                   "  count(*)\n"
                   "FROM jobs GROUP BY queue_name ORDER BY queue_name",
                   0},
+    [ST_ATTEMPTS] = {ST_ATTEMPTS, "jb_attempts",
+                     "SELECT attempt, worker, " JB_US("started_at") ", " JB_US(
+                         "finished_at") ", outcome, error\n"
+                                        "FROM job_attempts WHERE job_id = $1::uuid ORDER BY "
+                                        "attempt, finished_at",
+                     1},
 };
 static int cmp_id(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -314,6 +320,39 @@ static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e)
   return JB_OK;
 }
 
+static char *dup_or_null(const PGresult *res, int row, int col) {
+  return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+static jb_err pg_get_attempts(void *self, const char *id, jb_job_attempt **out, size_t *n,
+                              jb_error *e) {
+  const char *params[1] = {id};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &stmts[ST_ATTEMPTS], params, &res, e);
+  if (rc != JB_OK) return rc;
+  int rows = PQntuples(res);
+  jb_job_attempt *a = calloc(rows ? (size_t)rows : 1, sizeof *a);
+  bool oom = a == NULL;
+  for (int i = 0; !oom && i < rows; i++) {
+    a[i].attempt = atoi(PQgetvalue(res, i, 0));
+    a[i].worker = dup_or_null(res, i, 1);
+    a[i].started_at = PQgetisnull(res, i, 2) ? 0 : strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    a[i].finished_at = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+    a[i].outcome = dup_or_null(res, i, 4);
+    a[i].error = dup_or_null(res, i, 5);
+    oom = a[i].outcome == NULL || (a[i].worker == NULL && !PQgetisnull(res, i, 1)) ||
+          (a[i].error == NULL && !PQgetisnull(res, i, 5));
+  }
+  PQclear(res);
+  if (oom) {
+    jb_job_attempts_free(a, a ? (size_t)rows : 0);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory reading the attempts of job %s", id);
+  }
+  *out = a;
+  *n = (size_t)rows;
+  return JB_OK;
+}
+
 static const jb_job_store_ops store_ops = {
     .enqueue = pg_enqueue,
     .get = pg_get,
@@ -321,6 +360,7 @@ static const jb_job_store_ops store_ops = {
     .cancel = pg_cancel,
     .retry = pg_retry,
     .stats = pg_stats,
+    .get_attempts = pg_get_attempts,
 };
 
 jb_job_store jb_pg_store(jb_pg *pg) {

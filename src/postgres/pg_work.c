@@ -23,6 +23,16 @@
   "\n"                                                                                  \
   "  FROM upd ORDER BY id)\n"
 
+/* The attempt that just ended, in the same statement as its outcome (one row per job; its
+ * number is the job's attempts, counted up by that statement). `worker` is the SQL of the
+ * owner that held it. started_at is when the job was claimed (a claimed batch shares it). */
+#define ATTEMPT_FROM_UPD(worker)                                                                   \
+  "att AS (INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome,\n" \
+  "    error)\n"                                                                                   \
+  "  SELECT id, attempts, " worker                                                                 \
+  ", started_at, updated_at, status,\n"                                                            \
+  "    CASE WHEN status = 'COMPLETED' THEN NULL ELSE error_message END FROM upd),\n"
+
 /* Statements that search the jobs table by status (the claim of some queues, renew, the
  * cancellation check, the reaper) are planned at every run (plan_each_run): a plan cached while
  * the table was empty, as after a fresh deployment, read the whole table on every run once it
@@ -77,14 +87,14 @@ static const jb_pg_stmt st_finish = {
     "    scheduled_at = CASE WHEN ($3::text[])[x.k] = 'RETRYING'\n"
     "      THEN now() + ($6::int8[])[x.k] * interval '1 millisecond' ELSE j.scheduled_at END,\n"
     "    progress = CASE WHEN ($3::text[])[x.k] = 'COMPLETED' THEN 100 ELSE j.progress END,\n"
-    "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
+    "    locked_by = NULL, locked_until = NULL, updated_at = now(), attempts = j.attempts + 1\n"
     "  FROM (SELECT u.k, r.id AS xid FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, k)\n"
     "        CROSS JOIN LATERAL (SELECT id, status, locked_by FROM jobs WHERE id = u.id\n"
     "          OFFSET 0 FOR UPDATE) r\n"
     "        WHERE r.status = 'RUNNING' AND r.locked_by = $1) x\n"
     "  WHERE j.id = x.xid\n"
     "  RETURNING j.*\n"
-    "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
+    "), " ATTEMPT_FROM_UPD("$1") OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
     7, false};
 
 /* Renewal and the cancellation check name the jobs workers hold, each with its worker's
@@ -131,16 +141,17 @@ static const jb_pg_stmt st_reap = {
     "    scheduled_at = CASE WHEN ($2::text[])[x.k] = 'RETRYING'\n"
     "      THEN now() + ($4::int8[])[x.k] * interval '1 millisecond' ELSE j.scheduled_at END,\n"
     "    failed_at = CASE WHEN ($2::text[])[x.k] IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
-    "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
-    "  FROM (SELECT u.k, r.id AS xid FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, k)\n"
-    "        CROSS JOIN LATERAL (SELECT id, status, locked_until, retry_count, cancel_requested\n"
-    "          FROM jobs WHERE id = u.id OFFSET 0 FOR UPDATE SKIP LOCKED) r\n"
+    "    locked_by = NULL, locked_until = NULL, updated_at = now(), attempts = j.attempts + 1\n"
+    "  FROM (SELECT u.k, r.id AS xid, r.locked_by AS held_by\n"
+    "        FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, k)\n"
+    "        CROSS JOIN LATERAL (SELECT id, status, locked_until, retry_count, cancel_requested,\n"
+    "          locked_by FROM jobs WHERE id = u.id OFFSET 0 FOR UPDATE SKIP LOCKED) r\n"
     "        WHERE r.status = 'RUNNING' AND r.locked_until < now()\n"
     "          AND r.retry_count = ($6::int[])[u.k]\n"
     "          AND r.cancel_requested = ($7::bool[])[u.k]) x\n"
     "  WHERE j.id = x.xid\n"
-    "  RETURNING j.*\n"
-    "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
+    "  RETURNING j.*, x.held_by\n"
+    "), " ATTEMPT_FROM_UPD("held_by") OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
     7, true};
 
 static const jb_pg_stmt st_request_cancel = {
