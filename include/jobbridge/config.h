@@ -110,6 +110,7 @@ typedef struct jb_retention_cfg {
   char *dead_letter;
   int interval_s;
   int batch;
+  bool vacuum;         /* VACUUM the pruned tables after a pass that deleted rows */
   int64_t completed_s; /* parsed; -1: kept forever */
   int64_t failed_s;
   int64_t dead_letter_s;

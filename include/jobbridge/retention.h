@@ -32,6 +32,10 @@ typedef struct jb_retention_store_ops {
    * attempts and set-aside outbox rows; adds what it deleted to *c; *jobs gets the job count. */
   jb_err (*prune)(void *self, jb_job_status status, int64_t older_than_s, int batch,
                   jb_prune_counts *c, uint64_t *jobs, jb_error *e);
+  /* Marks the space of deleted rows reusable (a plain VACUUM of the jobs, job_attempts and
+   * outbox tables, skipping one another process is vacuuming), so the tables stop growing
+   * between autovacuum's visits. Never inside a transaction; takes no lock writers wait on. */
+  jb_err (*vacuum)(void *self, jb_error *e);
   /* What prune would delete, without deleting it (every batch at once). */
   jb_err (*count)(void *self, jb_job_status status, int64_t older_than_s, jb_prune_counts *c,
                   jb_error *e);
@@ -55,7 +59,8 @@ jb_err jb_retention_config_check(const char *name, jb_config *cfg, jb_error *e) 
 bool jb_retention_enabled(const jb_retention_cfg *r);
 
 /* One pruning pass: every status with a retention, batch after batch until a batch comes back
- * short or *stop (may be NULL) becomes true. Dry: counts only. Adds to *c. */
+ * short or *stop (may be NULL) becomes true, then, if something was deleted and
+ * retention.vacuum is on, a vacuum. Dry: counts only. Adds to *c. */
 jb_err jb_retention_run(jb_retention_store store, const jb_retention_cfg *r, bool dry_run,
                         atomic_bool *stop, jb_prune_counts *c, jb_error *e) JB_MUST_CHECK;
 

@@ -151,6 +151,10 @@ static const key_decl root_keys[] = {
      "how often an instance prunes (one instance at a time)", NULL, 0, 0},
     {"retention.batch", K_INT, CFG(retention.batch), 0, "1000", 1, 100000, false,
      "jobs deleted per transaction when pruning", NULL, 0, 0},
+    {"retention.vacuum", K_BOOL, CFG(retention.vacuum), 0, "true", 0, 0, false,
+     "after a pruning that deleted jobs, VACUUM the jobs, job_attempts and outbox tables so "
+     "their space is reused at once instead of at autovacuum's next visit",
+     NULL, 0, 0},
     {"events.lifecycle", K_STRINGS, CFG(events.lifecycle), CFG(events.lifecycle_len), "[]", 0, 0,
      false,
      "lifecycle events of every job type besides the outcome events: \"created\", \"started\"",

@@ -90,6 +90,7 @@ jb_err jb_retention_run(jb_retention_store store, const jb_retention_cfg *r, boo
   } kinds[] = {{JB_STATUS_COMPLETED, r->completed_s},
                {JB_STATUS_FAILED, r->failed_s},
                {JB_STATUS_DEAD_LETTER, r->dead_letter_s}};
+  uint64_t deleted = 0;
   for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
     if (kinds[k].keep_s < 0) continue;
     if (dry_run) {
@@ -103,9 +104,12 @@ jb_err jb_retention_run(jb_retention_store store, const jb_retention_cfg *r, boo
       jb_err rc =
           store.ops->prune(store.self, kinds[k].status, kinds[k].keep_s, r->batch, c, &n, e);
       if (rc != JB_OK) return rc;
+      deleted += n;
       if (n < (uint64_t)r->batch) break;
     }
   }
+  if (!dry_run && deleted > 0 && r->vacuum && store.ops->vacuum != NULL)
+    return store.ops->vacuum(store.self, e);
   return JB_OK;
 }
 

@@ -108,10 +108,18 @@ static jb_err rt_count(void *self, jb_job_status status, int64_t older_than_s, j
   return JB_OK;
 }
 
+static jb_err rt_vacuum(void *self, jb_error *e) {
+  jb_err rc = jb_pg_ensure(self, e);
+  if (rc != JB_OK) return rc;
+  return jb_pg_simple(self, "VACUUM (SKIP_LOCKED) jobs, job_attempts, outbox",
+                      "vacuum after pruning", e);
+}
+
 static const jb_retention_store_ops retention_ops = {
     .try_lead = rt_try_lead,
     .prune = rt_prune,
     .count = rt_count,
+    .vacuum = rt_vacuum,
 };
 
 jb_retention_store jb_pg_retention(jb_pg *pg) {
