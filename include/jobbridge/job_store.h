@@ -27,6 +27,9 @@ typedef struct jb_new_job {
    * leave it. NULL: stored waiting. */
   const char *run_by;
   int lease_s;
+  /* Lifecycle events to write with it (JB_EVENT_* of jobbridge/lifecycle.h): job.created, and
+   * job.started when it is stored RUNNING (handed to a worker). 0: none, the common case. */
+  unsigned events;
 } jb_new_job;
 
 /* Filters of list; NULL / <0 / 0 mean "any". */

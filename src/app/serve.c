@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "handlers/handlers.h"
+#include "jobbridge/lifecycle.h"
 #include "jobbridge/log.h"
 
 /* ---- the outbox relay: one connection, stops last (flushes the events the others wrote) ---- */
@@ -52,13 +53,28 @@ static jb_err register_handlers(jb_worker_pool *pool, const jb_config *cfg, jb_e
   return rc;
 }
 
+/* The workers' claims write job.started for the job types that ask for it (lifecycle.h). */
+static jb_err started_events(const jb_config *cfg, jb_pg **pgs, size_t n, jb_error *e) {
+  bool all;
+  const char **types;
+  size_t ntypes;
+  jb_lifecycle_started_types(cfg, &all, &types, &ntypes);
+  if (types == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring lifecycle events");
+  jb_err rc = JB_OK;
+  for (size_t i = 0; rc == JB_OK && i < n; i++)
+    rc = jb_pg_set_started_events(pgs[i], all, types, ntypes, e);
+  free(types);
+  return rc;
+}
+
 static jb_err workers_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = workers_connections(w->cfg);
   if (n == 0) return JB_OK; /* workers.enabled: false */
   jb_work_queue *queues = calloc(n, sizeof *queues);
   if (queues == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the worker pool");
+  jb_err rc = started_events(w->cfg, pgs, n, e);
   for (size_t i = 0; i < n; i++) queues[i] = jb_pg_work_queue(pgs[i]);
-  jb_err rc = jb_worker_pool_new(w->cfg, w->instance, queues, n, &w->pool, e);
+  if (rc == JB_OK) rc = jb_worker_pool_new(w->cfg, w->instance, queues, n, &w->pool, e);
   free(queues); /* the pool copied the ports; the connections stay the wiring's */
   if (rc == JB_OK) rc = register_handlers(w->pool, w->cfg, e);
   return rc;

@@ -1,5 +1,6 @@
 /* JobService: validation of job requests, id generation, and the JobCreator port. */
 #include "jobbridge/job_service.h"
+#include "jobbridge/lifecycle.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -218,6 +219,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     jobs[i].created_by = r->opts.created_by;
     jobs[i].metadata = r->opts.metadata;
     jobs[i].dedupe_key = r->opts.dedupe_key;
+    jobs[i].events = jb_lifecycle_events(svc->cfg, r->job_type);
   }
   if (svc->dispatch.ops != NULL && (slot = malloc(n * sizeof *slot)) != NULL) {
     for (size_t i = 0; i < n; i++) slot[i] = -1;
