@@ -89,6 +89,24 @@ class AttemptHistory(unittest.TestCase):
         self.assertEqual((att[0]["attempt"], att[0]["outcome"], att[0]["error"]),
                          (1, "COMPLETED", None))
 
+    def test_reaped_attempt(self):
+        """A job whose worker was lost: the reaper's decision is an attempt too, under the
+        worker that held it."""
+        s = self.bridge.schema
+        jid = jbtest.psql(
+            f"INSERT INTO {s}.jobs (id, job_type, payload, status, started_at, locked_by, "
+            f"locked_until) VALUES (gen_random_uuid(), 'ok', '{{}}', 'RUNNING', "
+            f"now() - interval '1 minute', 'lost-worker', now() - interval '1 second') "
+            f"RETURNING id").split()[0]
+        self.bridge.start(wait_consuming=False)
+        self.bridge.wait_count(1, 120, f"id = '{jid}' AND status = 'COMPLETED'")
+        att = self.get(jid)["attempts"]
+        self.assertEqual([(a["attempt"], a["outcome"]) for a in att],
+                         [(1, "RETRYING"), (2, "COMPLETED")])
+        self.assertEqual(att[0]["worker"], "lost-worker")
+        self.assertIn("lease expired", att[0]["error"])
+        self.assertNotEqual(att[1]["worker"], "lost-worker")
+
     def test_unknown_job(self):
         out = subprocess.run([BINARY, "jobs", "get", "00000000-0000-4000-8000-000000000000",
                               "--config", self.bridge.config], capture_output=True, text=True,
