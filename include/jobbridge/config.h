@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "jobbridge/err.h"
 #include "jobbridge/outcome.h"
@@ -37,6 +38,8 @@ typedef struct jb_job_type_cfg {
   /* How failed runs of this type are retried: job_types.*.retry.*, each unset field the global
    * retry.* (filled in by loading, so always complete after it). */
   jb_retry_policy retry;
+  char **events; /* lifecycle events of this type besides events.lifecycle; NULL-terminated */
+  size_t events_len;
 } jb_job_type_cfg;
 
 /* amqp.input.*: where events come in. */
@@ -129,6 +132,25 @@ typedef struct jb_schedule_cfg {
   char *misfire; /* "skip" | "once" | "all" */
   int misfire_max;
 } jb_schedule_cfg;
+/* retention.*: how long finished jobs are kept (src/core/retention.c). The strings are the
+ * durations as written ("7d"; NULL: forever); loading parses them into the *_s fields. */
+typedef struct jb_retention_cfg {
+  char *completed;
+  char *failed;
+  char *dead_letter;
+  int interval_s;
+  int batch;
+  bool vacuum;         /* VACUUM the pruned tables after a pass that deleted rows */
+  int64_t completed_s; /* parsed; -1: kept forever */
+  int64_t failed_s;
+  int64_t dead_letter_s;
+} jb_retention_cfg;
+
+/* events.*: lifecycle events besides the outcome events (src/core/lifecycle.c). */
+typedef struct jb_events_cfg {
+  char **lifecycle; /* "created", "started"; NULL-terminated */
+  size_t lifecycle_len;
+} jb_events_cfg;
 
 /* retry.*: the global retry policy (base_s, max_s, jitter), the one of job types that set none
  * of their own. */
@@ -142,6 +164,8 @@ typedef struct jb_config {
   jb_workers_cfg workers;
   jb_retry_cfg retry;
   jb_http_cfg http;
+  jb_retention_cfg retention;
+  jb_events_cfg events;
   jb_mapping *mappings; /* mappings[]: an array of tables */
   size_t mappings_len;
   struct jb_topic_index *mapping_index; /* the mappings' patterns compiled by jb_config_load

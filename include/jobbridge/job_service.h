@@ -56,6 +56,10 @@ jb_err jb_job_service_validate(const jb_job_service *svc, const jb_job_request *
 
 jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out,
                           jb_error *e) JB_MUST_CHECK;
+/* The job's finished attempts, oldest first (jobbridge/job_store.h); free with
+ * jb_job_attempts_free. An empty array for a store without attempt history. */
+jb_err jb_job_service_attempts(jb_job_service *svc, const char *id, jb_job_attempt **out, size_t *n,
+                               jb_error *e) JB_MUST_CHECK;
 jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,
                            jb_error *e) JB_MUST_CHECK;
 /* A waiting job becomes FAILED "Job cancelled" at once. For a RUNNING job, cancellation is

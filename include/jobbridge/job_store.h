@@ -27,6 +27,9 @@ typedef struct jb_new_job {
    * leave it. NULL: stored waiting. */
   const char *run_by;
   int lease_s;
+  /* Lifecycle events to write with it (JB_EVENT_* of jobbridge/lifecycle.h): job.created, and
+   * job.started when it is stored RUNNING (handed to a worker). 0: none, the common case. */
+  unsigned events;
 } jb_new_job;
 
 /* Filters of list; NULL / <0 / 0 mean "any". */
@@ -42,6 +45,22 @@ typedef struct jb_job_filter {
   jb_time after_created_at;
   const char *after_id;
 } jb_job_filter;
+
+/* One finished attempt of a job (a row of job_attempts). Strings owned (jb_job_attempts_free). */
+typedef struct jb_job_attempt {
+  int attempt;        /* 1, 2, ... in the order the attempts ended */
+  char *worker;       /* the locked_by that held the job; NULL if unknown */
+  jb_time started_at; /* when the attempt's claim (or hand-over) started it */
+  jb_time finished_at;
+  char *outcome; /* the status it left the job in: COMPLETED, RETRYING, FAILED, DEAD_LETTER */
+  char *error;   /* NULL for COMPLETED */
+} jb_job_attempt;
+
+void jb_job_attempts_free(jb_job_attempt *a, size_t n);
+
+/* A new JSON array of attempt objects: attempt, worker, started_at, finished_at (RFC 3339),
+ * outcome, error, duration_ms. Caller owns it; NULL when memory ran out. */
+json_t *jb_job_attempts_to_json(const jb_job_attempt *a, size_t n);
 
 typedef struct jb_job_store_ops {
   /* Stores n jobs in one transaction; a dedupe_key already present (or repeated in the batch)
@@ -59,6 +78,9 @@ typedef struct jb_job_store_ops {
   jb_err (*retry)(void *self, const char *id, jb_job *out, jb_error *e);
   /* One entry per queue that has jobs, sorted by name. *out is a new array (free()). */
   jb_err (*stats)(void *self, jb_queue_stats **out, size_t *n, jb_error *e);
+  /* The job's finished attempts, oldest first; *out a new array (jb_job_attempts_free), empty
+   * (not an error) for an unknown job or one that never finished an attempt. */
+  jb_err (*get_attempts)(void *self, const char *id, jb_job_attempt **out, size_t *n, jb_error *e);
 } jb_job_store_ops;
 
 /* Each instance is used by one thread at a time (one connection). */

@@ -32,5 +32,6 @@ int jb_cmd_check_config(int argc, char **argv);
 int jb_cmd_jobs(int argc, char **argv);
 int jb_cmd_stats(int argc, char **argv);
 int jb_cmd_schedules(int argc, char **argv);
+int jb_cmd_prune(int argc, char **argv);
 
 #endif

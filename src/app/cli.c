@@ -372,6 +372,24 @@ static int jobs_list(jb_args *p, const job_opts *o, env *v) {
   return o->out == OUT_TABLE ? print_table(arr, job_cols, NSPECS(job_cols)) : print_json(arr);
 }
 
+/* The job with its attempt history ("attempts": oldest first). */
+static int jobs_get(env *v, const char *id) {
+  jb_error e;
+  jb_job job;
+  if (jb_job_service_get(&v->svc, id, &job, &e) != JB_OK) return jb_report(&e);
+  jb_job_attempt *at = NULL;
+  size_t n = 0;
+  json_t *o = jb_job_to_json(&job);
+  jb_job_clear(&job);
+  if (jb_job_service_attempts(&v->svc, id, &at, &n, &e) != JB_OK) {
+    json_decref(o);
+    return jb_report(&e);
+  }
+  if (o != NULL) json_object_set_new(o, "attempts", jb_job_attempts_to_json(at, n));
+  jb_job_attempts_free(at, n);
+  return print_json(o);
+}
+
 int jb_cmd_jobs(int argc, char **argv) {
   jb_args a;
   int code = parse(argc, argv, jobs_specs, NSPECS(jobs_specs), &a, jobs_help, 0, 2);
@@ -407,9 +425,11 @@ int jb_cmd_jobs(int argc, char **argv) {
   } else if (strcmp(sub, "list") == 0) {
     code = jobs_list(&a, &o, &v);
   } else {
-    if (strcmp(sub, "get") == 0)
-      rc = jb_job_service_get(&v.svc, a.pos[1], &job, &e);
-    else if (strcmp(sub, "cancel") == 0)
+    if (strcmp(sub, "get") == 0) {
+      code = jobs_get(&v, a.pos[1]);
+      close_env(&v);
+      return code;
+    } else if (strcmp(sub, "cancel") == 0)
       rc = jb_job_service_cancel(&v.svc, a.pos[1], &job, &e);
     else
       rc = jb_job_service_retry(&v.svc, a.pos[1], &job, &e);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "handlers/handlers.h"
+#include "jobbridge/lifecycle.h"
 #include "jobbridge/log.h"
 #include "postgres/pg_schedule.h"
 
@@ -53,13 +54,28 @@ static jb_err register_handlers(jb_worker_pool *pool, const jb_config *cfg, jb_e
   return rc;
 }
 
+/* The workers' claims write job.started for the job types that ask for it (lifecycle.h). */
+static jb_err started_events(const jb_config *cfg, jb_pg **pgs, size_t n, jb_error *e) {
+  bool all;
+  const char **types;
+  size_t ntypes;
+  jb_lifecycle_started_types(cfg, &all, &types, &ntypes);
+  if (types == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring lifecycle events");
+  jb_err rc = JB_OK;
+  for (size_t i = 0; rc == JB_OK && i < n; i++)
+    rc = jb_pg_set_started_events(pgs[i], all, types, ntypes, e);
+  free(types);
+  return rc;
+}
+
 static jb_err workers_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = workers_connections(w->cfg);
   if (n == 0) return JB_OK; /* workers.enabled: false */
   jb_work_queue *queues = calloc(n, sizeof *queues);
   if (queues == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the worker pool");
+  jb_err rc = started_events(w->cfg, pgs, n, e);
   for (size_t i = 0; i < n; i++) queues[i] = jb_pg_work_queue(pgs[i]);
-  jb_err rc = jb_worker_pool_new(w->cfg, w->instance, queues, n, &w->pool, e);
+  if (rc == JB_OK) rc = jb_worker_pool_new(w->cfg, w->instance, queues, n, &w->pool, e);
   free(queues); /* the pool copied the ports; the connections stay the wiring's */
   if (rc == JB_OK) rc = register_handlers(w->pool, w->cfg, e);
   return rc;
@@ -234,6 +250,36 @@ static void schedules_destroy(jb_wiring *w) {
   w->schedules = NULL;
 }
 
+/* ---- retention: one connection, pruning while this instance holds the pruning lock ---- */
+
+static size_t retention_connections(const jb_config *cfg) {
+  return jb_retention_enabled(&cfg->retention) ? 1 : 0;
+}
+
+static jb_err retention_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  if (retention_connections(w->cfg) == 0) return JB_OK;
+  return jb_retainer_new(jb_pg_retention(pgs[0]), w->cfg, &w->retainer, e);
+}
+
+static jb_err retention_start(jb_wiring *w, jb_error *e) {
+  return w->retainer != NULL ? jb_retainer_start(w->retainer, e) : JB_OK;
+}
+
+static void retention_stop(jb_wiring *w) {
+  if (w->retainer == NULL) return;
+  jb_retainer_stop(w->retainer);
+  const jb_retention_stats *s = jb_retainer_stats(w->retainer);
+  jb_log(JB_LOG_INFO, "retention totals", JB_LOG_U64("runs", s->runs),
+         JB_LOG_U64("completed", s->completed), JB_LOG_U64("failed", s->failed),
+         JB_LOG_U64("dead_letter", s->dead_letter), JB_LOG_U64("attempts", s->attempts),
+         JB_LOG_U64("outbox", s->outbox), JB_LOG_U64("errors", s->errors), JB_LOG_END);
+}
+
+static void retention_destroy(jb_wiring *w) {
+  jb_retainer_free(w->retainer);
+  w->retainer = NULL;
+}
+
 /* Start order: the relay first (the others write events), the workers before ingest (ingest
  * hands jobs to idle workers), HTTP after ingest (its webhooks route through ingest's router). The
  * stages give README's shutdown order. */
@@ -249,5 +295,7 @@ const jb_component jb_components[] = {
      schedules_stop, schedules_destroy},
     {"metrics", STOP_EVENTS_OUT, jb_metrics_connections, jb_metrics_create, jb_metrics_start,
      jb_metrics_stop, jb_metrics_destroy},
+    {"retention", STOP_INTAKE, retention_connections, retention_create, retention_start,
+     retention_stop, retention_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

@@ -9,6 +9,7 @@
 #include "http/http.h"
 #include "jobbridge/coalesce.h"
 #include "jobbridge/job_service.h"
+#include "jobbridge/retention.h"
 #include "jobbridge/router.h"
 #include "jobbridge/schedule.h"
 #include "jobbridge/worker_pool.h"
@@ -41,7 +42,8 @@ typedef struct jb_wiring {
   jb_http_server *http;           /* NULL when http.listen is null */
   jb_job_service sched_svc;       /* the schedule trigger's, over its own connection */
   jb_schedule_trigger *schedules; /* always built: SIGHUP may add schedules */
-  jb_pg *metrics_pg; /* the cached queue gauges' connection (serve_metrics.c), or NULL */
+  jb_pg *metrics_pg;     /* the cached queue gauges' connection (serve_metrics.c), or NULL */
+  jb_retainer *retainer; /* NULL when no retention.* is set */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jobbridge/retention.h"
 #include "jobbridge/schedule.h"
 #include "jobbridge/topic.h"
 
@@ -155,5 +156,6 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
 
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) {
   ctx c = {name, e};
-  return cross_check(&c, cfg);
+  jb_err rc = cross_check(&c, cfg);
+  return rc == JB_OK ? jb_retention_config_check(name, cfg, e) : rc;
 }

@@ -55,6 +55,9 @@ static const key_decl job_type_keys[] = {
      "cap on the retry delay of jobs of this type (null: retry.max_s)", NULL, 0, 0},
     {"retry.jitter", K_NUMBER, JT(retry.jitter), 0, "null", 0, 1, false,
      "random fraction of each retry delay of jobs of this type (null: retry.jitter)", NULL, 0, 0},
+    {"events", K_STRINGS, JT(events), JT(events_len), "[]", 0, 0, false,
+     "lifecycle events of jobs of this type besides events.lifecycle: \"created\", \"started\"",
+     NULL, 0, 0},
 };
 
 static const key_decl schedule_keys[] = {
@@ -192,6 +195,26 @@ static const key_decl root_keys[] = {
     {"http.db_connections", K_INT, CFG(http.db_connections), 0, "4", 1, 256, false,
      "database connections serving API reads, cancels and retries (a request waits for a free "
      "one)",
+     NULL, 0, 0},
+    {"retention.completed", K_STRING, CFG(retention.completed), 0, "null", 0, 0, false,
+     "how long COMPLETED jobs are kept after they finished (\"90s\", \"30m\", \"12h\", \"7d\"; "
+     "null: forever)",
+     NULL, 0, 0},
+    {"retention.failed", K_STRING, CFG(retention.failed), 0, "null", 0, 0, false,
+     "how long FAILED jobs are kept after they failed (null: forever)", NULL, 0, 0},
+    {"retention.dead_letter", K_STRING, CFG(retention.dead_letter), 0, "null", 0, 0, false,
+     "how long DEAD_LETTER jobs are kept after they failed (null: forever)", NULL, 0, 0},
+    {"retention.interval_s", K_INT, CFG(retention.interval_s), 0, "60", 1, 86400, false,
+     "how often an instance prunes (one instance at a time)", NULL, 0, 0},
+    {"retention.batch", K_INT, CFG(retention.batch), 0, "1000", 1, 100000, false,
+     "jobs deleted per transaction when pruning", NULL, 0, 0},
+    {"retention.vacuum", K_BOOL, CFG(retention.vacuum), 0, "true", 0, 0, false,
+     "after a pruning that deleted jobs, VACUUM the jobs, job_attempts and outbox tables so "
+     "their space is reused at once instead of at autovacuum's next visit",
+     NULL, 0, 0},
+    {"events.lifecycle", K_STRINGS, CFG(events.lifecycle), CFG(events.lifecycle_len), "[]", 0, 0,
+     false,
+     "lifecycle events of every job type besides the outcome events: \"created\", \"started\"",
      NULL, 0, 0},
     {"mappings", K_ARRAY, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
      "the mapping table: event type pattern -> job (reloaded on SIGHUP)", &MAPPING,

@@ -1,5 +1,6 @@
 /* JobService: validation of job requests, id generation, and the JobCreator port. */
 #include "jobbridge/job_service.h"
+#include "jobbridge/lifecycle.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -220,6 +221,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     jobs[i].created_by = r->opts.created_by;
     jobs[i].metadata = r->opts.metadata;
     jobs[i].dedupe_key = r->opts.dedupe_key;
+    jobs[i].events = jb_lifecycle_events(svc->cfg, r->job_type);
   }
   if (svc->dispatch.ops != NULL && (slot = malloc(n * sizeof *slot)) != NULL) {
     for (size_t i = 0; i < n; i++) slot[i] = -1;
@@ -252,6 +254,19 @@ static jb_err check_id(const char *id, jb_error *e) {
 jb_err jb_job_service_get(jb_job_service *svc, const char *id, jb_job *out, jb_error *e) {
   jb_err rc = check_id(id, e);
   return rc != JB_OK ? rc : svc->store.ops->get(svc->store.self, id, out, e);
+}
+
+jb_err jb_job_service_attempts(jb_job_service *svc, const char *id, jb_job_attempt **out, size_t *n,
+                               jb_error *e) {
+  *out = NULL;
+  *n = 0;
+  jb_err rc = check_id(id, e);
+  if (rc != JB_OK) return rc;
+  if (svc->store.ops->get_attempts == NULL) {
+    *out = calloc(1, sizeof **out);
+    return *out != NULL ? JB_OK : jb_fail(e, JB_ERR_NOMEM, "out of memory");
+  }
+  return svc->store.ops->get_attempts(svc->store.self, id, out, n, e);
 }
 
 jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job **out, size_t *n,

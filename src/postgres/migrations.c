@@ -98,6 +98,29 @@ const jb_migration jb_migrations[] = {
      "  last_fire timestamptz NOT NULL,\n"
      "  updated_at timestamptz NOT NULL DEFAULT now()\n"
      ");\n"},
+    /* Attempt history and retention (issue 14). Each finished attempt is one job_attempts row,
+     * written by the statement that records the outcome (pg_work.c); jobs.attempts counts them,
+     * so the next one's number needs no lookup. No foreign key: it would cost a lookup per
+     * finish; pruning deletes a job's attempts with it. Retention deletes finished jobs along
+     * the three partial indexes, oldest first, never reading waiting or running ones. */
+    {9, "attempt history, indexes for retention",
+     "ALTER TABLE jobs ADD COLUMN attempts int NOT NULL DEFAULT 0;\n"
+     "CREATE TABLE job_attempts (\n"
+     "  job_id uuid NOT NULL,\n"
+     "  attempt int NOT NULL,\n"
+     "  worker text,\n"
+     "  started_at timestamptz,\n"
+     "  finished_at timestamptz NOT NULL DEFAULT now(),\n"
+     "  outcome text NOT NULL,\n"
+     "  error text\n"
+     ");\n"
+     "CREATE INDEX job_attempts_job_idx ON job_attempts (job_id, attempt);\n"
+     "CREATE INDEX jobs_completed_at_idx ON jobs (completed_at) WHERE status = 'COMPLETED';\n"
+     "CREATE INDEX jobs_failed_at_idx ON jobs (failed_at) WHERE status = 'FAILED';\n"
+     "CREATE INDEX jobs_dead_letter_at_idx ON jobs (failed_at) WHERE status = 'DEAD_LETTER';\n"
+     /* Outbox rows set aside (never published) are pruned with their job; rows still to
+      * publish never enter this index, so the relay's inserts do not pay for it. */
+     "CREATE INDEX outbox_set_aside_job_idx ON outbox (job_id) WHERE failed_at IS NOT NULL;\n"},
     /* What a running job last said of its progress, beside `progress` (0..100). Nullable, no
      * default: no rewrite. */
     {11, "progress messages", "ALTER TABLE jobs ADD COLUMN progress_message text;\n"},

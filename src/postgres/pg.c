@@ -265,6 +265,7 @@ void jb_pg_close(jb_pg *pg) {
   }
   if (pg->up) jb_pg_metrics_down();
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_free(&pg->arrays[c]);
+  free(pg->started_types);
   free(pg->url);
   free(pg->schema);
   free(pg);

@@ -7,6 +7,7 @@
 
 #include "jobbridge/job_store.h"
 #include "jobbridge/outbox.h"
+#include "jobbridge/retention.h"
 #include "jobbridge/work_queue.h"
 
 typedef struct jb_pg jb_pg;
@@ -37,6 +38,15 @@ jb_work_queue jb_pg_work_queue(jb_pg *pg);
 /* The Outbox port over this connection (borrows pg; pg_outbox.c). Use a connection of its own:
  * waiting on it LISTENs for outbox notifications. */
 jb_outbox jb_pg_outbox(jb_pg *pg);
+
+/* The RetentionStore port over this connection (pg_retention.c). */
+jb_retention_store jb_pg_retention(jb_pg *pg);
+
+/* Claims on this connection write a job.started event for each claimed job of the given types
+ * (all: every type), in the claim's statement (jobbridge/lifecycle.h). Call before the
+ * connection's first claim. JB_ERR_NOMEM when memory ran out. */
+jb_err jb_pg_set_started_events(jb_pg *pg, bool all, const char *const *types, size_t n,
+                                jb_error *e) JB_MUST_CHECK;
 
 /* The raw connection, for LISTEN/NOTIFY and tests; borrowed. */
 PGconn *jb_pg_conn(jb_pg *pg);

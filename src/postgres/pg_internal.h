@@ -35,6 +35,15 @@ typedef enum {
   ST_OUTBOX_SET_ASIDE,
   ST_LIST_AFTER,
   ST_PROGRESS,
+  ST_ATTEMPTS,        /* pg_store.c: a job's attempt history */
+  ST_PRUNE_LEAD,      /* pg_retention.c */
+  ST_PRUNE_COMPLETED, /* pg_retention.c: one batch per finished status */
+  ST_PRUNE_FAILED,
+  ST_PRUNE_DEAD_LETTER,
+  ST_PRUNE_COUNT,
+  ST_ENQUEUE_EVENTS, /* pg_store.c: enqueue writing lifecycle events */
+  ST_CLAIM_EVENTS,   /* pg_work.c: claims writing job.started */
+  ST_CLAIM_ANY_EVENTS,
   ST_COUNT
 } jb_pg_slot;
 
@@ -58,6 +67,10 @@ struct jb_pg {
   bool notify_pending; /* a notification was sent and its reply is not read yet */
   char listen_sql[256];
   jb_pg_array arrays[JB_ENQUEUE_COLUMNS]; /* parameter buffers, reused from batch to batch */
+  /* job.started events at claims (jb_pg_set_started_events): off, or for the job types of
+   * started_types (an array literal; NULL: every type). Owned. */
+  bool started_on;
+  char *started_types;
 };
 
 /* The columns of a job, in the order jb_pg_row_to_job reads them; timestamps as microseconds. */
@@ -68,6 +81,17 @@ struct jb_pg {
   JB_US("failed_at") ", " JB_US("created_at") ", " JB_US("updated_at") ", status, "             \
   "error_message, created_by::text, metadata::text, result::text, progress, dedupe_key, "        \
   "locked_by, " JB_US("locked_until") ", progress_message"
+
+/* The job snapshot every outbox event carries, from a row of jobs (or of a CTE returning one). */
+#define JB_SNAPSHOT                                                                         \
+  "jsonb_build_object('id', id, 'job_type', job_type, 'queue_name', queue_name, 'status', " \
+  "status, 'priority', priority, 'retry_count', retry_count, 'max_retries', max_retries, "  \
+  "'result', result, 'error_message', error_message, 'scheduled_at', scheduled_at, "        \
+  "'started_at', started_at, 'completed_at', completed_at, 'failed_at', failed_at, "        \
+  "'created_at', created_at, 'updated_at', updated_at, 'metadata', metadata)"
+
+/* An outbox event's correlation id, from the same row. */
+#define JB_CORRELATION "coalesce(metadata->>'event_id', metadata->>'correlation_id')"
 
 /* Runs a prepared statement with text parameters; *out gets the result (caller clears). */
 jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PGresult **out,

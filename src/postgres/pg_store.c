@@ -7,32 +7,48 @@
 #include "jobbridge/log.h"
 #include "postgres/pg_internal.h"
 
+/* The batch as one array per column, unnested into one INSERT: one statement, so one
+ * transaction. A dedupe key already stored, or earlier in the same batch, skips the row
+ * (DO NOTHING): the rows it returns are the ones created. The arrays (all of one length)
+ * are unnested side by side in the select list, which yields the rows as it goes; unnest
+ * of twelve arrays in FROM first copied every row into a tuplestore (PostgreSQL: 2 us less
+ * CPU per ingested event this way). */
+#define ENQUEUE_INSERT                                                                  \
+  "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"       \
+  "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"  \
+  "  locked_until)\n"                                                                   \
+  "SELECT id, q, t, p, pr, mr, s,\n"                                                    \
+  "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"          \
+  "    ELSE 'PENDING' END,\n"                                                           \
+  "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"            \
+  "  now() + l * interval '1 second'\n"                                                 \
+  "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"                      \
+  "  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS q,\n"                 \
+  "    unnest($3::text[]) AS t, unnest($4::jsonb[]) AS p, unnest($5::int[]) AS pr,\n"   \
+  "    unnest($6::int[]) AS mr, unnest($7::int8[]) AS su, unnest($8::uuid[]) AS cb,\n"  \
+  "    unnest($9::jsonb[]) AS m, unnest($10::text[]) AS d, unnest($11::text[]) AS o,\n" \
+  "    unnest($12::int[]) AS l) u) x\n"                                                 \
+  "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
+#define ENQUEUE_RESULT "id::text, " JB_US("created_at") ", locked_by IS NULL"
+#define ENQUEUE_RETURNING "RETURNING " ENQUEUE_RESULT
+
 static const jb_pg_stmt stmts[] = {
-    /* The batch as one array per column, unnested into one INSERT: one statement, so one
-     * transaction. A dedupe key already stored, or earlier in the same batch, skips the row
-     * (DO NOTHING): the rows it returns are the ones created. The arrays (all of one length)
-     * are unnested side by side in the select list, which yields the rows as it goes; unnest
-     * of twelve arrays in FROM first copied every row into a tuplestore (PostgreSQL: 2 us less
-     * CPU per ingested event this way). */
-    [ST_ENQUEUE] =
-        {ST_ENQUEUE, "jb_enqueue",
-         "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
-         "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"
-         "  locked_until)\n"
-         "SELECT id, q, t, p, pr, mr, s,\n"
-         "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"
-         "    ELSE 'PENDING' END,\n"
-         "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"
-         "  now() + l * interval '1 second'\n"
-         "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"
-         "  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS q,\n"
-         "    unnest($3::text[]) AS t, unnest($4::jsonb[]) AS p, unnest($5::int[]) AS pr,\n"
-         "    unnest($6::int[]) AS mr, unnest($7::int8[]) AS su, unnest($8::uuid[]) AS cb,\n"
-         "    unnest($9::jsonb[]) AS m, unnest($10::text[]) AS d, unnest($11::text[]) AS o,\n"
-         "    unnest($12::int[]) AS l) u) x\n"
-         "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
-         "RETURNING id::text, " JB_US("created_at") ", locked_by IS NULL",
-         12},
+    [ST_ENQUEUE] = {ST_ENQUEUE, "jb_enqueue", ENQUEUE_INSERT ENQUEUE_RETURNING, 12},
+    /* The same, writing the lifecycle events asked for ($13: JB_EVENT_* bits per job) in the
+     * same statement: job.created, then job.started for a job stored RUNNING. Used only for
+     * batches where some job asks for one. */
+    [ST_ENQUEUE_EVENTS] =
+        {ST_ENQUEUE_EVENTS, "jb_enqueue_events",
+         "WITH ins AS (" ENQUEUE_INSERT "RETURNING *),\n"
+         "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"
+         "  SELECT id, 'job.' || k_name, 'job.' || k_name || '.' || job_type,\n"
+         "    " JB_CORRELATION ", " JB_SNAPSHOT "\n"
+         "  FROM ins JOIN unnest($1::uuid[], $13::int[]) AS ev(ev_id, ev_bits) ON ev_id = id\n"
+         "  CROSS JOIN (VALUES (1, 'created'), (2, 'started')) AS k(k_bit, k_name)\n"
+         "  WHERE ev_bits & k_bit <> 0 AND (k_bit = 1 OR status = 'RUNNING')\n"
+         "  ORDER BY id, k_bit)\n"
+         "SELECT " ENQUEUE_RESULT " FROM ins",
+         13},
     [ST_DEDUPE_LOOKUP] =
         {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
          "SELECT dedupe_key, id::text FROM jobs WHERE dedupe_key = ANY($1::text[])", 1},
@@ -82,6 +98,12 @@ static const jb_pg_stmt stmts[] = {
                   "  count(*)\n"
                   "FROM jobs GROUP BY queue_name ORDER BY queue_name",
                   0},
+    [ST_ATTEMPTS] = {ST_ATTEMPTS, "jb_attempts",
+                     "SELECT attempt, worker, " JB_US("started_at") ", " JB_US(
+                         "finished_at") ", outcome, error\n"
+                                        "FROM job_attempts WHERE job_id = $1::uuid ORDER BY "
+                                        "attempt, finished_at",
+                     1},
 };
 static int cmp_id(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -158,17 +180,41 @@ static jb_err encode_jobs(jb_pg *pg, const jb_new_job *jobs, size_t n, const cha
   return JB_OK;
 }
 
+/* The jobs' lifecycle event bits as an int array literal ("{1,0,3}") in *out, or NULL when no
+ * job asks for one (the plain enqueue then runs). False when memory ran out. */
+static bool events_param(const jb_new_job *jobs, size_t n, char **out) {
+  bool any = false;
+  for (size_t i = 0; i < n && !any; i++) any = jobs[i].events != 0;
+  *out = NULL;
+  if (!any) return true;
+  char *lit = malloc(n * 3 + 3), *p = lit;
+  if (lit == NULL) return false;
+  *p++ = '{';
+  for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%u", i ? "," : "", jobs[i].events & 3u);
+  strcpy(p, "}");
+  *out = lit;
+  return true;
+}
+
 static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create_outcome *out,
                          jb_error *e) {
   jb_pg *pg = self;
   if (n == 0) return JB_OK;
-  const char *params[JB_ENQUEUE_COLUMNS];
-  int lengths[JB_ENQUEUE_COLUMNS];
+  const char *params[JB_ENQUEUE_COLUMNS + 1];
+  int lengths[JB_ENQUEUE_COLUMNS + 1];
   jb_err rc = encode_jobs(pg, jobs, n, params, lengths, e);
   if (rc != JB_OK) return rc;
+  char *events; /* NULL: no job asks for a lifecycle event */
+  if (!events_param(jobs, n, &events))
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory encoding the lifecycle events of %zu jobs", n);
+  params[JB_ENQUEUE_COLUMNS] = events;
+  lengths[JB_ENQUEUE_COLUMNS] = -1;
   PGresult *res = NULL;
-  rc = jb_pg_exec_binary(pg, &stmts[ST_ENQUEUE], params, lengths, &res, e);
+  rc = jb_pg_exec_binary(pg, &stmts[events != NULL ? ST_ENQUEUE_EVENTS : ST_ENQUEUE], params,
+                         lengths, &res, e);
+  free(events);
   if (rc != JB_OK) return rc;
+  if (events != NULL && PQntuples(res) > 0) jb_pg_notify(pg, "outbox");
   size_t created = (size_t)PQntuples(res);
   /* Every row comes from one statement, so one created_at; jobs handed to a worker (stored
    * RUNNING) need nobody woken. */
@@ -334,6 +380,39 @@ static jb_err pg_stats(void *self, jb_queue_stats **out, size_t *n, jb_error *e)
   return JB_OK;
 }
 
+static char *dup_or_null(const PGresult *res, int row, int col) {
+  return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+static jb_err pg_get_attempts(void *self, const char *id, jb_job_attempt **out, size_t *n,
+                              jb_error *e) {
+  const char *params[1] = {id};
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(self, &stmts[ST_ATTEMPTS], params, &res, e);
+  if (rc != JB_OK) return rc;
+  int rows = PQntuples(res);
+  jb_job_attempt *a = calloc(rows ? (size_t)rows : 1, sizeof *a);
+  bool oom = a == NULL;
+  for (int i = 0; !oom && i < rows; i++) {
+    a[i].attempt = atoi(PQgetvalue(res, i, 0));
+    a[i].worker = dup_or_null(res, i, 1);
+    a[i].started_at = PQgetisnull(res, i, 2) ? 0 : strtoll(PQgetvalue(res, i, 2), NULL, 10);
+    a[i].finished_at = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+    a[i].outcome = dup_or_null(res, i, 4);
+    a[i].error = dup_or_null(res, i, 5);
+    oom = a[i].outcome == NULL || (a[i].worker == NULL && !PQgetisnull(res, i, 1)) ||
+          (a[i].error == NULL && !PQgetisnull(res, i, 5));
+  }
+  PQclear(res);
+  if (oom) {
+    jb_job_attempts_free(a, a ? (size_t)rows : 0);
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory reading the attempts of job %s", id);
+  }
+  *out = a;
+  *n = (size_t)rows;
+  return JB_OK;
+}
+
 static const jb_job_store_ops store_ops = {
     .enqueue = pg_enqueue,
     .get = pg_get,
@@ -341,6 +420,7 @@ static const jb_job_store_ops store_ops = {
     .cancel = pg_cancel,
     .retry = pg_retry,
     .stats = pg_stats,
+    .get_attempts = pg_get_attempts,
 };
 
 jb_job_store jb_pg_store(jb_pg *pg) {

@@ -7,12 +7,7 @@
 #include "postgres/pg_internal.h"
 
 /* The job snapshot every outbox event carries (from the updated row). */
-#define SNAPSHOT                                                                            \
-  "jsonb_build_object('id', id, 'job_type', job_type, 'queue_name', queue_name, 'status', " \
-  "status, 'priority', priority, 'retry_count', retry_count, 'max_retries', max_retries, "  \
-  "'result', result, 'error_message', error_message, 'scheduled_at', scheduled_at, "        \
-  "'started_at', started_at, 'completed_at', completed_at, 'failed_at', failed_at, "        \
-  "'created_at', created_at, 'updated_at', updated_at, 'metadata', metadata)"
+#define SNAPSHOT JB_SNAPSHOT
 
 /* Every status change a worker or the reaper makes writes its outbox event in the same
  * statement, so the event exists if and only if the change committed. */
@@ -22,6 +17,16 @@
   "    coalesce(metadata->>'event_id', metadata->>'correlation_id'), " SNAPSHOT         \
   "\n"                                                                                  \
   "  FROM upd ORDER BY id)\n"
+
+/* The attempt that just ended, in the same statement as its outcome (one row per job; its
+ * number is the job's attempts, counted up by that statement). `worker` is the SQL of the
+ * owner that held it. started_at is when the job was claimed (a claimed batch shares it). */
+#define ATTEMPT_FROM_UPD(worker)                                                                   \
+  "att AS (INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome,\n" \
+  "    error)\n"                                                                                   \
+  "  SELECT id, attempts, " worker                                                                 \
+  ", started_at, updated_at, status,\n"                                                            \
+  "    CASE WHEN status = 'COMPLETED' THEN NULL ELSE error_message END FROM upd),\n"
 
 /* Statements that search the jobs table by status (the claim of some queues, renew, the
  * cancellation check, the reaper) are planned at every run (plan_each_run): a plan cached while
@@ -33,18 +38,35 @@
  * mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition). The claimed
  * ids reach the UPDATE as an array: joined to the CTE instead, the generic plan (from the sixth
  * run on) hashed the whole table for every claim. */
-#define CLAIM(queue_filter)                                                                       \
-  "WITH next AS (\n"                                                                              \
-  "  SELECT id AS claim_id FROM jobs\n"                                                           \
-  "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n"            \
-  "    " queue_filter                                                                             \
-  "\n"                                                                                            \
-  "  ORDER BY priority DESC, scheduled_at, id\n"                                                  \
-  "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"                                                     \
+#define CLAIM_NEXT(queue_filter)                                                       \
+  "WITH next AS (\n"                                                                   \
+  "  SELECT id AS claim_id FROM jobs\n"                                                \
+  "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n" \
+  "    " queue_filter                                                                  \
+  "\n"                                                                                 \
+  "  ORDER BY priority DESC, scheduled_at, id\n"                                       \
+  "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"
+#define CLAIM_UPDATE                                                                              \
   "UPDATE jobs SET status = 'RUNNING', started_at = now(), updated_at = now(), locked_by = $1,\n" \
   "  locked_until = now() + $4::int * interval '1 second'\n"                                      \
-  "WHERE id = ANY(ARRAY(SELECT claim_id FROM next))\n"                                            \
-  "RETURNING " JB_JOB_COLUMNS
+  "WHERE id = ANY(ARRAY(SELECT claim_id FROM next))\n"
+#define CLAIM(queue_filter) CLAIM_NEXT(queue_filter) CLAIM_UPDATE "RETURNING " JB_JOB_COLUMNS
+
+/* The same, writing a job.started event for each claimed job of the types in $5 (NULL: every
+ * type) in the same statement; used only when lifecycle events ask for it. */
+#define CLAIM_EVENTS(queue_filter)                                                           \
+  CLAIM_NEXT(queue_filter)                                                                   \
+  ", upd AS (" CLAIM_UPDATE                                                                  \
+  "RETURNING *),\n"                                                                          \
+  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"      \
+  "  SELECT id, 'job.started', 'job.started.' || job_type, " JB_CORRELATION ", " JB_SNAPSHOT \
+  "\n  FROM upd WHERE $5::text[] IS NULL OR job_type = ANY($5::text[]) ORDER BY id)\n"       \
+  "SELECT " JB_JOB_COLUMNS " FROM upd"
+
+static const jb_pg_stmt st_claim_events = {
+    ST_CLAIM_EVENTS, "jb_claim_events", CLAIM_EVENTS("AND queue_name = ANY($2::text[])"), 5, true};
+static const jb_pg_stmt st_claim_any_events = {ST_CLAIM_ANY_EVENTS, "jb_claim_any_events",
+                                               CLAIM_EVENTS("AND $2::text[] IS NULL"), 5, false};
 
 /* Workers of some queues (workers.queues): planned at every run, so the planner sees the queue
  * list and can use the queue index. */
@@ -77,14 +99,14 @@ static const jb_pg_stmt st_finish = {
     "    scheduled_at = CASE WHEN ($3::text[])[x.k] = 'RETRYING'\n"
     "      THEN now() + ($6::int8[])[x.k] * interval '1 millisecond' ELSE j.scheduled_at END,\n"
     "    progress = CASE WHEN ($3::text[])[x.k] = 'COMPLETED' THEN 100 ELSE j.progress END,\n"
-    "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
+    "    locked_by = NULL, locked_until = NULL, updated_at = now(), attempts = j.attempts + 1\n"
     "  FROM (SELECT u.k, r.id AS xid FROM unnest($2::uuid[]) WITH ORDINALITY AS u(id, k)\n"
     "        CROSS JOIN LATERAL (SELECT id, status, locked_by FROM jobs WHERE id = u.id\n"
     "          OFFSET 0 FOR UPDATE) r\n"
     "        WHERE r.status = 'RUNNING' AND r.locked_by = $1) x\n"
     "  WHERE j.id = x.xid\n"
     "  RETURNING j.*\n"
-    "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
+    "), " ATTEMPT_FROM_UPD("$1") OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
     7, false};
 
 /* Renewal and the cancellation check name the jobs workers hold, each with its worker's
@@ -131,16 +153,17 @@ static const jb_pg_stmt st_reap = {
     "    scheduled_at = CASE WHEN ($2::text[])[x.k] = 'RETRYING'\n"
     "      THEN now() + ($4::int8[])[x.k] * interval '1 millisecond' ELSE j.scheduled_at END,\n"
     "    failed_at = CASE WHEN ($2::text[])[x.k] IN ('FAILED', 'DEAD_LETTER') THEN now() END,\n"
-    "    locked_by = NULL, locked_until = NULL, updated_at = now()\n"
-    "  FROM (SELECT u.k, r.id AS xid FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, k)\n"
-    "        CROSS JOIN LATERAL (SELECT id, status, locked_until, retry_count, cancel_requested\n"
-    "          FROM jobs WHERE id = u.id OFFSET 0 FOR UPDATE SKIP LOCKED) r\n"
+    "    locked_by = NULL, locked_until = NULL, updated_at = now(), attempts = j.attempts + 1\n"
+    "  FROM (SELECT u.k, r.id AS xid, r.locked_by AS held_by\n"
+    "        FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, k)\n"
+    "        CROSS JOIN LATERAL (SELECT id, status, locked_until, retry_count, cancel_requested,\n"
+    "          locked_by FROM jobs WHERE id = u.id OFFSET 0 FOR UPDATE SKIP LOCKED) r\n"
     "        WHERE r.status = 'RUNNING' AND r.locked_until < now()\n"
     "          AND r.retry_count = ($6::int[])[u.k]\n"
     "          AND r.cancel_requested = ($7::bool[])[u.k]) x\n"
     "  WHERE j.id = x.xid\n"
-    "  RETURNING j.*\n"
-    "), " OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
+    "  RETURNING j.*, x.held_by\n"
+    "), " ATTEMPT_FROM_UPD("held_by") OUTBOX_FROM_UPD "SELECT count(*) FROM upd",
     7, true};
 
 static const jb_pg_stmt st_request_cancel = {
@@ -200,12 +223,15 @@ static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_
   char maxs[16], lease[16];
   snprintf(maxs, sizeof maxs, "%d", max);
   snprintf(lease, sizeof lease, "%d", lease_s);
-  const char *params[4] = {owner, arr, maxs, lease};
+  const char *params[5] = {owner, arr, maxs, lease, pg->started_types};
+  const jb_pg_stmt *st = arr != NULL ? &st_claim : &st_claim_any;
+  if (pg->started_on) st = arr != NULL ? &st_claim_events : &st_claim_any_events;
   PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, arr != NULL ? &st_claim : &st_claim_any, params, &res, e);
+  jb_err rc = jb_pg_exec(pg, st, params, &res, e);
   if (rc != JB_OK) return rc;
   rc = jb_pg_rows_to_jobs(res, out, n, e);
   PQclear(res);
+  if (rc == JB_OK && pg->started_on && *n > 0) jb_pg_notify(pg, "outbox");
   return rc;
 }
 
@@ -389,6 +415,23 @@ static jb_err pg_progress(void *self, const jb_progress *items, size_t n, size_t
 
 static jb_err pg_wait_jobs(void *self, int timeout_ms, int wake_fd, bool *notified, jb_error *e) {
   return jb_pg_wait(self, "jobs", timeout_ms, wake_fd, notified, e);
+}
+
+jb_err jb_pg_set_started_events(jb_pg *pg, bool all, const char *const *types, size_t n,
+                                jb_error *e) {
+  free(pg->started_types);
+  pg->started_types = NULL;
+  pg->started_on = all || n > 0;
+  if (!pg->started_on || all) return JB_OK;
+  jb_pg_array a = {0};
+  jb_pg_array_begin(&a);
+  for (size_t i = 0; i < n; i++) jb_pg_array_text(&a, types[i]);
+  const char *lit = jb_pg_array_end(&a);
+  pg->started_types = lit != NULL ? strdup(lit) : NULL;
+  jb_pg_array_free(&a);
+  if (pg->started_types != NULL) return JB_OK;
+  pg->started_on = false;
+  return jb_fail(e, JB_ERR_NOMEM, "out of memory listing the job types with job.started events");
 }
 
 static const jb_work_queue_ops work_ops = {
