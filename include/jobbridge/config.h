@@ -102,6 +102,8 @@ typedef struct jb_webhook_cfg {
   char *prefix;             /* hmac: text before the hex digest in that header (NULL: none) */
   char **allowed_job_types; /* mode job: the job types it may create (NULL-terminated) */
   size_t allowed_job_types_len;
+  char *event_type_header; /* mode event: a header naming the event type when the body names
+                              none (e.g. X-GitHub-Event), or NULL */
   char *dedupe; /* where the dedupe key comes from when the event has none: "/json/pointer" into
                    the body or "header:<Name>"; NULL: no fallback */
 } jb_webhook_cfg;

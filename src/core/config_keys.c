@@ -72,6 +72,10 @@ static const key_decl webhook_keys[] = {
      "hmac: text before the hex digest in that header (e.g. sha256=)", NULL, 0, 0},
     {"allowed_job_types", K_STRINGS, WH(allowed_job_types), WH(allowed_job_types_len), "[]", 0, 0,
      false, "mode job: the registered job types callers may create", NULL, 0, 0},
+    {"event_type_header", K_STRING, WH(event_type_header), 0, "null", 0, 0, false,
+     "mode event: a request header holding the event type when the body names none (e.g. "
+     "X-GitHub-Event)",
+     NULL, 0, 0},
     {"dedupe", K_STRING, WH(dedupe), 0, "null", 0, 0, false,
      "dedupe key of requests that carry none (no event id, no Idempotency-Key): a JSON pointer "
      "into the body (/delivery/id) or header:<Name>",

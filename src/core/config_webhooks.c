@@ -89,6 +89,12 @@ static jb_err check_one(const char *file, const jb_config *cfg, jb_webhook_cfg *
                      "%s: http.webhooks.%s.allowed_job_types[%zu]: job type \"%s\" is not "
                      "registered in job_types",
                      file, n, i, w->allowed_job_types[i]);
+  if (job && w->event_type_header != NULL)
+    return jb_fail(e, JB_ERR_CONFIG,
+                   "%s: http.webhooks.%s.event_type_header: only mode event takes it", file, n);
+  if (w->event_type_header != NULL && *w->event_type_header == '\0')
+    return jb_fail(e, JB_ERR_CONFIG, "%s: http.webhooks.%s.event_type_header: must not be empty",
+                   file, n);
   const char *d = w->dedupe;
   if (d != NULL && d[0] != '/' && !(strncmp(d, "header:", 7) == 0 && d[7] != '\0'))
     return jb_fail(e, JB_ERR_CONFIG,

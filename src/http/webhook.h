@@ -62,6 +62,12 @@ typedef struct jb_wh_facts {
 unsigned jb_wh_facts_of(const jb_header *hdrs, size_t n, const char *body, size_t len, jb_time now,
                         jb_wh_facts *out, char *why, size_t whylen);
 
+/* Rewrites a router's reason for an HTTP caller: the AMQP names of the facts a webhook request
+ * fills become the request's ("the AMQP message_id" -> "the Idempotency-Key header", "the AMQP
+ * type property" -> "the <type_header> header", or a note that none is configured when
+ * type_header is NULL). Into out (always NUL-terminated). */
+void jb_wh_reason(const char *reason, const char *type_header, char *out, size_t outlen);
+
 /* The dedupe key of a request that carries none, from w->dedupe: a JSON pointer into `doc` (the
  * body, or a binary-mode event's data) or "header:<Name>". The key is "<webhook>/<value>"
  * (a string, or an integer's digits). *out is NULL when w has no dedupe; a new string otherwise.

@@ -60,6 +60,24 @@ unsigned jb_wh_facts_of(const jb_header *hdrs, size_t n, const char *body, size_
   return 0;
 }
 
+void jb_wh_reason(const char *reason, const char *type_header, char *out, size_t outlen) {
+  static const char *const amqp[] = {"the AMQP message_id", "the AMQP type property"};
+  char th[160];
+  if (type_header != NULL)
+    snprintf(th, sizeof th, "the %.140s header", type_header);
+  else
+    snprintf(th, sizeof th, "the webhook's event_type_header (none is configured)");
+  const char *http[] = {"the Idempotency-Key header", th};
+  for (size_t i = 0; i < 2; i++) {
+    const char *at = strstr(reason, amqp[i]);
+    if (at != NULL) {
+      snprintf(out, outlen, "%.*s%s%s", (int)(at - reason), reason, http[i], at + strlen(amqp[i]));
+      return;
+    }
+  }
+  snprintf(out, outlen, "%s", reason);
+}
+
 unsigned jb_wh_fallback_key(const jb_webhook_cfg *w, json_t *doc, jb_wh_header_fn hdr, void *ctx,
                             char **out, char *why, size_t whylen) {
   *out = NULL;

@@ -161,6 +161,7 @@ static void event_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cf
     jb_http_problem(resp, st, st == 415 ? "Content-Type" : NULL, "%s", why);
     return;
   }
+  if (w->event_type_header != NULL) wf.f.type_property = jb_http_header(req, w->event_type_header);
   jb_route_table *t = jb_router_acquire(req->deps->router);
   jb_routed routed = {0};
   jb_error e;
@@ -171,7 +172,8 @@ static void event_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cf
       jb_http_add_header(resp, "Retry-After", "1");
       break;
     case JB_ROUTE_DEAD_LETTER:
-      jb_http_problem(resp, verdict_status(e.msg), NULL, "%s", e.msg);
+      jb_wh_reason(e.msg, w->event_type_header, why, sizeof why);
+      jb_http_problem(resp, verdict_status(e.msg), NULL, "%s", why);
       break;
     case JB_ROUTE_JOBS:
       st = finish_requests(req, w, &routed, why, sizeof why);

@@ -34,10 +34,13 @@ MAPPINGS = [
     {"event_type": "order.created", "job_type": "receipt", "queue": "email"},
     {"event_type": "order.#", "job_type": "audit", "queue": "audit"},
     {"event_type": "invoice.paid", "job_type": "billing", "queue": "money"},
+    {"event_type": "push", "job_type": "audit", "queue": "audit"},
 ]
 JOB_TYPES = {n: {"handler": "noop"} for n in ("receipt", "audit", "billing", "email.send")}
 WEBHOOKS = {
     "shop": {"mode": "event", "signature": "github", "secret": GH_SECRET},
+    "github": {"mode": "event", "signature": "github", "secret": GH_SECRET,
+               "event_type_header": "X-GitHub-Event", "dedupe": "header:X-GitHub-Delivery"},
     "pay": {"mode": "event", "signature": "stripe", "secret_env": "JB_TEST_WHSEC",
             "tolerance_s": 300},
     "partner": {"mode": "event", "signature": "hmac", "secret": PARTNER_SECRET,
@@ -139,6 +142,20 @@ class Webhooks(unittest.TestCase):
             self.assertEqual(r["metadata"]["event_id"], "gh-1")
         self.duplicates(self.post_gh(ev), ids)
         self.assertEqual(self.b.count("metadata->>'event_id' = 'gh-1'"), 2)
+
+    def test_github_style_event_type_and_delivery_headers(self):
+        push = {"ref": "refs/heads/main", "commits": [{"id": "abc"}]}
+        delivery = str(uuid.uuid4())
+        hdrs = {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery}
+        ids = self.created(self.post_gh(push, hdrs, name="github"), 1)
+        row = self.b.jobs(f"id = '{ids[0]}'")[0]
+        self.assertEqual(row["payload"], push)
+        self.assertEqual(row["dedupe_key"], f"github/{delivery}|audit")
+        self.duplicates(self.post_gh(push, hdrs, name="github"), ids)
+        self.problem(self.post_gh(push, {"X-GitHub-Delivery": delivery}, name="github"), 422,
+                     "no event type", "X-GitHub-Event header")
+        self.problem(self.post_gh(push, {"X-GitHub-Event": "push"}, name="github"), 422,
+                     "X-GitHub-Delivery")
 
     def test_github_signature_bad_or_missing_is_401_logged_without_secret(self):
         body = json.dumps({"event_type": "order.created", "id": "gh-bad"}).encode()

@@ -132,3 +132,14 @@ Test(webhook_event, job_body_fields_and_allowlist) {
   json_decref(unknown);
   json_decref(arr);
 }
+
+Test(webhook_event, reasons_name_the_http_facts) {
+  char out[256];
+  jb_wh_reason("the AMQP message_id is not valid UTF-8 (byte 3)", NULL, out, sizeof out);
+  cr_assert_str_eq(out, "the Idempotency-Key header is not valid UTF-8 (byte 3)");
+  jb_wh_reason("no event type (looked for x, and the AMQP type property)", "X-GitHub-Event", out,
+               sizeof out);
+  cr_assert_str_eq(out, "no event type (looked for x, and the X-GitHub-Event header)");
+  jb_wh_reason("malformed JSON body: x", NULL, out, sizeof out);
+  cr_assert_str_eq(out, "malformed JSON body: x");
+}
