@@ -31,6 +31,7 @@ typedef struct consumer {
   jb_job_creator *creator;
   amqp_connection_state_t conn; /* consume + ack */
   amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
+  size_t node, pub_node;        /* the cluster node each connection tries first (amqp_conn.h) */
   uint64_t pub_seq;             /* publishes on the pub channel since it opened */
   uint64_t pub_confirmed;       /* of those, confirmed by the broker */
   pending *pend;
