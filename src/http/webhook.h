@@ -62,6 +62,10 @@ typedef struct jb_wh_facts {
 unsigned jb_wh_facts_of(const jb_header *hdrs, size_t n, const char *body, size_t len, jb_time now,
                         jb_wh_facts *out, char *why, size_t whylen);
 
+/* Whether a Content-Type is JSON: application/json, application/cloudevents+json or
+ * application/<anything>+json (not CloudEvents batch mode), parameters allowed. */
+bool jb_wh_json_type(const char *ct);
+
 /* Rewrites a router's reason for an HTTP caller: the AMQP names of the facts a webhook request
  * fills become the request's ("the AMQP message_id" -> "the Idempotency-Key header", "the AMQP
  * type property" -> "the <type_header> header", or a note that none is configured when

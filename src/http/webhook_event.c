@@ -10,7 +10,7 @@
 
 /* Content types a mode-event body may have: JSON (plain events, binary-mode data) or a
  * structured CloudEvent. Parameters (;charset=utf-8) are allowed. */
-static bool is_json_type(const char *ct) {
+bool jb_wh_json_type(const char *ct) {
   size_t n = strcspn(ct, "; \t");
   if (n == 28 && strncasecmp(ct, "application/cloudevents+json", 28) == 0) return true;
   if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return true;
@@ -50,7 +50,7 @@ unsigned jb_wh_facts_of(const jb_header *hdrs, size_t n, const char *body, size_
     snprintf(why, whylen, "CloudEvents batch mode is not accepted: send one event per request");
     return 415;
   }
-  if (f->content_type != NULL && !is_json_type(f->content_type)) {
+  if (f->content_type != NULL && !jb_wh_json_type(f->content_type)) {
     snprintf(why, whylen,
              "Content-Type %.100s is not JSON (application/json, application/cloudevents+json "
              "or application/*+json)",

@@ -191,8 +191,9 @@ static void event_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cf
 
 static void job_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cfg *w) {
   const char *ct = jb_http_header(req, "Content-Type");
-  if (ct != NULL && strncasecmp(ct, "application/json", 16) != 0) {
-    jb_http_problem(resp, 415, "Content-Type", "Content-Type %.100s is not application/json", ct);
+  if (ct != NULL && !jb_wh_json_type(ct)) {
+    jb_http_problem(resp, 415, "Content-Type",
+                    "Content-Type %.100s is not JSON (application/json or application/*+json)", ct);
     return;
   }
   json_t *doc = NULL, *payload = NULL, *meta = NULL;

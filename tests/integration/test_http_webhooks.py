@@ -271,8 +271,7 @@ class Webhooks(unittest.TestCase):
                          ids)
 
     def test_concurrent_requests_each_get_their_jobs(self):
-        # Needs deps.creator to be callable from many threads at once (the group-committing
-        # creator serve.c wires in); a single job service there shares one connection.
+        # deps.creator is the group-committing creator serve.c wires in: many threads at once.
         def one(i):
             return self.post_gh({"event_type": "invoice.paid", "id": f"cc-{i}", "data": {"i": i}})
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -302,6 +301,8 @@ class Webhooks(unittest.TestCase):
         self.problem(self.post_gh({"payload": {}}, name="signed-jobs"), 422, "job_type")
         self.problem(self.post_gh(dict(job, payload=[1]), name="signed-jobs"), 422, "payload")
         self.problem(self.post_gh(b"{", name="signed-jobs"), 400, "malformed JSON")
+        self.problem(self.post_gh(body, {"Content-Type": "text/plain"}, name="signed-jobs"), 415,
+                     "not JSON")
 
 
 class Config(unittest.TestCase):
