@@ -304,6 +304,27 @@ class Webhooks(unittest.TestCase):
         self.problem(self.post_gh(body, {"Content-Type": "text/plain"}, name="signed-jobs"), 415,
                      "not JSON")
 
+    # --- last: the database goes away and comes back ---
+
+    def test_z_database_outage_503_then_the_retry_succeeds(self):
+        ev = {"event_type": "order.created", "id": "outage-1", "payload": {"o": 1}}
+        jbtest.servers("jb_pg_stop", jbtest.STATE_DIR)
+        try:
+            r = self.post_gh(ev)
+            self.problem(r, 503)
+            self.assertIn("Retry-After", r.headers)
+        finally:
+            os.environ["JB_PG_FSYNC"] = "off"
+            jbtest.servers("jb_pg_start", jbtest.STATE_DIR, os.environ["JB_PG_PORT"])
+        self.assertEqual(self.b.count("metadata->>'event_id' = 'outage-1'"), 0,
+                         "nothing half-created")
+        deadline, r = time.time() + 60, None
+        while time.time() < deadline and (r is None or r.status_code != 202):
+            r = self.post_gh(ev)
+            time.sleep(0.5)
+        self.created(r, 2)
+        self.assertEqual(self.b.count("metadata->>'event_id' = 'outage-1'"), 2)
+
 
 class Config(unittest.TestCase):
     def check(self, webhooks, env=None):
