@@ -125,8 +125,9 @@ typedef struct jb_http_cfg {
   int max_body_bytes;
   int max_connections;
   int request_timeout_s;
-  int db_connections;       /* database connections lent to requests that read or change jobs */
-  jb_webhook_cfg *webhooks; /* http.webhooks.*: a map of tables, each named by its key */
+  int db_connections; /* database connections lent to requests that read or change jobs */
+  /* http.webhooks.*: a map of tables, each named by its key */
+  jb_webhook_cfg *webhooks;
   size_t webhooks_len;
 } jb_http_cfg;
 
