@@ -75,7 +75,7 @@ void jb_wh_reason(const char *reason, const char *type_header, char *out, size_t
 /* The dedupe key of a request that carries none, from w->dedupe: a JSON pointer into `doc` (the
  * body, or a binary-mode event's data) or "header:<Name>". The key is "<webhook>/<value>"
  * (a string, or an integer's digits). *out is NULL when w has no dedupe; a new string otherwise.
- * 0, or 422 with `why` when the pointer or header finds nothing usable; 500 out of memory. */
+ * 0, or 422 with `why` when the pointer or header finds nothing usable; 503 out of memory. */
 unsigned jb_wh_fallback_key(const jb_webhook_cfg *w, json_t *doc, jb_wh_header_fn hdr, void *ctx,
                             char **out, char *why, size_t whylen);
 

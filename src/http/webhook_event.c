@@ -112,7 +112,7 @@ unsigned jb_wh_fallback_key(const jb_webhook_cfg *w, json_t *doc, jb_wh_header_f
   *out = malloc(n);
   if (*out == NULL) {
     snprintf(why, whylen, "out of memory");
-    return 500;
+    return 503;
   }
   snprintf(*out, n, "%s/%s", w->name, v);
   return 0;

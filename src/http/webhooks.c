@@ -136,7 +136,11 @@ static unsigned finish_requests(jb_http_req *req, const jb_webhook_cfg *w, jb_ro
     if (base != NULL) {
       size_t len = strlen(base) + strlen(q->job_type) + 2;
       char *key = malloc(len);
-      if (key == NULL) break;
+      if (key == NULL) { /* never a job without its dedupe key */
+        free(base);
+        snprintf(why, whylen, "out of memory for the dedupe key");
+        return 503;
+      }
       snprintf(key, len, "%s|%s", base, q->job_type);
       free((char *)q->opts.dedupe_key);
       q->opts.dedupe_key = key; /* owned by r->jobs, as the router's keys are */
@@ -177,10 +181,12 @@ static void event_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cf
       break;
     case JB_ROUTE_JOBS:
       st = finish_requests(req, w, &routed, why, sizeof why);
-      if (st != 0)
-        jb_http_problem(resp, st, "dedupe", "%s", why);
-      else
+      if (st != 0) {
+        jb_http_problem(resp, st, st == 503 ? NULL : "dedupe", "%s", why);
+        if (st == 503) jb_http_add_header(resp, "Retry-After", "1");
+      } else {
         create(req, resp, w, routed.event.event_id, routed.jobs.reqs, routed.jobs.n);
+      }
       break;
   }
   jb_routed_clear(&routed);
@@ -215,7 +221,8 @@ static void job_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cfg 
   if (jr.opts.dedupe_key == NULL || *jr.opts.dedupe_key == '\0') {
     st = jb_wh_fallback_key(w, doc, req_header, req, &fallback, why, sizeof why);
     if (st != 0) {
-      jb_http_problem(resp, st, "dedupe", "%s", why);
+      jb_http_problem(resp, st, st == 503 ? NULL : "dedupe", "%s", why);
+      if (st == 503) jb_http_add_header(resp, "Retry-After", "1");
       goto out;
     }
     jr.opts.dedupe_key = fallback;
