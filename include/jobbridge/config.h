@@ -106,6 +106,24 @@ typedef struct jb_workers_cfg {
   double shutdown_grace_s;
 } jb_workers_cfg;
 
+/* http.webhooks.<name>: one webhook, POST /v1/webhooks/<name> (src/http/webhooks.c). */
+typedef struct jb_webhook_cfg {
+  char *name;               /* its key: the last segment of its URL */
+  char *mode;               /* "event" (routed through the mapping table) | "job" (a job request) */
+  char *signature;          /* "github" | "stripe" | "hmac" | "token" */
+  char *secret;             /* the shared HMAC secret; filled from secret_env when that is set */
+  char *secret_env;         /* the environment variable holding the secret, or NULL */
+  int tolerance_s;          /* stripe: how far the signed timestamp may be from now */
+  char *header;             /* hmac: the header carrying the signature */
+  char *prefix;             /* hmac: text before the hex digest in that header (NULL: none) */
+  char **allowed_job_types; /* mode job: the job types it may create (NULL-terminated) */
+  size_t allowed_job_types_len;
+  char *event_type_header; /* mode event: a header naming the event type when the body names
+                              none (e.g. X-GitHub-Event), or NULL */
+  char *dedupe; /* where the dedupe key comes from when the event has none: "/json/pointer" into
+                   the body or "header:<Name>"; NULL: no fallback */
+} jb_webhook_cfg;
+
 /* http.*: the HTTP face (src/http/). */
 typedef struct jb_http_cfg {
   char *listen; /* host:port; NULL: no HTTP server */
@@ -113,6 +131,9 @@ typedef struct jb_http_cfg {
   int max_connections;
   int request_timeout_s;
   int db_connections; /* database connections lent to requests that read or change jobs */
+  /* http.webhooks.*: a map of tables, each named by its key */
+  jb_webhook_cfg *webhooks;
+  size_t webhooks_len;
 } jb_http_cfg;
 
 /* One entry of schedules[]: a cron expression in a zone that creates a job at each firing

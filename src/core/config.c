@@ -581,6 +581,7 @@ json_t *jb_config_to_json(const jb_config *cfg) {
   json_object_set_new(json_object_get(o, "amqp"), "url", urls);
   json_object_set_new(json_object_get(o, "database"), "url",
                       json_string(jb_redact_url(cfg->database.url, buf, sizeof buf)));
+  jb_config_redact_webhooks(o);
   return o;
 }
 

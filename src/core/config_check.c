@@ -151,7 +151,8 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                      "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
                      c->name, i, m->payload);
   }
-  return jb_schedules_check(c->name, cfg, c->e);
+  jb_err rc = jb_schedules_check(c->name, cfg, c->e);
+  return rc == JB_OK ? jb_config_check_webhooks(c->name, cfg, c->e) : rc;
 }
 
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) {

@@ -10,4 +10,11 @@
  * JB_ERR_CONFIG with e->msg naming `name` (the file) and the key path at fault. */
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) JB_MUST_CHECK;
 
+/* http.webhooks.* (config_webhooks.c): names, mode, signature and what each needs; fills each
+ * webhook's secret from its secret_env when that variable is set. Called by the cross check. */
+jb_err jb_config_check_webhooks(const char *name, jb_config *cfg, jb_error *e) JB_MUST_CHECK;
+
+/* Replaces every webhook secret in a config dump (jb_config_to_json) with "<redacted>". */
+void jb_config_redact_webhooks(json_t *dump);
+
 #endif

@@ -94,8 +94,40 @@ static const key_decl schedule_keys[] = {
 };
 
 static const table SCHEDULE = {schedule_keys, NKEYS(schedule_keys), "schedules[].", "schedule"};
+#define WH(field) offsetof(jb_webhook_cfg, field)
+
+static const key_decl webhook_keys[] = {
+    {"mode", K_STRING, WH(mode), 0, "\"event\"", 0, 0, false,
+     "event (the body is an event, routed through the mappings) or job (a job request)", NULL, 0,
+     0},
+    {"signature", K_STRING, WH(signature), 0, NULL, 0, 0, false,
+     "how callers authenticate: github, stripe, hmac or token (a bearer token with write scope)",
+     NULL, 0, 0},
+    {"secret", K_STRING, WH(secret), 0, "null", 0, 0, false,
+     "the shared HMAC secret (github, stripe, hmac); never logged", NULL, 0, 0},
+    {"secret_env", K_STRING, WH(secret_env), 0, "null", 0, 0, false,
+     "environment variable holding the secret; when set it wins over secret", NULL, 0, 0},
+    {"tolerance_s", K_INT, WH(tolerance_s), 0, "300", 1, 86400, false,
+     "stripe: largest distance of the signed timestamp from now", NULL, 0, 0},
+    {"header", K_STRING, WH(header), 0, "null", 0, 0, false,
+     "hmac: the request header holding the signature", NULL, 0, 0},
+    {"prefix", K_STRING, WH(prefix), 0, "null", 0, 0, false,
+     "hmac: text before the hex digest in that header (e.g. sha256=)", NULL, 0, 0},
+    {"allowed_job_types", K_STRINGS, WH(allowed_job_types), WH(allowed_job_types_len), "[]", 0, 0,
+     false, "mode job: the registered job types callers may create", NULL, 0, 0},
+    {"event_type_header", K_STRING, WH(event_type_header), 0, "null", 0, 0, false,
+     "mode event: a request header holding the event type when the body names none (e.g. "
+     "X-GitHub-Event)",
+     NULL, 0, 0},
+    {"dedupe", K_STRING, WH(dedupe), 0, "null", 0, 0, false,
+     "dedupe key of requests that carry none (no event id, no Idempotency-Key): a JSON pointer "
+     "into the body (/delivery/id) or header:<Name>",
+     NULL, 0, 0},
+};
+
 static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[].", "mapping"};
 static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*.", "job type"};
+static const table WEBHOOK = {webhook_keys, NKEYS(webhook_keys), "http.webhooks.*.", "webhook"};
 
 static const key_decl root_keys[] = {
     {"amqp.url", K_STRLIST, CFG(amqp.urls), CFG(amqp.urls_len),
@@ -216,6 +248,8 @@ static const key_decl root_keys[] = {
      false,
      "lifecycle events of every job type besides the outcome events: \"created\", \"started\"",
      NULL, 0, 0},
+    {"http.webhooks", K_MAP, CFG(http.webhooks), CFG(http.webhooks_len), "{}", 0, 0, false,
+     "webhooks by name: POST /v1/webhooks/<name>", &WEBHOOK, sizeof(jb_webhook_cfg), WH(name)},
     {"mappings", K_ARRAY, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
      "the mapping table: event type pattern -> job (reloaded on SIGHUP)", &MAPPING,
      sizeof(jb_mapping), 0},
