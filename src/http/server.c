@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "jobbridge/log.h"
@@ -148,6 +149,33 @@ const char *jb_http_header(const jb_http_req *req, const char *name) {
 
 const char *jb_http_query(const jb_http_req *req, const char *name) {
   return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* True when the media type `ct` (up to ';' or the end, blanks trimmed) is application/json or
+ * application/<x>+json. */
+static bool is_json_type(const char *ct) {
+  while (*ct == ' ' || *ct == '\t') ct++;
+  size_t n = strcspn(ct, ";");
+  while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+  static const char app[] = "application/";
+  size_t al = sizeof app - 1;
+  if (n <= al || strncasecmp(ct, app, al) != 0) return false;
+  const char *sub = ct + al;
+  size_t sl = n - al;
+  if (sl == 4 && strncasecmp(sub, "json", 4) == 0) return true;
+  return sl > 5 && strncasecmp(sub + sl - 5, "+json", 5) == 0;
+}
+
+bool jb_http_require_json(const jb_http_req *req, jb_http_resp *resp) {
+  const char *ct = jb_http_header(req, "Content-Type");
+  if (ct != NULL && is_json_type(ct)) return true;
+  if (ct == NULL)
+    jb_http_problem(resp, 415, "Content-Type",
+                    "the request has no Content-Type; send the body as application/json");
+  else
+    jb_http_problem(resp, 415, "Content-Type",
+                    "Content-Type \"%.100s\" is not JSON; send the body as application/json", ct);
+  return false;
 }
 
 /* ---- the job services lent to requests ---- */
