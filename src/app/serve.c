@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "handlers/handlers.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 
 /* ---- the outbox relay: one connection, stops last (flushes the events the others wrote) ---- */
@@ -140,15 +141,18 @@ static void ingest_destroy(jb_wiring *w) {
   w->creators = NULL;
 }
 
-/* ---- the HTTP server: a connection per job service lent to requests, one for job creation ---- */
+/* ---- the HTTP server: a connection per job service lent to requests, one for job creation,
+ * one for the readiness probe of the database ---- */
 
 static size_t http_connections(const jb_config *cfg) {
-  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + 1 : 0;
+  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + 2 : 0;
 }
 
 static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = http_connections(w->cfg);
   if (n == 0) return JB_OK; /* http.listen: null */
+  /* Checked when /readyz asks, at most once a second. */
+  w->db_probe = jb_health_probe("database", jb_pg_schema_ready, pgs[--n], 1000);
   w->http_svcs = calloc(n, sizeof *w->http_svcs);
   if (w->http_svcs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
   for (size_t i = 0; i < n; i++)
@@ -175,6 +179,8 @@ static void http_stop(jb_wiring *w) {
 }
 
 static void http_destroy(jb_wiring *w) {
+  jb_health_remove(w->db_probe);
+  w->db_probe = NULL;
   jb_http_server_free(w->http);
   w->http = NULL;
   free(w->http_svcs);

@@ -34,7 +34,8 @@ typedef struct jb_wiring {
   jb_mq_trigger *trigger;
   jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
   jb_http_deps http_deps;
-  jb_http_server *http; /* NULL when http.listen is null */
+  jb_http_server *http;            /* NULL when http.listen is null */
+  struct jb_health_slot *db_probe; /* /readyz's database check, on the HTTP's last connection */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on
