@@ -17,6 +17,7 @@ static const char usage[] =
     "  check-config   validate the config file and print the effective config\n"
     "  jobs           create|get|list|cancel|retry jobs\n"
     "  stats          per-queue job counts\n"
+    "  --version      print the version\n"
     "\n"
     "Every command takes --config FILE (default: $JOBBRIDGE_CONFIG, else ./jobbridge.json) and\n"
     "--help. JOBBRIDGE_AMQP_URL and JOBBRIDGE_DATABASE_URL override the config's URLs.\n"
@@ -75,6 +76,10 @@ int main(int argc, char **argv) {
       {"run", jb_cmd_run},   {"migrate", jb_cmd_migrate}, {"check-config", jb_cmd_check_config},
       {"jobs", jb_cmd_jobs}, {"stats", jb_cmd_stats},
   };
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("jobbridge %s\n", JB_VERSION);
+    return JB_EXIT_OK;
+  }
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
     fputs(usage, stdout);
     return JB_EXIT_OK;

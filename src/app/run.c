@@ -13,6 +13,7 @@
 
 #include "app/app.h"
 #include "app/args.h"
+#include "app/notify.h"
 #include "app/serve.h"
 #include "jobbridge/log.h"
 
@@ -195,15 +196,21 @@ static int serve(const jb_config *cfg, const char *path) {
   jb_log(JB_LOG_INFO, "running", "instance", w.instance, "amqp",
          jb_redact_url(cfg->amqp.url, safe, sizeof safe), "exchange", cfg->amqp.input.exchange,
          "queue", cfg->amqp.input.queue, "output_exchange", cfg->amqp.output.exchange, JB_LOG_END);
+  jb_notify_ready("serving");
+  long ping_ms = jb_notify_watchdog_ms();
   while (stage == RUN_RUNNING) {
-    wait_signals(-1);
+    jb_notify_watchdog(true);
+    wait_signals(ping_ms);
     if (reload_requested) {
       reload_requested = false;
+      jb_notify_reloading();
       jb_config *next = reload_mappings(cfg, path);
       if (next != NULL && jb_router_reload(w.router, next, &e) != JB_OK)
         jb_log(JB_LOG_ERROR, "mapping reload failed", "error", e.msg, JB_LOG_END);
+      jb_notify_ready("serving (reloaded)");
     }
   }
+  jb_notify_stopping("stopping: finishing the work in hand");
   /* Shutdown, in the order that loses nothing: no new events in (the batch in hand is
    * committed and acked), no new claims (running handlers get the grace period, then return
    * their jobs to RETRYING), then the outbox is flushed. */

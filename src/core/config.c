@@ -62,7 +62,8 @@ static void free_elements(const key_decl *k, char *base) {
 static void free_value(const key_decl *k, void *target) {
   char *base = target;
   switch (k->type) {
-    case K_STRING: {
+    case K_STRING:
+    case K_NSTRING: {
       char **s = (char **)(base + k->off);
       free(*s);
       *s = NULL;
@@ -95,6 +96,8 @@ static const char *type_word(key_type t) {
   switch (t) {
     case K_STRING:
       return "a string";
+    case K_NSTRING:
+      return "a string or null";
     case K_INT:
       return "an integer";
     case K_NUMBER:
@@ -174,7 +177,9 @@ static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown,
   free(dump);
   switch (k->type) {
     case K_STRING:
-      if (!json_is_string(v) && !(json_is_null(v) && k->def && strcmp(k->def, "null") == 0))
+    case K_NSTRING:
+      if (!json_is_string(v) &&
+          !(json_is_null(v) && ((k->def && strcmp(k->def, "null") == 0) || k->type == K_NSTRING)))
         goto wrong_type;
       /* Only keys whose default is null may be empty (an empty pointer selects the body). */
       if (json_is_string(v) && json_string_length(v) == 0 &&
@@ -458,7 +463,8 @@ static json_t *table_to_json(const table *t, const void *target);
 static json_t *value_to_json(const key_decl *k, const void *target) {
   const char *base = target;
   switch (k->type) {
-    case K_STRING: {
+    case K_STRING:
+    case K_NSTRING: {
       const char *s = *(char *const *)(base + k->off);
       return s ? json_string(s) : json_null();
     }

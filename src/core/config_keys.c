@@ -136,7 +136,7 @@ static const key_decl root_keys[] = {
      "cap on the retry delay", NULL, 0, 0},
     {"retry.jitter", K_NUMBER, CFG(retry.jitter), 0, "0.2", 0, 1, false,
      "random fraction added to or taken from each retry delay", NULL, 0, 0},
-    {"http.listen", K_STRING, CFG(http.listen), 0, "\"127.0.0.1:8080\"", 0, 0, false,
+    {"http.listen", K_NSTRING, CFG(http.listen), 0, "\"127.0.0.1:8080\"", 0, 0, false,
      "address of the HTTP API, health and metrics (host:port; port 0: any free port; null: no "
      "HTTP server)",
      NULL, 0, 0},

@@ -8,6 +8,7 @@
 
 typedef enum {
   K_STRING,  /* char *, "null" default allowed */
+  K_NSTRING, /* char *, null allowed whatever the default (null turns a feature off) */
   K_INT,     /* int */
   K_NUMBER,  /* double; a "null" default allows null, stored as NAN (unset) */
   K_BOOL,    /* bool */
