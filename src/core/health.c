@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,7 +141,7 @@ static void run_probe(jb_health_slot *s, int64_t now) {
   if (s->checked_ms != 0 && now - s->checked_ms < s->cache_ms) return;
   char why[sizeof s->reason] = "";
   bool ok = s->fn(s->self, why, sizeof why);
-  memcpy(s->reason, ok ? "" : why, sizeof why);
+  snprintf(s->reason, sizeof s->reason, "%s", ok ? "" : why);
   atomic_store(&s->ready, ok);
   s->checked_ms = jb_mono_ms();
 }

@@ -594,7 +594,6 @@ jb_err jb_http_server_start(jb_http_server *s, jb_error *e) {
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_connections_per_ip, NULL},
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->max_header_bytes, NULL},
       {MHD_OPTION_CONNECTION_TIMEOUT, c->request_timeout_s, NULL},
-      {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
       {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
       {s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
       {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
@@ -605,7 +604,9 @@ jb_err jb_http_server_start(jb_http_server *s, jb_error *e) {
     return jb_fail(e, JB_ERR_IO, "cannot start the HTTP slow-client guard thread");
   s->guard_running = true;
   s->daemon =
-      MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+      /* The logger first: libmicrohttpd logs its own way until it knows it. */
+      MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                       NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
   if (s->daemon == NULL) {
     jb_http_server_stop(s);
     return jb_fail(e, JB_ERR_IO,
