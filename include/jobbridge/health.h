@@ -36,8 +36,10 @@ void jb_health_busy(jb_health_slot *s, int64_t ms);
 jb_health_slot *jb_health_component(const char *name);
 /* The component is ready (cheap when it already was). */
 void jb_health_ready(jb_health_slot *s);
-/* The component is not ready, because of `reason` (copied, truncated to 200 bytes). */
-void jb_health_not_ready(jb_health_slot *s, const char *reason);
+/* The component is not ready, for the reason given by fmt and what follows (printf; copied,
+ * truncated to 200 bytes). */
+void jb_health_not_ready(jb_health_slot *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* A readiness check run when readiness is asked, at most once per cache_ms: true when ready,
  * otherwise false with the reason written to why (len bytes). Called under the registry's lock,

@@ -99,9 +99,7 @@ static void drop_consumer_conn(consumer *c, const char *why) {
   c->conn = NULL;
   jb_amqp_drop(c->pub);
   c->pub = NULL;
-  char reason[200];
-  snprintf(reason, sizeof reason, "broker connection lost: %.170s", why);
-  jb_health_not_ready(c->ready, reason);
+  jb_health_not_ready(c->ready, "broker connection lost: %.170s", why);
 }
 
 static jb_err connect_consumer(consumer *c, jb_error *e) {
@@ -332,9 +330,7 @@ static bool ensure_connected(consumer *c) {
   if (connect_consumer(c, &e) != JB_OK) {
     jb_log(JB_LOG_WARN, "broker unavailable, retrying", JB_LOG_I64("consumer", c->index), "error",
            e.msg, JB_LOG_I64("retry_in_ms", c->amqp_backoff_ms), JB_LOG_END);
-    char reason[200];
-    snprintf(reason, sizeof reason, "broker unavailable: %.170s", e.msg);
-    jb_health_not_ready(c->ready, reason);
+    jb_health_not_ready(c->ready, "broker unavailable: %.170s", e.msg);
     jb_stop_wait(&c->t->stop, c->amqp_backoff_ms);
     c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
     return false;

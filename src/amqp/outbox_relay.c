@@ -531,6 +531,8 @@ static void publish_failed(jb_outbox_relay *r, const pipe_state *ps, jb_err rc,
   }
 }
 
+/* The relay's thread. Health: a turn waits at most a backoff (30 s), so a minute late is
+ * wedged; ready when connected to the broker, or standing by while another instance leads. */
 static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
@@ -545,8 +547,6 @@ static void *relay_main(void *arg) {
     free(ps.ids);
     return NULL;
   }
-  /* A turn waits at most a backoff (30 s): a minute late is wedged. Ready: connected to the
-   * broker, or standing by while another instance's relay leads. */
   jb_health_slot *alive = jb_health_thread("outbox relay", 60000);
   jb_health_slot *ready = jb_health_component("outbox relay");
   for (;;) {
@@ -559,13 +559,8 @@ static void *relay_main(void *arg) {
       jb_err lrc = r->ob.ops->try_lead(r->ob.self, &leader, &e);
       if (lrc != JB_OK || !leader) {
         if (stopping) break;
-        if (lrc == JB_OK) {
-          jb_health_ready(ready); /* standing by */
-        } else {
-          char reason[200];
-          snprintf(reason, sizeof reason, "cannot read the outbox: %.170s", e.msg);
-          jb_health_not_ready(ready, reason);
-        }
+        if (lrc == JB_OK) jb_health_ready(ready); /* standing by */
+        if (lrc != JB_OK) jb_health_not_ready(ready, "cannot read the outbox: %.170s", e.msg);
         jb_stop_wait(&r->stop, 1000);
         continue;
       }
@@ -579,9 +574,7 @@ static void *relay_main(void *arg) {
       if (relay_connect(r, &e) != JB_OK) {
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
                e.msg, JB_LOG_I64("retry_in_ms", backoff), JB_LOG_END);
-        char reason[200];
-        snprintf(reason, sizeof reason, "cannot publish job events: %.170s", e.msg);
-        jb_health_not_ready(ready, reason);
+        jb_health_not_ready(ready, "cannot publish job events: %.170s", e.msg);
         pause_ms(r, backoff);
         backoff = jb_backoff_next(backoff, 30000);
         continue;

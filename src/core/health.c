@@ -3,6 +3,7 @@
 #include "jobbridge/health.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,13 +78,15 @@ void jb_health_ready(jb_health_slot *s) {
   pthread_mutex_unlock(&mu);
 }
 
-void jb_health_not_ready(jb_health_slot *s, const char *reason) {
+void jb_health_not_ready(jb_health_slot *s, const char *fmt, ...) {
   if (s == NULL) return;
+  char reason[sizeof s->reason];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
   pthread_mutex_lock(&mu);
-  size_t n = strlen(reason);
-  if (n >= sizeof s->reason) n = sizeof s->reason - 1;
-  memcpy(s->reason, reason, n);
-  s->reason[n] = '\0';
+  memcpy(s->reason, reason, sizeof reason);
   atomic_store(&s->ready, false);
   pthread_mutex_unlock(&mu);
 }
