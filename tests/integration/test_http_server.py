@@ -312,6 +312,27 @@ class TlsAndConfigTest(unittest.TestCase):
                 finally:
                     b.close()
 
+    def test_per_ip_connection_limit(self):
+        jbtest.require_servers()
+        b = jbtest.Bridge(BIN, SRC, [], NOOP, http__listen="127.0.0.1:0",
+                          http__max_connections_per_ip=2)
+        try:
+            b.start()
+            url = b.http_url()
+            host, port = host_port(url)
+            held = [socket.create_connection((host, port), timeout=30) for _ in range(2)]
+            for s in held:
+                s.sendall(b"GET /healthz HTTP/1.1\r\n")  # holds its connection, headers unfinished
+            time.sleep(0.5)
+            with self.assertRaises(requests.ConnectionError):
+                requests.get(url + "/healthz", timeout=30)
+            for s in held:
+                s.close()
+            r = wait_status(url + "/healthz", 200, 30)
+            self.assertEqual(r.status_code, 200)
+        finally:
+            b.close()
+
     def check_config(self, http):
         b = jbtest.Bridge(BIN, SRC, [], NOOP, **{"http__" + k: v for k, v in http.items()})
         try:
