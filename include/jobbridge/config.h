@@ -56,12 +56,23 @@ typedef struct jb_amqp_output_cfg {
 } jb_amqp_output_cfg;
 
 /* amqp.*: the broker and both directions of traffic. */
+typedef struct jb_amqp_tls_cfg {
+  char *ca_file;   /* NULL: the system's bundle */
+  char *cert_file; /* client certificate (with key_file), or NULL */
+  char *key_file;
+  bool verify_peer;
+  bool verify_hostname;
+} jb_amqp_tls_cfg;
+
 typedef struct jb_amqp_cfg {
-  char *url;
+  char **urls; /* amqp.url: one URL or a list of a cluster's nodes, tried in turn; NULL-ended */
+  size_t urls_len;
+  char *url; /* urls[0] (borrowed from urls) */
   int heartbeat_s;
   int prefetch;
   jb_amqp_input_cfg input;
   jb_amqp_output_cfg output;
+  jb_amqp_tls_cfg tls;
 } jb_amqp_cfg;
 
 /* database.* */

@@ -15,7 +15,7 @@
 static jb_err connect_publisher(consumer *c, jb_error *e) {
   if (c->pub != NULL) return JB_OK;
   c->pub_seq = c->pub_confirmed = 0;
-  return jb_amqp_connect_confirming(c->t->amqp->url, c->t->amqp->heartbeat_s, &c->pub, e);
+  return jb_amqp_connect_confirming(c->t->amqp, &c->pub_node, &c->pub, e);
 }
 
 /* Keeps the idle dead-letter connection alive: rabbitmq-c sends heartbeats, and reads the

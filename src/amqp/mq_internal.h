@@ -33,6 +33,7 @@ typedef struct consumer {
   struct jb_health_slot *alive; /* this thread's heartbeat (jobbridge/health.h) */
   struct jb_health_slot *ready; /* connected and consuming */
   amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
+  size_t node, pub_node;        /* the cluster node each connection tries first (amqp_conn.h) */
   uint64_t pub_seq;             /* publishes on the pub channel since it opened */
   uint64_t pub_confirmed;       /* of those, confirmed by the broker */
   pending *pend;

@@ -104,7 +104,7 @@ static void drop_consumer_conn(consumer *c, const char *why) {
 
 static jb_err connect_consumer(consumer *c, jb_error *e) {
   const jb_amqp_cfg *cfg = c->t->amqp;
-  jb_err rc = jb_amqp_connect(cfg->url, cfg->heartbeat_s, &c->conn, e);
+  jb_err rc = jb_amqp_connect(cfg, &c->node, &c->conn, e);
   if (rc == JB_OK) rc = declare_and_consume(c, e);
   if (rc != JB_OK) {
     jb_amqp_drop(c->conn);

@@ -44,6 +44,7 @@ typedef struct return_log {
 
 struct jb_outbox_relay {
   const jb_amqp_cfg *cfg; /* amqp.*: the broker and amqp.output (borrowed) */
+  size_t node;            /* the cluster node to try first (amqp_conn.h) */
   jb_outbox ob;
   char source[160];
   pthread_t thread;
@@ -128,7 +129,7 @@ static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
 
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   jb_confirms_reset(&r->track, 1);
-  jb_err rc = jb_amqp_connect_confirming(r->cfg->url, r->cfg->heartbeat_s, &r->conn, e);
+  jb_err rc = jb_amqp_connect_confirming(r->cfg, &r->node, &r->conn, e);
   if (rc != JB_OK) return rc;
   rc = declare_output(r, e);
   if (rc != JB_OK) {

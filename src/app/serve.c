@@ -141,30 +141,47 @@ static void ingest_destroy(jb_wiring *w) {
   w->creators = NULL;
 }
 
-/* ---- the HTTP server: a connection per job service lent to requests, one for job creation,
- * one for the readiness probe of the database ---- */
+/* ---- the HTTP server: a connection per job service lent to requests, one per committer of
+ * the group commit that creates jobs (jobbridge/coalesce.h), and one for the readiness probe of
+ * the database ---- */
+
+/* Two committers: one gathers its group while the other is in its transaction. */
+#define HTTP_COMMITTERS 2
+/* A group holds at most this many jobs (a batch request of more goes alone). */
+#define HTTP_MAX_GROUP 1000
 
 static size_t http_connections(const jb_config *cfg) {
-  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + 2 : 0;
+  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + HTTP_COMMITTERS + 1 : 0;
 }
 
 static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = http_connections(w->cfg);
   if (n == 0) return JB_OK; /* http.listen: null */
-  /* Checked when /readyz asks, at most once a second. */
+  /* Checked when /readyz asks, at most once a second; on the last connection. */
   w->db_probe = jb_health_probe("database", jb_pg_schema_ready, pgs[--n], 1000);
+  size_t nsvcs = n - HTTP_COMMITTERS;
   w->http_svcs = calloc(n, sizeof *w->http_svcs);
-  if (w->http_svcs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
-  for (size_t i = 0; i < n; i++)
+  w->http_inner = calloc(HTTP_COMMITTERS, sizeof *w->http_inner);
+  if (w->http_svcs == NULL || w->http_inner == NULL)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
+  for (size_t i = 0; i < n; i++) {
     jb_job_service_init(&w->http_svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), w->cfg);
-  if (w->pool != NULL)
-    jb_job_service_set_dispatcher(&w->http_svcs[n - 1], jb_worker_pool_dispatcher(w->pool));
+    w->http_svcs[i].cancel_wait_ms = 0; /* POST .../cancel of a running job answers 202 at once */
+  }
+  for (size_t i = 0; i < HTTP_COMMITTERS; i++) {
+    jb_job_service *svc = &w->http_svcs[nsvcs + i];
+    if (w->pool != NULL) jb_job_service_set_dispatcher(svc, jb_worker_pool_dispatcher(w->pool));
+    w->http_inner[i] = jb_job_service_creator(svc);
+  }
+  jb_err rc = jb_coalescer_new(w->http_inner, HTTP_COMMITTERS, &w->http_svcs[nsvcs], HTTP_MAX_GROUP,
+                               &w->http_creator, e);
+  if (rc != JB_OK) return rc;
   w->http_deps = (jb_http_deps){.cfg = w->cfg,
                                 .instance = w->instance,
                                 .router = w->router,
-                                .creator = jb_job_service_creator(&w->http_svcs[n - 1]),
+                                .creator = jb_coalescer_creator(w->http_creator),
                                 .svcs = w->http_svcs,
-                                .nsvcs = n - 1};
+                                .nsvcs = nsvcs};
   return jb_http_server_new(&w->http_deps, &w->http, e);
 }
 
@@ -176,6 +193,7 @@ static void http_stop(jb_wiring *w) {
   if (w->http == NULL) return;
   jb_log(JB_LOG_INFO, "stopping: answering the HTTP requests in progress", JB_LOG_END);
   jb_http_server_stop(w->http);
+  jb_coalescer_stop(w->http_creator); /* after the server: no request is waiting on it */
 }
 
 static void http_destroy(jb_wiring *w) {
@@ -183,6 +201,10 @@ static void http_destroy(jb_wiring *w) {
   w->db_probe = NULL;
   jb_http_server_free(w->http);
   w->http = NULL;
+  jb_coalescer_free(w->http_creator);
+  w->http_creator = NULL;
+  free(w->http_inner);
+  w->http_inner = NULL;
   free(w->http_svcs);
   w->http_svcs = NULL;
 }

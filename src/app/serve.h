@@ -7,6 +7,7 @@
 #include "amqp/mq_trigger.h"
 #include "amqp/outbox_relay.h"
 #include "http/http.h"
+#include "jobbridge/coalesce.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/router.h"
 #include "jobbridge/worker_pool.h"
@@ -32,7 +33,9 @@ typedef struct jb_wiring {
   jb_job_creator *creators;
   jb_router *router; /* the mapping table every event trigger routes through; SIGHUP reloads it */
   jb_mq_trigger *trigger;
-  jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
+  jb_job_service *http_svcs;  /* the HTTP server's: one per connection, then the committers' */
+  jb_job_creator *http_inner; /* the committers' creators (over the last http_svcs) */
+  jb_coalescer *http_creator; /* group commit of the HTTP server's job creation */
   jb_http_deps http_deps;
   jb_http_server *http;            /* NULL when http.listen is null */
   struct jb_health_slot *db_probe; /* /readyz's database check, on the HTTP's last connection */

@@ -70,8 +70,25 @@ static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[].", 
 static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*.", "job type"};
 
 static const key_decl root_keys[] = {
-    {"amqp.url", K_STRING, CFG(amqp.url), 0, "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
-     "AMQP 0-9-1 URL of the broker; JOBBRIDGE_AMQP_URL overrides it", NULL, 0, 0},
+    {"amqp.url", K_STRLIST, CFG(amqp.urls), CFG(amqp.urls_len),
+     "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
+     "AMQP 0-9-1 URL of the broker (amqps:// for TLS), or a list of a cluster's nodes tried in "
+     "turn; JOBBRIDGE_AMQP_URL (comma-separated for a list) overrides it",
+     NULL, 0, 0},
+    {"amqp.tls.ca_file", K_STRING, CFG(amqp.tls.ca_file), 0, "null", 0, 0, false,
+     "amqps: PEM file of the CAs that sign the broker's certificate (null: the system's, "
+     "/etc/ssl/certs/ca-certificates.crt)",
+     NULL, 0, 0},
+    {"amqp.tls.cert_file", K_STRING, CFG(amqp.tls.cert_file), 0, "null", 0, 0, false,
+     "amqps: PEM client certificate, for brokers that ask for one (with amqp.tls.key_file)", NULL,
+     0, 0},
+    {"amqp.tls.key_file", K_STRING, CFG(amqp.tls.key_file), 0, "null", 0, 0, false,
+     "amqps: PEM private key of the client certificate", NULL, 0, 0},
+    {"amqp.tls.verify_peer", K_BOOL, CFG(amqp.tls.verify_peer), 0, "true", 0, 0, false,
+     "amqps: refuse a broker whose certificate no trusted CA signed (turn off only to test)", NULL,
+     0, 0},
+    {"amqp.tls.verify_hostname", K_BOOL, CFG(amqp.tls.verify_hostname), 0, "true", 0, 0, false,
+     "amqps: refuse a broker whose certificate does not name the URL's host", NULL, 0, 0},
     {"amqp.heartbeat_s", K_INT, CFG(amqp.heartbeat_s), 0, "15", 0, 600, false,
      "AMQP heartbeat interval in seconds (0 turns heartbeats off; not advised)", NULL, 0, 0},
     {"amqp.prefetch", K_INT, CFG(amqp.prefetch), 0, "1000", 1, 65535, false,

@@ -33,6 +33,7 @@ typedef enum {
   ST_TRY_LEAD,
   ST_NOTIFY,
   ST_OUTBOX_SET_ASIDE,
+  ST_LIST_AFTER,
   ST_COUNT
 } jb_pg_slot;
 
