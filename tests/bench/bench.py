@@ -300,7 +300,9 @@ class Bench:
             before = int(psql(f"SELECT count(*) FROM bench_{tag}.jobs"))
             r = self.wrk(base + "/v1/jobs", post, 64, secs)
             made = int(psql(f"SELECT count(*) FROM bench_{tag}.jobs")) - before
-            if r["bad"] or made != r["requests"]:
+            # wrk counts the answers it read; up to one request per connection is still in
+            # flight when it stops, and creates its job too.
+            if r["bad"] or not r["requests"] <= made <= r["requests"] + 64:
                 raise RuntimeError(f"http: {r['bad']} failed requests, {made} jobs for "
                                    f"{r['requests']} requests")
             fig["http_create_jobs_per_s"] = r["rate"]
