@@ -1,5 +1,6 @@
 /* rabbitmq-c connection helpers shared by the AMQP adapters. */
 #include "amqp/amqp_conn.h"
+#include "amqp/mq_metrics.h"
 
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
@@ -301,8 +302,9 @@ static jb_err connect_node(const jb_amqp_cfg *cfg, const char *url, amqp_connect
   rc = jb_amqp_check(amqp_get_rpc_reply(conn), "open channel", e);
 out:
   free(copy);
+  jb_amqp_metrics_connect(rc == JB_OK);
   if (rc != JB_OK) {
-    jb_amqp_drop(conn);
+    if (conn != NULL) amqp_destroy_connection(conn); /* never counted open */
     return rc;
   }
   *out = conn;
@@ -360,11 +362,14 @@ jb_err jb_amqp_connect_confirming(const jb_amqp_cfg *cfg, size_t *node,
 }
 
 void jb_amqp_drop(amqp_connection_state_t conn) {
-  if (conn != NULL) amqp_destroy_connection(conn);
+  if (conn == NULL) return;
+  jb_amqp_metrics_closed();
+  amqp_destroy_connection(conn);
 }
 
 void jb_amqp_close(amqp_connection_state_t conn) {
   if (conn == NULL) return;
+  jb_amqp_metrics_closed();
   amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn);
 }

@@ -58,6 +58,7 @@ struct jb_mq_trigger {
   jb_stop stop; /* requested by trigger_stop; every consumer polls it where it waits */
   atomic_bool running;
   atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
+  atomic_uint_fast64_t ev_created, ev_duplicate; /* events stored, by outcome (metrics) */
 };
 
 /* Keeps the idle dead-letter connection alive (see mq_dead_letter.c). */

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "amqp/amqp_conn.h"
+#include "amqp/mq_metrics.h"
 #include "jobbridge/health.h"
 #include "jobbridge/log.h"
 #include "jobbridge/stop.h"
@@ -49,6 +50,7 @@ struct jb_outbox_relay {
   char source[160];
   pthread_t thread;
   jb_stop stop; /* requested by jb_outbox_relay_stop (flush_until_ms set first) */
+  jb_relay_metrics metrics;
   atomic_int_fast64_t flush_until_ms; /* when stopping: keep draining until then */
   bool running;
   amqp_connection_state_t conn;
@@ -318,10 +320,12 @@ static jb_err publish_more(jb_outbox_relay *r, pipe_state *ps, size_t *fetched, 
     jb_log(JB_LOG_INFO, "outbox relay: rows in flight at the channel error published one by one",
            JB_LOG_END);
   }
+  jb_time now = n > 0 ? jb_time_now() : 0;
   for (size_t i = 0; rc == JB_OK && i < n; i++) {
     uint64_t tag = 0;
     rc = publish(r, &rows[i], &tag, e);
     if (rc == JB_OK) ps->fl[ps->n++] = (inflight){tag, rows[i].id};
+    if (rc == JB_OK) jb_metric_observe(r->metrics.lag, (double)(now - rows[i].created_at) / 1e6);
   }
   *fetched = n;
   jb_outbox_rows_free(rows, n);
@@ -360,6 +364,7 @@ static jb_err settle_confirmed(jb_outbox_relay *r, pipe_state *ps, bool now, boo
   }
   ps->n = keep;
   r->acked += k;
+  jb_metric_add(r->metrics.published, k);
   if (nacked > 0) {
     r->nacked += nacked;
     r->refetch = true;
@@ -636,6 +641,7 @@ jb_err jb_outbox_relay_new(const jb_amqp_cfg *cfg, jb_outbox outbox, const char 
   r->track.on_return = on_return;
   r->track.on_return_arg = r;
   snprintf(r->source, sizeof r->source, "jobbridge/%s", instance);
+  r->metrics = jb_relay_metrics_get();
   *out = r;
   return JB_OK;
 }

@@ -8,6 +8,7 @@
 #include "handlers/handlers.h"
 #include "jobbridge/health.h"
 #include "jobbridge/log.h"
+#include "postgres/pg_schedule.h"
 
 /* ---- the outbox relay: one connection, stops last (flushes the events the others wrote) ---- */
 
@@ -209,6 +210,36 @@ static void http_destroy(jb_wiring *w) {
   w->http_svcs = NULL;
 }
 
+/* ---- the schedule trigger: one thread, one connection (jobs and schedule_state) ---- */
+
+static size_t schedules_connections(const jb_config *cfg) {
+  (void)cfg;
+  return 1; /* also with no schedules: a reload may add some */
+}
+
+static jb_err schedules_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  jb_job_service_init(&w->sched_svc, jb_pg_store(pgs[0]), jb_pg_work_queue(pgs[0]), w->cfg);
+  if (w->pool != NULL)
+    jb_job_service_set_dispatcher(&w->sched_svc, jb_worker_pool_dispatcher(w->pool));
+  return jb_schedule_trigger_new(w->cfg, jb_job_service_creator(&w->sched_svc),
+                                 jb_pg_schedule_store(pgs[0]), &w->schedules, e);
+}
+
+static jb_err schedules_start(jb_wiring *w, jb_error *e) {
+  jb_job_trigger port = jb_schedule_trigger_port(w->schedules);
+  return port.ops->start(port.self, e);
+}
+
+static void schedules_stop(jb_wiring *w) {
+  jb_job_trigger port = jb_schedule_trigger_port(w->schedules);
+  port.ops->stop(port.self);
+}
+
+static void schedules_destroy(jb_wiring *w) {
+  jb_schedule_trigger_free(w->schedules);
+  w->schedules = NULL;
+}
+
 /* Start order: the relay first (the others write events), the workers before ingest (ingest
  * hands jobs to idle workers), HTTP after ingest (its webhooks route through ingest's router). The
  * stages give README's shutdown order. */
@@ -220,5 +251,9 @@ const jb_component jb_components[] = {
     {"ingest", STOP_INTAKE, ingest_connections, ingest_create, ingest_start, ingest_stop,
      ingest_destroy},
     {"http", STOP_INTAKE, http_connections, http_create, http_start, http_stop, http_destroy},
+    {"schedules", STOP_INTAKE, schedules_connections, schedules_create, schedules_start,
+     schedules_stop, schedules_destroy},
+    {"metrics", STOP_EVENTS_OUT, jb_metrics_connections, jb_metrics_create, jb_metrics_start,
+     jb_metrics_stop, jb_metrics_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

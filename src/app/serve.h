@@ -10,6 +10,7 @@
 #include "jobbridge/coalesce.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/router.h"
+#include "jobbridge/schedule.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -39,6 +40,9 @@ typedef struct jb_wiring {
   jb_http_deps http_deps;
   jb_http_server *http;            /* NULL when http.listen is null */
   struct jb_health_slot *db_probe; /* /readyz's database check, on the HTTP's last connection */
+  jb_job_service sched_svc;        /* the schedule trigger's, over its own connection */
+  jb_schedule_trigger *schedules;  /* always built: SIGHUP may add schedules */
+  jb_pg *metrics_pg; /* the cached queue gauges' connection (serve_metrics.c), or NULL */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on
@@ -54,6 +58,13 @@ typedef struct jb_component {
   void (*stop)(jb_wiring *w);    /* logs what it does; finishes what is in hand */
   void (*destroy)(jb_wiring *w); /* stops if still running, then frees; safe on a failed create */
 } jb_component;
+
+/* The "metrics" component (serve_metrics.c). */
+size_t jb_metrics_connections(const jb_config *cfg);
+jb_err jb_metrics_create(jb_wiring *w, jb_pg **pgs, jb_error *e);
+jb_err jb_metrics_start(jb_wiring *w, jb_error *e);
+void jb_metrics_stop(jb_wiring *w);
+void jb_metrics_destroy(jb_wiring *w);
 
 /* The components of `jobbridge run`, in start order. */
 extern const jb_component jb_components[];

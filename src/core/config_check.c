@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jobbridge/schedule.h"
 #include "jobbridge/topic.h"
 
 /* The file name for messages, and where they go. */
@@ -87,7 +88,7 @@ static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
 static jb_err cross_check(ctx *c, jb_config *cfg) {
   static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
   static const char *const qtypes[] = {"classic", "quorum", NULL};
-  static const char *const handlers[] = {"noop", "exec", NULL};
+  static const char *const handlers[] = {"noop", "exec", "process", NULL};
   if (!one_of(cfg->amqp.input.exchange_type, xtypes))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
@@ -122,12 +123,13 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
   for (size_t i = 0; i < cfg->job_types_len; i++) {
     const jb_job_type_cfg *jt = &cfg->job_types[i];
     if (!one_of(jt->handler, handlers))
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.handler: \"%s\" is not noop or exec",
-                     c->name, jt->name, jt->handler);
-    if (strcmp(jt->handler, "exec") == 0 && jt->command_len == 0)
       return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.command: the exec handler needs a command (argv array)",
-                     c->name, jt->name);
+                     "%s: job_types.%s.handler: \"%s\" is not noop, exec or process", c->name,
+                     jt->name, jt->handler);
+    if (strcmp(jt->handler, "noop") != 0 && jt->command_len == 0)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.command: the %s handler needs a command (argv array)",
+                     c->name, jt->name, jt->handler);
     jb_err rc = check_env(c, jt);
     if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
     if (rc != JB_OK) return rc;
@@ -150,7 +152,7 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                      "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
                      c->name, i, m->payload);
   }
-  return JB_OK;
+  return jb_schedules_check(c->name, cfg, c->e);
 }
 
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) {

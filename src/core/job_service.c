@@ -8,6 +8,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 
 #define JB_MAX_QUEUE_NAME 127
@@ -225,6 +226,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     reserve_workers(svc, jobs, n, slot);
   }
   jb_err rc = svc->store.ops->enqueue(svc->store.self, jobs, n, out, e);
+  if (rc == JB_OK) jb_job_metrics_created(jobs, n, out);
   if (slot != NULL) hand_over(svc, jobs, n, slot, rc, out);
   free(slot);
   free(jobs);

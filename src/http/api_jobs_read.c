@@ -76,9 +76,10 @@ void jb_api_job_status(jb_http_req *req, jb_http_resp *resp) {
   if (!read_job(req, &job, resp)) return;
   json_t *full = jb_job_to_json(&job), *doc = json_object();
   jb_job_clear(&job);
-  static const char *const keep[] = {"id",         "status",       "progress",   "created_at",
-                                     "updated_at", "scheduled_at", "started_at", "completed_at",
-                                     "failed_at",  "error_message"};
+  static const char *const keep[] = {
+      "id",           "status",     "progress",     "progress_message",
+      "created_at",   "updated_at", "scheduled_at", "started_at",
+      "completed_at", "failed_at",  "error_message"};
   for (size_t i = 0; full != NULL && doc != NULL && i < sizeof keep / sizeof keep[0]; i++)
     json_object_set(doc, keep[i], json_object_get(full, keep[i]));
   if (full == NULL || doc == NULL)
