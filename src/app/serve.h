@@ -39,9 +39,10 @@ typedef struct jb_wiring {
   jb_job_creator *http_inner; /* the committers' creators (over the last http_svcs) */
   jb_coalescer *http_creator; /* group commit of the HTTP server's job creation */
   jb_http_deps http_deps;
-  jb_http_server *http;           /* NULL when http.listen is null */
-  jb_job_service sched_svc;       /* the schedule trigger's, over its own connection */
-  jb_schedule_trigger *schedules; /* always built: SIGHUP may add schedules */
+  jb_http_server *http;            /* NULL when http.listen is null */
+  struct jb_health_slot *db_probe; /* /readyz's database check, on the HTTP's last connection */
+  jb_job_service sched_svc;        /* the schedule trigger's, over its own connection */
+  jb_schedule_trigger *schedules;  /* always built: SIGHUP may add schedules */
   jb_pg *metrics_pg;     /* the cached queue gauges' connection (serve_metrics.c), or NULL */
   jb_retainer *retainer; /* NULL when no retention.* is set */
 } jb_wiring;

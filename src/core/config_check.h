@@ -16,5 +16,9 @@ jb_err jb_config_check_webhooks(const char *name, jb_config *cfg, jb_error *e) J
 
 /* Replaces every webhook secret in a config dump (jb_config_to_json) with "<redacted>". */
 void jb_config_redact_webhooks(json_t *dump);
+/* http.*: tokens (one of sha256 / sha256_env, the latter read from the environment now; 64 hex
+ * digits, lower-cased; scopes read, write, admin; unique names), http.tls.cert and .key given
+ * together, and no token-less API on an address other than loopback (config_http.c). */
+jb_err jb_config_check_http(const char *file, jb_config *cfg, jb_error *e) JB_MUST_CHECK;
 
 #endif
