@@ -15,6 +15,7 @@
 #include "app/args.h"
 #include "app/notify.h"
 #include "app/serve.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 
 /* Shutdown stages, advanced only by the signal handler. */
@@ -199,7 +200,9 @@ static int serve(const jb_config *cfg, const char *path) {
   jb_notify_ready("serving");
   long ping_ms = jb_notify_watchdog_ms();
   while (stage == RUN_RUNNING) {
-    jb_notify_watchdog(true);
+    /* The watchdog is fed only while every thread beats (the registry /healthz reads): systemd
+     * restarts a jobbridge with a wedged thread. */
+    jb_notify_watchdog(ping_ms < 0 || jb_health_live(NULL));
     wait_signals(ping_ms);
     if (reload_requested) {
       reload_requested = false;
