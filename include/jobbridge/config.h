@@ -24,7 +24,7 @@ typedef struct jb_mapping {
 
 typedef struct jb_job_type_cfg {
   char *name;
-  char *handler;  /* "noop" | "exec" */
+  char *handler;  /* "noop" | "exec" | "http" */
   char **command; /* argv for exec, NULL-terminated; NULL for other handlers */
   size_t command_len;
   double timeout_s;
@@ -35,6 +35,13 @@ typedef struct jb_job_type_cfg {
   /* How failed runs of this type are retried: job_types.*.retry.*, each unset field the global
    * retry.* (filled in by loading, so always complete after it). */
   jb_retry_policy retry;
+  /* http handler (src/handlers/http_handler.c): job_types.*.url, method, headers, ca_file,
+   * signing_secret; NULL / {} when unset. */
+  char *url; /* {id} and {job_type} are replaced per job */
+  char *method;
+  json_t *headers; /* name -> string */
+  char *ca_file;
+  char *signing_secret;
 } jb_job_type_cfg;
 
 /* amqp.input.*: where events come in. */

@@ -125,6 +125,9 @@ typedef struct jb_job_result {
   bool requeue;
   json_t *result_data;
   char *error_message;
+  /* On a retriable failure: the delay the handler asks for before the retry (an HTTP
+   * Retry-After), in ms; 0: the retry policy's backoff. Capped by the type's retry.max_s. */
+  int64_t retry_after_ms;
 } jb_job_result;
 
 void jb_job_result_clear(jb_job_result *r);

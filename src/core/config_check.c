@@ -87,7 +87,7 @@ static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
 static jb_err cross_check(ctx *c, jb_config *cfg) {
   static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
   static const char *const qtypes[] = {"classic", "quorum", NULL};
-  static const char *const handlers[] = {"noop", "exec", NULL};
+  static const char *const handlers[] = {"noop", "exec", "http", NULL};
   if (!one_of(cfg->amqp.input.exchange_type, xtypes))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
@@ -122,11 +122,16 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
   for (size_t i = 0; i < cfg->job_types_len; i++) {
     const jb_job_type_cfg *jt = &cfg->job_types[i];
     if (!one_of(jt->handler, handlers))
-      return jb_fail(c->e, JB_ERR_CONFIG, "%s: job_types.%s.handler: \"%s\" is not noop or exec",
-                     c->name, jt->name, jt->handler);
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.handler: \"%s\" is not noop, exec or http", c->name,
+                     jt->name, jt->handler);
     if (strcmp(jt->handler, "exec") == 0 && jt->command_len == 0)
       return jb_fail(c->e, JB_ERR_CONFIG,
                      "%s: job_types.%s.command: the exec handler needs a command (argv array)",
+                     c->name, jt->name);
+    if (strcmp(jt->handler, "http") == 0 && (jt->url == NULL || jt->url[0] == '\0'))
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.url: the http handler needs a url (http:// or https://)",
                      c->name, jt->name);
     jb_err rc = check_env(c, jt);
     if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);

@@ -51,12 +51,17 @@ jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out, jb_er
   size_t built = 0;
   for (; built < n; built++) {
     const jb_job_type_cfg *jt = &cfg->job_types[built];
-    if (strcmp(jt->handler, "exec") != 0) {
+    if (strcmp(jt->handler, "http") == 0) {
+      jb_http_config hc = {jt->name,      jt->url,     jt->method,        jt->headers,
+                           jt->timeout_s, jt->ca_file, jt->signing_secret};
+      rc = jb_http_handler_create(&hc, &hs[built], e);
+    } else if (strcmp(jt->handler, "exec") != 0) {
       hs[built] = jb_noop_handler();
       continue;
+    } else {
+      jb_exec_config xc = {jt->command, jt->timeout_s, jt->env, jt->env_passthrough};
+      rc = jb_exec_handler_create(&xc, &hs[built], e);
     }
-    jb_exec_config xc = {jt->command, jt->timeout_s, jt->env, jt->env_passthrough};
-    rc = jb_exec_handler_create(&xc, &hs[built], e);
     if (rc != JB_OK) {
       jb_error inner = *e;
       jb_fail(e, rc, "job type %s: %s", jt->name, inner.msg);

@@ -41,6 +41,28 @@ jb_err jb_exec_handler_new(char *const *argv, double timeout_s, jb_job_handler *
                            jb_error *e) JB_MUST_CHECK;
 jb_job_handler jb_noop_handler(void);
 
+/* The http handler (http_handler.c): each job is one request to url ({id} and {job_type}
+ * replaced) with method (NULL: POST), the job as the exec handler's stdin as its JSON body, the
+ * static headers (object of name -> string, may be NULL) and Content-Type, Idempotency-Key (the
+ * job id) and, with a signing_secret, Jobbridge-Signature. TLS is verified (ca_file: the CAs,
+ * NULL: the system's). 2xx: success (a JSON object body is the result); 408, 425, 429, 5xx,
+ * connection errors and timeout_s passed: retriable, Retry-After asking for the delay; other
+ * statuses: a final failure with the status and the body's first bytes. One thread per handler
+ * drives every request in flight (libcurl multi, connections kept alive). */
+typedef struct jb_http_config {
+  const char *name; /* the job type, for log lines */
+  const char *url;
+  const char *method;
+  const json_t *headers;
+  double timeout_s;
+  const char *ca_file;
+  const char *signing_secret; /* NULL or "": unsigned */
+} jb_http_config;
+
+/* JB_ERR_INVALID naming the key for a url that is not http(s), a bad method or header. */
+jb_err jb_http_handler_create(const jb_http_config *config, jb_job_handler *out,
+                              jb_error *e) JB_MUST_CHECK;
+
 /* A handler from a C function, for embedders. `fn` must be thread-safe; `self` is passed on. */
 typedef void (*jb_handler_fn)(void *self, const jb_job *job, jb_handler_ctx *ctx,
                               jb_job_result *result);
@@ -48,9 +70,10 @@ jb_job_handler jb_callback_handler(jb_handler_fn fn, void *self);
 
 /* The handler of every job type of cfg, in cfg's order: (*out)[i] serves cfg->job_types[i].name
  * (`handler` "exec": jb_exec_handler_create with its command, timeout_s, env and
- * env_passthrough; anything else: noop). *out (n = cfg->job_types_len entries) and the handlers
- * are the caller's: hand each to jb_worker_pool_register, or release it (jb_job_handler_release)
- * and free *out. On failure nothing is left and the error names the job type. */
+ * env_passthrough; "http": jb_http_handler_create; anything else: noop). *out (n =
+ * cfg->job_types_len entries) and the handlers are the caller's: hand each to
+ * jb_worker_pool_register, or release it (jb_job_handler_release) and free *out. On failure nothing
+ * is left and the error names the job type. */
 jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out,
                                jb_error *e) JB_MUST_CHECK;
 

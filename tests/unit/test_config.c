@@ -175,7 +175,7 @@ Test(config, bad_values) {
   expect_bad("{\"amqp\": {\"input\": {\"queue_type\": \"stream\"}}}", "amqp.input.queue_type");
   expect_bad("{\"database\": {\"schema\": \"Job-Bridge\"}}", "database.schema");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"python\"}}}",
-             "job_types.a.handler: \"python\" is not noop or exec");
+             "job_types.a.handler: \"python\" is not noop, exec or http");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"exec\"}}}",
              "job_types.a.command: the exec handler needs a command");
   expect_bad("{\"job_types\": {\"a\": {}}}", "job_types.a.handler: required key is missing");
