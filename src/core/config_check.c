@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jobbridge/topic.h"
 
@@ -133,6 +134,11 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
       return jb_fail(c->e, JB_ERR_CONFIG,
                      "%s: job_types.%s.url: the http handler needs a url (http:// or https://)",
                      c->name, jt->name);
+    if (strcmp(jt->handler, "http") == 0 && strncasecmp(jt->url, "http://", 7) != 0 &&
+        strncasecmp(jt->url, "https://", 8) != 0)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.url: \"%s\" is not an http:// or https:// URL", c->name,
+                     jt->name, jt->url);
     jb_err rc = check_env(c, jt);
     if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
     if (rc != JB_OK) return rc;
