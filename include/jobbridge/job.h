@@ -102,6 +102,10 @@ typedef struct jb_job {
   char *dedupe_key;
   char *locked_by;
   jb_time locked_until;
+  /* W3C trace context (jobbridge/trace.h), beside the contract's fields: every job has a
+   * traceparent ("" only for a job read from before migration 10); tracestate NULL if none. */
+  char traceparent[56];
+  char *tracestate;
 } jb_job;
 
 /* Frees what the job owns and zeroes it; the struct itself belongs to the caller. */

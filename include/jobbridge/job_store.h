@@ -27,6 +27,8 @@ typedef struct jb_new_job {
    * leave it. NULL: stored waiting. */
   const char *run_by;
   int lease_s;
+  char traceparent[56];   /* always set by the service (jobbridge/trace.h) */
+  const char *tracestate; /* NULL: none */
 } jb_new_job;
 
 /* Filters of list; NULL / <0 / 0 mean "any". */

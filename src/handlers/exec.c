@@ -16,6 +16,7 @@
 #include "handlers/shepherd.h"
 #include "jobbridge/json.h"
 #include "jobbridge/log.h"
+#include "jobbridge/trace.h"
 
 #define EXIT_NON_RETRIABLE 65 /* EX_DATAERR: the job itself is bad, retrying will not help */
 #define KILL_GRACE_MS 5000    /* SIGTERM, then SIGKILL this much later */
@@ -247,11 +248,18 @@ static void reap_shepherd(pid_t pid, const char *job_id) {
  * bounded time to end the tree (shorter when ctx asks to stop); past it the worker kills the
  * shepherd and goes on: the program's status stands. Returns the stop reason (-1 for a
  * timeout). */
+/* The job's trace id in out (33 bytes), NULL when it has none. */
+static const char *trace_id(const jb_job *job, char *out) {
+  jb_trace_id(job->traceparent, out);
+  return out[0] ? out : NULL;
+}
+
 static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job,
                           jb_handler_ctx *ctx) {
   int64_t deadline = jb_mono_ms() + (int64_t)(h->timeout_s * 1000);
   int64_t give_up_at = 0;
   int stopped = JB_STOP_NONE;
+  char tid[33]; /* the job's trace id, for its log lines */
   bool exit_seen = false, stop_after_exit = false;
   while (s->run.msg_fd >= 0) {
     int64_t now = jb_mono_ms();
@@ -272,7 +280,8 @@ static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job
       jb_log(JB_LOG_ERROR,
              "an exec handler's shepherd did not end its process tree in time; it is killed, "
              "and processes of the job's tree may remain",
-             "job_id", job->id, "job_type", job->job_type, JB_LOG_END);
+             "job_id", job->id, "job_type", job->job_type, "trace_id", trace_id(job, tid),
+             JB_LOG_END);
       kill(s->run.shepherd, SIGKILL);
       break;
     }
@@ -282,7 +291,8 @@ static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job
     jb_log(JB_LOG_ERROR,
            "an exec handler's shepherd could not end every process of the job's tree (one "
            "survives SIGKILL, may not be signalled, or cannot be found); processes may remain",
-           "job_id", job->id, "job_type", job->job_type, JB_LOG_END);
+           "job_id", job->id, "job_type", job->job_type, "trace_id", trace_id(job, tid),
+           JB_LOG_END);
   /* What the program wrote before it ended is still in the pipes: read it. Every writer is
    * gone, so end-of-file comes at once (bounded anyway, should a process have escaped). */
   int64_t drain_end = jb_mono_ms() + 1000;
@@ -331,7 +341,8 @@ static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
   exec_handler *h = self;
   run_state s = {.run = {-1, -1, -1, -1, -1}};
   char *input = job_input(job), *path = NULL;
-  char **envp = jb_exec_env_build(h->env, h->passthrough, job->id, job->job_type);
+  char **envp = jb_exec_env_build(h->env, h->passthrough, job->id, job->job_type, job->traceparent,
+                                  job->tracestate);
   if (input == NULL || envp == NULL) {
     fail_start(r, h->argv[0], "cannot prepare", ENOMEM);
     goto out;

@@ -8,13 +8,14 @@
  * (static text). */
 const char *jb_env_name_problem(const char *name);
 
-/* A child's whole environment, nothing else: JOBBRIDGE_JOB_ID and JOBBRIDGE_JOB_TYPE, then
+/* A child's whole environment, nothing else: JOBBRIDGE_JOB_ID and JOBBRIDGE_JOB_TYPE (and
+ * TRACEPARENT, TRACESTATE: the job's trace context, when not NULL or empty), then
  * `fixed` ("NAME=value" entries), then each name of `passthrough` set in jobbridge's environment,
  * then PATH, HOME, LANG and TZ when set there; the first entry of a name wins. The result is one
  * allocation the caller frees with free(); its entries borrow from fixed and from environ.
  * NULL when out of memory. */
 char **jb_exec_env_build(char *const *fixed, char *const *passthrough, const char *job_id,
-                         const char *job_type);
+                         const char *job_type, const char *traceparent, const char *tracestate);
 
 /* The file to execute for prog: prog itself when it holds a '/', else the first executable
  * regular file in the PATH of envp (the child's PATH, /bin:/usr/bin if none). Returns 0 and a

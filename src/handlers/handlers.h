@@ -18,7 +18,8 @@
  * (forked, a child subreaper), and when the program ends, is timed out, cancelled or stopped by
  * shutdown, or jobbridge dies, every process it started, even in a session of its own, is
  * killed; the handler returns only once none is left.
- * The environment is clean: JOBBRIDGE_JOB_ID, JOBBRIDGE_JOB_TYPE, then `env` (fixed values),
+ * The environment is clean: JOBBRIDGE_JOB_ID, JOBBRIDGE_JOB_TYPE, TRACEPARENT (and TRACESTATE
+ * when the job has one: W3C trace context), then `env` (fixed values),
  * then the names of `env_passthrough` set in jobbridge's environment, then PATH, HOME, LANG and
  * TZ when set in jobbridge's environment; nothing else (jobbridge's URLs hold passwords). PATH
  * (the child's) is searched for argv[0] when it holds no '/'.
@@ -44,11 +45,11 @@ jb_job_handler jb_noop_handler(void);
 /* The http handler (http_handler.c): each job is one request to url ({id} and {job_type}
  * replaced) with method (NULL: POST), the job as the exec handler's stdin as its JSON body, the
  * static headers (object of name -> string, may be NULL) and Content-Type, Idempotency-Key (the
- * job id) and, with a signing_secret, Jobbridge-Signature. TLS is verified (ca_file: the CAs,
- * NULL: the system's). 2xx: success (a JSON object body is the result); 408, 425, 429, 5xx,
- * connection errors and timeout_s passed: retriable, Retry-After asking for the delay; other
- * statuses: a final failure with the status and the body's first bytes. One thread per handler
- * drives every request in flight (libcurl multi, connections kept alive). */
+ * job id), traceparent (and tracestate) and, with a signing_secret, Jobbridge-Signature. TLS is
+ * verified (ca_file: the CAs, NULL: the system's). 2xx: success (a JSON object body is the result);
+ * 408, 425, 429, 5xx, connection errors and timeout_s passed: retriable, Retry-After asking for the
+ * delay; other statuses: a final failure with the status and the body's first bytes. One thread per
+ * handler drives every request in flight (libcurl multi, connections kept alive). */
 typedef struct jb_http_config {
   const char *name; /* the job type, for log lines */
   const char *url;

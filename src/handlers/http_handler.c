@@ -16,6 +16,7 @@
 #include "handlers/handlers.h"
 #include "handlers/http_handler.h"
 #include "jobbridge/log.h"
+#include "jobbridge/trace.h"
 
 #define MAX_RESPONSE (1 << 20) /* larger bodies are cut here (and are no result) */
 #define WAIT_SLICE_MS 100      /* how often a waiting worker looks at its stop switch */
@@ -168,7 +169,7 @@ static void *engine_main(void *arg) {
 
 static struct curl_slist *add_header(struct curl_slist *l, const char *name, const char *value,
                                      bool *ok) {
-  char line[512];
+  char line[JB_TRACESTATE_MAX + 64]; /* the longest: a tracestate */
   snprintf(line, sizeof line, "%s: %s", name, value);
   struct curl_slist *n = curl_slist_append(l, line);
   if (n == NULL) *ok = false;
@@ -189,6 +190,11 @@ static bool prepare(http_handler *h, const jb_job *job, http_req *r) {
   }
   r->headers = add_header(r->headers, "Content-Type", "application/json", &ok);
   r->headers = add_header(r->headers, "Idempotency-Key", job->id, &ok);
+  if (job->traceparent[0] != '\0') {
+    r->headers = add_header(r->headers, "traceparent", job->traceparent, &ok);
+    if (job->tracestate != NULL)
+      r->headers = add_header(r->headers, "tracestate", job->tracestate, &ok);
+  }
   r->headers = add_header(r->headers, "Expect", "", &ok); /* no 100-continue round trip */
   if (h->secret != NULL) {
     char sig[JB_HTTP_SIGNATURE_LEN];

@@ -90,6 +90,11 @@ const jb_migration jb_migrations[] = {
      * after it; the relay's fetch skips it. Nullable columns without a default: no rewrite. */
     {7, "outbox rows set aside with their reason",
      "ALTER TABLE outbox ADD COLUMN failed_at timestamptz, ADD COLUMN failed_reason text;\n"},
+    /* Issue 16: the W3C trace context of each job (from its cause, or a new trace), carried
+     * onto its outbound events. Nullable columns without a default: no rewrite. */
+    {10, "trace context of jobs and their events",
+     "ALTER TABLE jobs ADD COLUMN traceparent text, ADD COLUMN tracestate text;\n"
+     "ALTER TABLE outbox ADD COLUMN traceparent text, ADD COLUMN tracestate text;\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

@@ -426,6 +426,10 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
   job->dedupe_key = dup_or_null(res, row, 19, &lost);
   job->locked_by = dup_or_null(res, row, 20, &lost);
   job->locked_until = time_col(res, row, 21);
+  if (PQnfields(res) > 23) { /* trace context (migration 10) */
+    snprintf(job->traceparent, sizeof job->traceparent, "%s", PQgetvalue(res, row, 22));
+    job->tracestate = dup_or_null(res, row, 23, &lost);
+  }
   if (lost || job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
       job->metadata == NULL) {
     jb_job_clear(job); /* and zeroes it */

@@ -18,21 +18,21 @@ static const jb_pg_stmt stmts[] = {
         {ST_ENQUEUE, "jb_enqueue",
          "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"
          "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"
-         "  locked_until)\n"
+         "  locked_until, traceparent, tracestate)\n"
          "SELECT id, q, t, p, pr, mr, s,\n"
          "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"
          "    ELSE 'PENDING' END,\n"
          "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"
-         "  now() + l * interval '1 second'\n"
+         "  now() + l * interval '1 second', tp, ts\n"
          "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"
          "  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS q,\n"
          "    unnest($3::text[]) AS t, unnest($4::jsonb[]) AS p, unnest($5::int[]) AS pr,\n"
          "    unnest($6::int[]) AS mr, unnest($7::int8[]) AS su, unnest($8::uuid[]) AS cb,\n"
          "    unnest($9::jsonb[]) AS m, unnest($10::text[]) AS d, unnest($11::text[]) AS o,\n"
-         "    unnest($12::int[]) AS l) u) x\n"
+         "    unnest($12::int[]) AS l, unnest($13::text[]) AS tp, unnest($14::text[]) AS ts) u) x\n"
          "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
          "RETURNING id::text, " JB_US("created_at") ", locked_by IS NULL",
-         12},
+         14},
     [ST_DEDUPE_LOOKUP] =
         {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
          "SELECT dedupe_key, id::text FROM jobs WHERE dedupe_key = ANY($1::text[])", 1},
@@ -107,11 +107,12 @@ static jb_err encode_jobs(jb_pg *pg, const jb_new_job *jobs, size_t n, const cha
                           int *lengths, jb_error *e) {
   /* Binary arrays: the server takes each element as it is (see pg_array.h). */
   static const jb_pg_type types[JB_ENQUEUE_COLUMNS] = {
-      JB_PG_UUID, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4,
-      JB_PG_INT8, JB_PG_UUID, JB_PG_JSONB, JB_PG_TEXT,  JB_PG_TEXT, JB_PG_INT4};
+      JB_PG_UUID, JB_PG_TEXT,  JB_PG_TEXT, JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4, JB_PG_INT8,
+      JB_PG_UUID, JB_PG_JSONB, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_INT4, JB_PG_TEXT, JB_PG_TEXT};
   static const char *const names[JB_ENQUEUE_COLUMNS] = {
-      "id",           "queue_name", "job_type", "payload",    "priority", "max_retries",
-      "scheduled_at", "created_by", "metadata", "dedupe_key", "run_by",   "lease"};
+      "id",          "queue_name",   "job_type",    "payload",   "priority",
+      "max_retries", "scheduled_at", "created_by",  "metadata",  "dedupe_key",
+      "run_by",      "lease",        "traceparent", "tracestate"};
   jb_pg_array *a = pg->arrays;
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_begin_binary(&a[c], types[c]);
   for (size_t i = 0; i < n; i++) {
@@ -134,6 +135,8 @@ static jb_err encode_jobs(jb_pg *pg, const jb_new_job *jobs, size_t n, const cha
       jb_pg_array_int(&a[11], j->lease_s);
     else
       jb_pg_array_text(&a[11], NULL);
+    jb_pg_array_text(&a[12], j->traceparent[0] ? j->traceparent : NULL);
+    jb_pg_array_text(&a[13], j->tracestate);
   }
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) {
     if ((params[c] = jb_pg_array_end(&a[c])) == NULL)

@@ -17,10 +17,11 @@
 /* Every status change a worker or the reaper makes writes its outbox event in the same
  * statement, so the event exists if and only if the change committed. */
 #define OUTBOX_FROM_UPD                                                                 \
-  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n" \
+  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data,\n" \
+  "    traceparent, tracestate)\n"                                                      \
   "  SELECT id, 'job.' || lower(status), 'job.' || lower(status) || '.' || job_type,\n" \
   "    coalesce(metadata->>'event_id', metadata->>'correlation_id'), " SNAPSHOT         \
-  "\n"                                                                                  \
+  ", traceparent, tracestate\n"                                                         \
   "  FROM upd ORDER BY id)\n"
 
 /* Statements that search the jobs table by status (the claim of some queues, renew, the
