@@ -12,6 +12,8 @@ import http.server
 import json
 import os
 import socket
+import stat
+import tempfile
 import sys
 import threading
 import time
@@ -19,6 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import jbtest  # noqa: E402
+import pika  # noqa: E402
 
 BIN, SRC = sys.argv[1], sys.argv[2]
 SECRET = "test-secret-\u00e9"  # not ASCII: the key is its UTF-8 bytes
@@ -213,6 +216,92 @@ class HttpHandler(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn('job_types.call.url: "ftp://example/x" is not an http:// or https:// URL',
                       self.b.logs())
+
+
+TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACE_ID = TP[3:35]
+
+
+class TraceContext(unittest.TestCase):
+    """Item 4: a traceparent published with an AMQP event follows its jobs: the http handler's
+    request, the exec handler's environment, the outbound CloudEvents (header and attribute)
+    and the log lines; an event without one, or with a malformed one, starts a new trace."""
+
+    def setUp(self):
+        jbtest.require_servers()
+        self.svc = Service()
+        self.state = tempfile.TemporaryDirectory()
+        script = os.path.join(self.state.name, "env.sh")
+        with open(script, "w") as f:
+            f.write('#!/bin/sh\nprintf %s "$TRACEPARENT" > "$JB_TEST_STATE/tp.$JOBBRIDGE_JOB_ID"\n')
+        os.chmod(script, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+        url = f"http://127.0.0.1:{self.svc.port}/jobs/{{job_type}}/{{id}}"
+        self.b = jbtest.Bridge(BIN, SRC, [
+            {"event_type": "order.#", "job_type": "call", "payload": "/data"},
+            {"event_type": "order.#", "job_type": "run", "payload": "/data"},
+        ], {
+            "call": {"handler": "http", "url": url, "signing_secret": SECRET},
+            "run": {"handler": "exec", "command": [script], "env_passthrough": ["JB_TEST_STATE"]},
+        })
+        self.b.migrate()
+
+    def tearDown(self):
+        self.b.close()
+        self.svc.close()
+        self.state.cleanup()
+
+    def test_a_published_traceparent_follows_the_jobs(self):
+        self.b.start(env={"JB_TEST_STATE": self.state.name, "JOBBRIDGE_LOG_LEVEL": "debug"})
+        ev = {"specversion": "1.0", "type": "order.created", "source": "shop", "data": {"mode": "ok", "n": 1}}
+        self.b.publish([
+            (json.dumps(dict(ev, id="traced")).encode(), "order.created",
+             pika.BasicProperties(content_type="application/cloudevents+json",
+                                  headers={"traceparent": TP, "tracestate": "shop=1"})),
+            (json.dumps(dict(ev, id="attr", traceparent=TP.replace("4736", "9999"))).encode(),
+             "order.created", pika.BasicProperties(content_type="application/cloudevents+json")),
+            (json.dumps(dict(ev, id="plain")).encode(), "order.created", None),
+            (json.dumps(dict(ev, id="bad")).encode(), "order.created",
+             pika.BasicProperties(headers={"traceparent": "00-nope"})),
+        ])
+        self.b.wait_count(8, 60, "status = 'COMPLETED'")
+        jobs = self.b.jobs()
+        by_event = {}
+        for j in jobs:
+            by_event.setdefault(j["metadata"]["event_id"], {})[j["job_type"]] = j
+        for kind in ("call", "run"):
+            self.assertEqual(by_event["traced"][kind]["traceparent"], TP)
+            self.assertEqual(by_event["traced"][kind]["tracestate"], "shop=1")
+            self.assertEqual(by_event["attr"][kind]["traceparent"][3:35], TRACE_ID[:28] + "9999",
+                             "the CloudEvents attribute")
+            for other in ("plain", "bad"):
+                tp = by_event[other][kind]["traceparent"]
+                self.assertRegex(tp, r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$", "a new trace")
+                self.assertNotEqual(tp[3:35], TRACE_ID)
+        self.assertIn('"malformed traceparent; the job starts a new trace"', self.b.logs())
+
+        # The http handler's request.
+        req = self.svc.by_id()[by_event["traced"]["call"]["id"]]
+        self.assertEqual(req["headers"]["traceparent"][3:35], TRACE_ID)
+        self.assertEqual(req["headers"]["tracestate"], "shop=1")
+        # The exec handler's environment.
+        with open(os.path.join(self.state.name, "tp." + by_event["traced"]["run"]["id"])) as f:
+            self.assertEqual(f.read()[3:35], TRACE_ID)
+        # The outbound CloudEvents: AMQP header and attribute.
+        events = self.b.drain(self.b.out + ".watch", 8, 60, json.loads)
+        traced = [(p, body) for _, p, body in events if body["data"]["metadata"]["event_id"] == "traced"]
+        self.assertEqual(len(traced), 2, events)
+        for props, body in traced:
+            self.assertEqual(props.headers["traceparent"][3:35], TRACE_ID)
+            self.assertEqual(props.headers["tracestate"], "shop=1")
+            self.assertEqual(body["traceparent"][3:35], TRACE_ID)
+            self.assertEqual(body["type"], "job.completed")
+        # The log lines about the jobs.
+        ran = [json.loads(line) for line in self.b.logs().splitlines()
+               if line.startswith("{") and '"job ran"' in line]
+        traced_ids = {by_event["traced"][k]["id"] for k in ("call", "run")}
+        lines = [r for r in ran if r.get("job_id") in traced_ids]
+        self.assertEqual(len(lines), 2, ran)
+        self.assertTrue(all(r["trace_id"] == TRACE_ID for r in lines), lines)
 
 
 if __name__ == "__main__":
