@@ -9,7 +9,7 @@
 Jobs are inserted PENDING by SQL, then jobbridge starts; a rate is N / (last completed_at -
 first started_at), from the jobs' own timestamps, so start-up and the watcher's polling are not
 counted. Run by tests/bench/handlers.sh (which starts the servers); usage:
-  handlers.py BUILD_DIR HANDLER_BENCH [--jobs N] [--reps R] [--http-workers W]
+  handlers.py BUILD_DIR HANDLER_BENCH [--jobs N] [--exec-jobs M] [--reps R] [--http-workers W]
 """
 import argparse
 import json
@@ -41,8 +41,8 @@ class Bench:
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="jbhbench.")
 
-    def run_jobs(self, job_type_cfg, threads):
-        """N jobs of one type through jobbridge; returns jobs/s."""
+    def run_jobs(self, job_type_cfg, threads, n):
+        """n jobs of one type through jobbridge; returns jobs/s."""
         tag = uuid.uuid4().hex[:8]
         schema = "hbench_" + tag
         cfg = {"database": {"schema": schema}, "http": {"listen": None},
@@ -57,7 +57,7 @@ class Bench:
         subprocess.run([self.jb, "migrate", "--config", path], check=True, capture_output=True)
         psql(f"INSERT INTO {schema}.jobs (id, job_type, payload, status) SELECT "
              f"gen_random_uuid(), 't', jsonb_build_object('n', g, 'pad', repeat('x', 100)), "
-             f"'PENDING' FROM generate_series(1, {self.n}) g")
+             f"'PENDING' FROM generate_series(1, {n}) g")
         log = open(os.path.join(self.tmp, tag + ".log"), "w")
         proc = subprocess.Popen([self.jb, "run", "--config", path], stdout=subprocess.DEVNULL,
                                 stderr=log)
@@ -67,7 +67,7 @@ class Bench:
                 time.sleep(0.5)
                 done = int(psql(f"SELECT count(*) FROM {schema}.jobs WHERE status NOT IN "
                                 f"('PENDING', 'RUNNING')"))
-                if done >= self.n:
+                if done >= n:
                     break
                 if proc.poll() is not None:
                     raise RuntimeError(f"jobbridge exited {proc.returncode}")
@@ -78,7 +78,7 @@ class Bench:
                     f"LIMIT 1"))
             span = float(psql(f"SELECT extract(epoch FROM max(completed_at) - min(started_at)) "
                               f"FROM {schema}.jobs"))
-            return self.n / span
+            return n / span
         finally:
             proc.terminate()
             proc.wait(timeout=120)
@@ -101,7 +101,7 @@ class Bench:
         return float(m.group(1))
 
     def spawn(self, threads):
-        out = subprocess.run([self.tool, "spawn", str(self.n), str(threads), "/bin/true"],
+        out = subprocess.run([self.tool, "spawn", str(self.args.exec_jobs), str(threads), "/bin/true"],
                              capture_output=True, text=True, timeout=900, check=True)
         return json.loads(out.stdout)["rate"]
 
@@ -116,9 +116,10 @@ class Bench:
             for rep in range(self.args.reps):
                 r = {"wrk": self.wrk(url, w),
                      "http": self.run_jobs({"handler": "http", "url": url + "/{id}",
-                                            "timeout_s": 30}, w),
+                                            "timeout_s": 30}, w, self.n),
                      "raw_spawn": self.spawn(exec_workers),
-                     "exec": self.run_jobs({"handler": "exec", "command": ["/bin/true"]}, 0)}
+                     "exec": self.run_jobs({"handler": "exec", "command": ["/bin/true"]}, 0,
+                                           self.args.exec_jobs)}
                 print(f"rep {rep + 1}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in r.items()),
                       flush=True)
                 runs.append(r)
@@ -128,7 +129,8 @@ class Bench:
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         http_ratio = statistics.median(r["http"] / r["wrk"] for r in runs)
         exec_ratio = statistics.median(r["exec"] / r["raw_spawn"] for r in runs)
-        print(f"\nN={self.n} jobs, {self.args.reps} repetition(s), medians; http handler with "
+        print(f"\nN={self.n} http jobs, {self.args.exec_jobs} exec jobs, {self.args.reps} "
+              f"repetition(s), medians; http handler with "
               f"workers.threads={w}, wrk with -c{w}; exec with the default workers, raw spawn "
               f"with {exec_workers} threads")
         print(f"| figure | jobs/s | ceiling/s | ratio | target |\n|---|---|---|---|---|")
@@ -145,6 +147,7 @@ def main():
     ap.add_argument("build")
     ap.add_argument("tool")
     ap.add_argument("--jobs", type=int, default=20000)
+    ap.add_argument("--exec-jobs", type=int, default=2000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--http-workers", type=int, default=8)
     return Bench(ap.parse_args()).run()
