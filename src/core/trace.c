@@ -1,7 +1,6 @@
 /* W3C Trace Context: parsing, validating and starting a traceparent (see jobbridge/trace.h). */
 #include "jobbridge/trace.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -37,33 +36,54 @@ bool jb_traceparent_parse(const char *s, char *out) {
   return true;
 }
 
-/* 24 random bytes: getrandom, or (should the kernel refuse) a seeded generator: a trace id
- * needs to be unlikely to collide, not secret. */
+/* n (<= POOL) random bytes. Read from the kernel 32 traces at a time into a per-thread pool,
+ * as job ids are (job_service.c: a getrandom per job was a tenth of the ingest's CPU); should
+ * the kernel refuse, a seeded generator: a trace id must be unlikely to collide, not secret. */
+#define POOL (24 * 32)
+static _Thread_local unsigned char pool[POOL];
+static _Thread_local size_t pool_left;
+
 static void random_bytes(unsigned char *b, size_t n) {
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = getrandom(b + got, n - got, 0);
-    if (r <= 0) break;
-    got += (size_t)r;
+  if (pool_left < n) {
+    size_t got = 0;
+    while (got < POOL) {
+      ssize_t r = getrandom(pool + got, POOL - got, 0);
+      if (r <= 0) break;
+      got += (size_t)r;
+    }
+    if (got < POOL) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      unsigned seed = (unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec ^ (unsigned)(size_t)b;
+      for (size_t i = got; i < POOL; i++) pool[i] = (unsigned char)rand_r(&seed);
+    }
+    pool_left = POOL;
   }
-  if (got == n) return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  unsigned seed = (unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec ^ (unsigned)(size_t)b;
-  for (size_t i = got; i < n; i++) b[i] = (unsigned char)rand_r(&seed);
+  memcpy(b, pool + POOL - pool_left, n);
+  pool_left -= n;
+}
+
+static char *hex(char *p, const unsigned char *b, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    *p++ = digits[b[i] >> 4];
+    *p++ = digits[b[i] & 15];
+  }
+  return p;
 }
 
 void jb_traceparent_new(char *out) {
   unsigned char b[24];
+  static const unsigned char zero[16];
   do random_bytes(b, sizeof b);
-  while (b[0] == 0 && memcmp(b, b + 1, 15) == 0); /* an all-zero id is invalid */
-  if (memcmp(b + 16, "\0\0\0\0\0\0\0\0", 8) == 0) b[23] = 1;
+  while (memcmp(b, zero, 16) == 0); /* an all-zero id is invalid */
+  if (memcmp(b + 16, zero, 8) == 0) b[23] = 1;
   char *p = out;
-  p += sprintf(p, "00-");
-  for (int i = 0; i < 16; i++) p += sprintf(p, "%02x", b[i]);
+  memcpy(p, "00-", 3);
+  p = hex(p + 3, b, 16);
   *p++ = '-';
-  for (int i = 16; i < 24; i++) p += sprintf(p, "%02x", b[i]);
-  sprintf(p, "-01");
+  p = hex(p, b + 16, 8);
+  memcpy(p, "-01", 4);
 }
 
 bool jb_tracestate_valid(const char *s) {
