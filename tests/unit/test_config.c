@@ -74,6 +74,9 @@ Test(config, example_file_loads) {
   json_t *dump = jb_config_to_json(cfg);
   json_t *shown = json_object_get(json_object_get(dump, "job_types"), "notify_crm");
   cr_expect_str_eq(json_string_value(json_object_get(shown, "signing_secret")), "(set)");
+  cr_expect_str_eq(
+      json_string_value(json_object_get(json_object_get(shown, "headers"), "Authorization")),
+      "(set)", "a header may hold a credential");
   json_decref(dump);
   jb_config_free(cfg);
   free(path);
