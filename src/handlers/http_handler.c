@@ -265,13 +265,16 @@ __attribute__((format(printf, 3, 4))) static void set_error(jb_job_result *r, bo
   r->error_message = strdup(msg);
 }
 
-static void outcome(http_handler *h, http_req *q, jb_job_result *r) {
+static void outcome(http_handler *h, const jb_job *job, http_req *q, jb_job_result *r) {
   if (q->cc == CURLE_OK) {
     jb_http_result(q->status, q->resp, q->resp_len, q->retry_after[0] ? q->retry_after : NULL,
                    time(NULL), r);
-    if (r->success && q->resp_cut && r->result_data == NULL)
-      jb_log(JB_LOG_WARN, "http handler: response body over 1 MiB is not taken as the result",
-             "job_type", h->name, JB_LOG_END);
+    if (r->success && q->resp_cut && r->result_data == NULL) {
+      char tid[33];
+      jb_trace_id(job->traceparent, tid);
+      jb_log(JB_LOG_WARN, "http handler: a response body over 1 MiB is not taken as the result",
+             "job_id", job->id, "job_type", h->name, "trace_id", tid[0] ? tid : NULL, JB_LOG_END);
+    }
     return;
   }
   const char *why = q->errbuf[0] ? q->errbuf : curl_easy_strerror(q->cc);
@@ -304,7 +307,7 @@ static void http_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
     goto out;
   }
   submit_and_wait(h, &q, ctx);
-  outcome(h, &q, r);
+  outcome(h, job, &q, r);
 out:
   if (q.easy) curl_easy_cleanup(q.easy);
   curl_slist_free_all(q.headers);
