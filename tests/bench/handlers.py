@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Issue 16's handler benchmark, each figure beside its raw ceiling in the same run:
 
-  http   jobbridge's http handler jobs/s against `wrk` on the same local endpoint
+  http   jobbridge's http handler jobs/s against `wrk` on the same local endpoint, and noop
+         jobs/s with the same workers (what the pool does without a handler)
          (handler_bench sink: libmicrohttpd, epoll, a thread per core, 200 {"ok":true})
   exec   jobbridge's exec handler jobs/s (/bin/true) against a raw spawn-and-wait loop of the
          same program (handler_bench spawn, posix_spawn + waitpid, as many threads as workers)
@@ -115,6 +116,7 @@ class Bench:
         try:
             for rep in range(self.args.reps):
                 r = {"wrk": self.wrk(url, w),
+                     "noop": self.run_jobs({"handler": "noop"}, w, self.n),
                      "http": self.run_jobs({"handler": "http", "url": url + "/{id}",
                                             "timeout_s": 30}, w, self.n),
                      "raw_spawn": self.spawn(exec_workers),
@@ -137,6 +139,8 @@ class Bench:
         print(f"| http handler vs wrk | {med['http']:,.0f} | {med['wrk']:,.0f} | "
               f"{http_ratio:.2f}x | >= 5,000/s and >= 0.5x: "
               f"{'met' if med['http'] >= 5000 and http_ratio >= 0.5 else 'missed'} |")
+        print(f"| (reference) noop jobs, same workers | {med['noop']:,.0f} | | | the pool's own "
+              f"ceiling: claim, finish, outbox |")
         print(f"| exec handler vs raw spawn | {med['exec']:,.0f} | {med['raw_spawn']:,.0f} | "
               f"{exec_ratio:.2f}x | >= 0.7x: {'met' if exec_ratio >= 0.7 else 'missed'} |")
         return 0
