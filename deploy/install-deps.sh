@@ -11,7 +11,8 @@ pkgs=(build-essential cmake pkg-config git
       libmicrohttpd-dev # the HTTP face (src/http/), with GnuTLS for HTTPS
       libcurl4-openssl-dev libsystemd-dev # the http handler; sd_notify under systemd
       curl openssl wrk prometheus # real clients in the tests; promtool checks /metrics
-      python3-requests python3-jsonschema python3-croniter) # API tests, OpenAPI schemas, cron
+      python3-requests python3-jsonschema python3-croniter # API tests, OpenAPI schemas, cron
+      python3-yaml) # tests/deploy: the compose and Kubernetes files parsed and checked
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,6 +32,8 @@ typedef struct jb_job_type_cfg {
   json_t *env;            /* exec: fixed variables, name -> string value; NULL if none */
   char **env_passthrough; /* exec: names copied from jobbridge's environment, NULL-terminated */
   size_t env_passthrough_len;
+  int processes;        /* process: how many long-lived processes serve this type */
+  bool progress_events; /* publish job.progress events */
   /* How failed runs of this type are retried: job_types.*.retry.*, each unset field the global
    * retry.* (filled in by loading, so always complete after it). */
   jb_retry_policy retry;
@@ -63,12 +65,23 @@ typedef struct jb_amqp_output_cfg {
 } jb_amqp_output_cfg;
 
 /* amqp.*: the broker and both directions of traffic. */
+typedef struct jb_amqp_tls_cfg {
+  char *ca_file;   /* NULL: the system's bundle */
+  char *cert_file; /* client certificate (with key_file), or NULL */
+  char *key_file;
+  bool verify_peer;
+  bool verify_hostname;
+} jb_amqp_tls_cfg;
+
 typedef struct jb_amqp_cfg {
-  char *url;
+  char **urls; /* amqp.url: one URL or a list of a cluster's nodes, tried in turn; NULL-ended */
+  size_t urls_len;
+  char *url; /* urls[0] (borrowed from urls) */
   int heartbeat_s;
   int prefetch;
   jb_amqp_input_cfg input;
   jb_amqp_output_cfg output;
+  jb_amqp_tls_cfg tls;
 } jb_amqp_cfg;
 
 /* database.* */
@@ -106,6 +119,24 @@ typedef struct jb_http_cfg {
   int db_connections; /* database connections lent to requests that read or change jobs */
 } jb_http_cfg;
 
+/* One entry of schedules[]: a cron expression in a zone that creates a job at each firing
+ * (jobbridge/schedule.h). */
+typedef struct jb_schedule_cfg {
+  char *name;
+  char *cron;     /* jobbridge/cron.h syntax: 5 fields, a 6th for seconds last, or @daily ... */
+  char *timezone; /* IANA zone name */
+  char *job_type;
+  json_t *payload; /* a JSON object */
+  char *queue;
+  int priority;
+  int max_retries;  /* -1: the job type's */
+  json_t *metadata; /* merged into each job's metadata; NULL if none */
+  double jitter_s;  /* each job runs up to this many seconds after its fire time, at random */
+  bool enabled;
+  char *misfire; /* "skip" | "once" | "all" */
+  int misfire_max;
+} jb_schedule_cfg;
+
 /* retry.*: the global retry policy (base_s, max_s, jitter), the one of job types that set none
  * of their own. */
 typedef jb_retry_policy jb_retry_cfg;
@@ -125,6 +156,8 @@ typedef struct jb_config {
   const char **mapping_patterns;        /* the index's pattern list (borrowed strings); owned */
   jb_job_type_cfg *job_types;           /* job_types.*: a map of tables, each named by its key */
   size_t job_types_len;
+  jb_schedule_cfg *schedules; /* schedules[]: an array of tables */
+  size_t schedules_len;
 } jb_config;
 
 /* Loads and validates a config file; JOBBRIDGE_AMQP_URL / JOBBRIDGE_DATABASE_URL override the

@@ -95,10 +95,11 @@ typedef struct jb_job {
   jb_time updated_at;
   jb_job_status status;
   char *error_message;
-  char created_by[37]; /* "" when unset */
-  json_t *metadata;    /* a JSON object, {} when empty */
-  json_t *result;      /* NULL until a handler returned data */
-  int progress;        /* 0..100 */
+  char created_by[37];    /* "" when unset */
+  json_t *metadata;       /* a JSON object, {} when empty */
+  json_t *result;         /* NULL until a handler returned data */
+  int progress;           /* 0..100 */
+  char *progress_message; /* the last progress report's message; NULL if none */
   char *dedupe_key;
   char *locked_by;
   jb_time locked_until;

@@ -2,6 +2,7 @@
 #ifndef JOBBRIDGE_JOB_CREATOR_H
 #define JOBBRIDGE_JOB_CREATOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "jobbridge/job.h"
@@ -37,6 +38,9 @@ typedef struct jb_create_outcome {
   jb_create_status status;
   char id[37];
   jb_time created_at; /* JB_CREATE_CREATED: when the job was stored; 0 otherwise */
+  /* JB_CREATE_CREATED: stored RUNNING, handed straight to an idle worker of this process
+   * (started_at = created_at); false: stored waiting (PENDING or SCHEDULED). */
+  bool running;
 } jb_create_outcome;
 
 typedef struct jb_job_creator_ops {

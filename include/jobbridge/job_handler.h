@@ -17,7 +17,18 @@ typedef enum {
  * a moment checks `stop` (an atomic jb_stop_reason) and returns soon after it is set. */
 typedef struct jb_handler_ctx {
   atomic_int stop;
+  /* Set by the worker pool (NULL elsewhere): takes a progress report of the running job. */
+  void (*progress)(struct jb_handler_ctx *ctx, int pct, const char *message);
 } jb_handler_ctx;
+
+/* Reports the running job's progress (pct clamped to 0..100; message may be NULL, is copied,
+ * cut to JB_PROGRESS_MESSAGE_MAX bytes and made valid UTF-8). Cheap: it only records the latest
+ * report; the pool writes it to the job at most a few times a second, only while the job still
+ * runs under this worker. Callable from the handler's thread or any thread while handle runs. */
+static inline void jb_job_report_progress(jb_handler_ctx *ctx, int pct, const char *message) {
+  if (ctx != NULL && ctx->progress != NULL) ctx->progress(ctx, pct, message);
+}
+#define JB_PROGRESS_MESSAGE_MAX 500
 
 typedef struct jb_job_handler_ops {
   /* Runs the job (borrowed) and fills *result (zeroed by the caller; the caller then owns what

@@ -38,6 +38,11 @@ typedef struct jb_job_filter {
   const char *queue_name;
   long offset;
   long limit; /* 0: 100 */
+  /* Keyset paging: when after_id is set, only the jobs that come after the job
+   * (after_created_at, after_id) in the list's order (created_at newest first, then id);
+   * offset must then be 0. */
+  jb_time after_created_at;
+  const char *after_id;
 } jb_job_filter;
 
 typedef struct jb_job_store_ops {

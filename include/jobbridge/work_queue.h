@@ -37,6 +37,15 @@ typedef struct jb_expired_job {
   bool cancel_requested;
 } jb_expired_job;
 
+/* A running job's latest progress report, as the pool writes it. */
+typedef struct jb_progress {
+  char id[37];
+  const char *owner;   /* borrowed; the worker's locked_by, or NULL: any RUNNING job (the API) */
+  int pct;             /* 0..100 */
+  const char *message; /* borrowed, valid UTF-8, or NULL */
+  bool event;          /* also write a job.progress outbox event (in the same statement) */
+} jb_progress;
+
 /* Frees n expired jobs (each one's job_type, then the array). NULL is fine. */
 void jb_expired_jobs_free(jb_expired_job *jobs, size_t n);
 
@@ -76,6 +85,11 @@ typedef struct jb_work_queue_ops {
   jb_err (*wait)(void *self, int timeout_ms, int wake_fd, bool *notified, jb_error *e);
   /* Asks for a RUNNING job to be cancelled (its worker stops the handler). */
   jb_err (*request_cancel)(void *self, const char *id, jb_error *e);
+  /* Stores the progress of n jobs in one statement: progress and progress_message of each job
+   * that is still RUNNING (under items[i].owner unless that is NULL), with a job.progress
+   * outbox event for those whose `event` is set; finished jobs are never touched. *applied
+   * (may be NULL) counts the jobs changed. May be NULL in a queue that stores no progress. */
+  jb_err (*progress)(void *self, const jb_progress *items, size_t n, size_t *applied, jb_error *e);
 } jb_work_queue_ops;
 
 /* Each instance is used by one thread at a time (one connection). */

@@ -1,6 +1,8 @@
 /* rabbitmq-c connection helpers shared by the AMQP adapters. */
 #include "amqp/amqp_conn.h"
+#include "amqp/mq_metrics.h"
 
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,8 +208,48 @@ const char *jb_amqp_short(const char *s, char *buf) {
   return buf;
 }
 
-jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,
-                       jb_error *e) {
+/* What a failed socket open means, in words that point at the setting to check. */
+static const char *open_problem(int st) {
+  switch (st) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+      return "TLS: the broker's certificate is not signed by a trusted CA (amqp.tls.ca_file)";
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+      return "TLS: the broker's certificate does not name the URL's host";
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+      return "TLS handshake failed (a certificate not trusted, or not a TLS port?)";
+    default:
+      return amqp_error_string2(st);
+  }
+}
+
+/* A TLS socket as amqp.tls.* says: CAs, client certificate, verification. */
+static amqp_socket_t *tls_socket(amqp_connection_state_t conn, const jb_amqp_tls_cfg *tls,
+                                 const char *safe, jb_error *e) {
+  amqp_socket_t *sock = amqp_ssl_socket_new(conn);
+  if (sock == NULL) {
+    jb_fail(e, JB_ERR_NOMEM, "cannot create a TLS socket for %s", safe);
+    return NULL;
+  }
+  const char *ca = tls->ca_file != NULL ? tls->ca_file : "/etc/ssl/certs/ca-certificates.crt";
+  if (amqp_ssl_socket_set_cacert(sock, ca) != AMQP_STATUS_OK) {
+    jb_fail(e, JB_ERR_CONFIG, "amqp.tls.ca_file: cannot read CA certificates from %s", ca);
+    return NULL;
+  }
+  if (tls->cert_file != NULL &&
+      amqp_ssl_socket_set_key(sock, tls->cert_file, tls->key_file) != AMQP_STATUS_OK) {
+    jb_fail(e, JB_ERR_CONFIG,
+            "amqp.tls.cert_file / key_file: cannot load the client certificate %s with key %s",
+            tls->cert_file, tls->key_file ? tls->key_file : "(none)");
+    return NULL;
+  }
+  amqp_ssl_socket_set_verify_peer(sock, tls->verify_peer);
+  amqp_ssl_socket_set_verify_hostname(sock, tls->verify_hostname);
+  return sock;
+}
+
+/* Logs in to one node; channel 1 open. */
+static jb_err connect_node(const jb_amqp_cfg *cfg, const char *url, amqp_connection_state_t *out,
+                           jb_error *e) {
   *out = NULL;
   char safe[512];
   jb_redact_url(url, safe, sizeof safe);
@@ -221,7 +263,16 @@ jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t
     goto out;
   }
   conn = amqp_new_connection();
-  amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
+  amqp_socket_t *sock = NULL;
+  if (conn != NULL && info.ssl) {
+    sock = tls_socket(conn, &cfg->tls, safe, e);
+    if (sock == NULL) {
+      rc = e->code;
+      goto out;
+    }
+  } else if (conn != NULL) {
+    sock = amqp_tcp_socket_new(conn);
+  }
   if (sock == NULL) {
     rc = jb_fail(e, JB_ERR_NOMEM, "cannot create an AMQP connection");
     goto out;
@@ -230,7 +281,7 @@ jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t
   int st = amqp_socket_open_noblock(sock, info.host, info.port, &connect_tv);
   if (st != AMQP_STATUS_OK) {
     rc = jb_fail(e, JB_ERR_AMQP_CONN, "cannot connect to RabbitMQ at %s: %s", safe,
-                 amqp_error_string2(st));
+                 open_problem(st));
     goto out;
   }
   /* A send that cannot complete in 30 s means a dead or blocked broker: fail rather than hang. */
@@ -239,8 +290,8 @@ jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t
   struct timeval rpc_tv = {30, 0};
   amqp_set_rpc_timeout(conn, &rpc_tv);
   amqp_set_handshake_timeout(conn, &rpc_tv);
-  amqp_rpc_reply_t r = amqp_login(conn, info.vhost, 0, 131072, heartbeat_s, AMQP_SASL_METHOD_PLAIN,
-                                  info.user, info.password);
+  amqp_rpc_reply_t r = amqp_login(conn, info.vhost, 0, 131072, cfg->heartbeat_s,
+                                  AMQP_SASL_METHOD_PLAIN, info.user, info.password);
   if (jb_amqp_check(r, "login", e) != JB_OK) {
     char msg[sizeof e->msg];
     snprintf(msg, sizeof msg, "%s", e->msg);
@@ -251,17 +302,55 @@ jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t
   rc = jb_amqp_check(amqp_get_rpc_reply(conn), "open channel", e);
 out:
   free(copy);
+  jb_amqp_metrics_connect(rc == JB_OK);
   if (rc != JB_OK) {
-    jb_amqp_drop(conn);
+    if (conn != NULL) amqp_destroy_connection(conn); /* never counted open */
     return rc;
   }
   *out = conn;
   return JB_OK;
 }
 
-jb_err jb_amqp_connect_confirming(const char *url, int heartbeat_s, amqp_connection_state_t *out,
-                                  jb_error *e) {
-  jb_err rc = jb_amqp_connect(url, heartbeat_s, out, e);
+/* Appends "; reason" (or the first reason) to buf, as much as fits. */
+static void append_reason(char *buf, size_t cap, const char *reason) {
+  size_t used = strlen(buf);
+  if (used > 0 && used + 2 < cap) {
+    memcpy(buf + used, "; ", 3);
+    used += 2;
+  }
+  size_t n = strlen(reason);
+  if (used + n >= cap) n = cap - used - 1;
+  memcpy(buf + used, reason, n);
+  buf[used + n] = '\0';
+}
+
+jb_err jb_amqp_connect(const jb_amqp_cfg *cfg, size_t *node, amqp_connection_state_t *out,
+                       jb_error *e) {
+  *out = NULL;
+  size_t n = cfg->urls_len;
+  jb_err rc = jb_fail(e, JB_ERR_CONFIG, "amqp.url: no broker URL");
+  char why[sizeof e->msg] = "";
+  for (size_t k = 0; k < n; k++) {
+    size_t i = (*node + k) % n;
+    rc = connect_node(cfg, cfg->urls[i], out, e);
+    if (rc == JB_OK) {
+      if (n > 1) {
+        char safe[512];
+        jb_log(JB_LOG_INFO, "connected to a RabbitMQ node", JB_LOG_U64("node", i), "url",
+               jb_redact_url(cfg->urls[i], safe, sizeof safe), JB_LOG_END);
+      }
+      *node = (i + 1) % n; /* the next connection (after a loss) tries the next node first */
+      return JB_OK;
+    }
+    if (n == 1) return rc;
+    append_reason(why, sizeof why, e->msg);
+  }
+  return jb_fail(e, rc, "no RabbitMQ node of amqp.url is reachable: %s", why);
+}
+
+jb_err jb_amqp_connect_confirming(const jb_amqp_cfg *cfg, size_t *node,
+                                  amqp_connection_state_t *out, jb_error *e) {
+  jb_err rc = jb_amqp_connect(cfg, node, out, e);
   if (rc != JB_OK) return rc;
   amqp_confirm_select(*out, 1);
   rc = jb_amqp_check(amqp_get_rpc_reply(*out), "enable publisher confirms", e);
@@ -273,11 +362,14 @@ jb_err jb_amqp_connect_confirming(const char *url, int heartbeat_s, amqp_connect
 }
 
 void jb_amqp_drop(amqp_connection_state_t conn) {
-  if (conn != NULL) amqp_destroy_connection(conn);
+  if (conn == NULL) return;
+  jb_amqp_metrics_closed();
+  amqp_destroy_connection(conn);
 }
 
 void jb_amqp_close(amqp_connection_state_t conn) {
   if (conn == NULL) return;
+  jb_amqp_metrics_closed();
   amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn);
 }

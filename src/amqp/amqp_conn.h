@@ -7,17 +7,23 @@
 #include <stdbool.h>
 #include <sys/time.h>
 
+#include "jobbridge/config.h"
 #include "jobbridge/err.h"
 
-/* Opens a connection to url (amqp://user:pass@host:port/vhost) with heartbeats, TCP connect and
- * RPC timeouts, a send timeout on the socket (a publish never blocks forever), and channel 1
- * open. On failure *out is NULL and e says why, naming the server without the password. */
-jb_err jb_amqp_connect(const char *url, int heartbeat_s, amqp_connection_state_t *out,
+/* Opens a connection to one of cfg's nodes (amqp.url: amqp[s]://user:pass@host:port/vhost, one
+ * or a cluster's list) with heartbeats, TCP connect and RPC timeouts, a send timeout on the
+ * socket (a publish never blocks forever), and channel 1 open. amqps:// URLs go over TLS with
+ * amqp.tls.* (peer and host name verified unless turned off). The nodes are tried in turn from
+ * node *node (start it at 0: the first reachable node wins); on success *node is set to the node
+ * after the one connected, so a reconnection after a loss tries another node first. On failure *out
+ * is NULL and e says why for each node, naming the servers without their passwords (a TLS
+ * verification failure says which check). */
+jb_err jb_amqp_connect(const jb_amqp_cfg *cfg, size_t *node, amqp_connection_state_t *out,
                        jb_error *e) JB_MUST_CHECK;
 
 /* jb_amqp_connect, then publisher confirms on channel 1 (publishes are numbered from 1). */
-jb_err jb_amqp_connect_confirming(const char *url, int heartbeat_s, amqp_connection_state_t *out,
-                                  jb_error *e) JB_MUST_CHECK;
+jb_err jb_amqp_connect_confirming(const jb_amqp_cfg *cfg, size_t *node,
+                                  amqp_connection_state_t *out, jb_error *e) JB_MUST_CHECK;
 
 /* Destroys a connection without the polite close handshake, which can hang on a dead broker.
  * Use after any failure. NULL is fine. */

@@ -52,13 +52,19 @@ static bool is_refusal(jb_err rc) {
   return rc == JB_ERR_DB_REFUSED || rc == JB_ERR_INVALID || rc == JB_ERR_UNREGISTERED;
 }
 
+/* Counts one event's n job outcomes, and the event: created when any job was new. */
 static void count_outcomes(jb_batch_result *res, const jb_create_outcome *out, size_t n) {
+  uint64_t before = res->created;
   for (size_t i = 0; i < n; i++) {
     if (out[i].status == JB_CREATE_CREATED)
       res->created++;
     else
       res->duplicates++;
   }
+  if (res->created > before)
+    res->events_created++;
+  else if (n > 0)
+    res->events_duplicate++;
 }
 
 /* Refused: finds the culprits one by one, into `out` (room for any one item's requests). */
@@ -109,7 +115,15 @@ static jb_err create_all(jb_batch chunk, const jb_job_creator *creator, jb_batch
       for (size_t j = 0; j < it->routed.jobs.n; j++) reqs[k++] = it->routed.jobs.reqs[j];
   }
   rc = creator->ops->create_jobs(creator->self, reqs, total, out, e);
-  if (rc == JB_OK) count_outcomes(res, out, total);
+  if (rc == JB_OK) {
+    k = 0;
+    for (size_t i = 0; i < chunk.n; i++) {
+      const jb_batch_item *it = jb_batch_at(chunk, i);
+      if (!to_create(it)) continue;
+      count_outcomes(res, out + k, it->routed.jobs.n);
+      k += it->routed.jobs.n;
+    }
+  }
   if (rc == JB_OK || !is_refusal(rc)) goto out;
   rc = create_each(chunk, creator, out, res, e);
 out:

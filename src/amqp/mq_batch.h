@@ -72,6 +72,8 @@ typedef struct jb_batch_result {
   bool held;           /* some dead letters could not be published (held) */
   uint64_t created;    /* new job rows */
   uint64_t duplicates; /* requests whose dedupe key was already stored */
+  /* Events stored: those that made at least one new job, and those whose every job existed. */
+  uint64_t events_created, events_duplicate;
 } jb_batch_result;
 
 /* Settles a prepared chunk: creates the jobs of its good items not stored yet in one call (one

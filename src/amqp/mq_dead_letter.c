@@ -10,12 +10,13 @@
 #include "amqp/amqp_conn.h"
 #include "amqp/delivery.h"
 #include "amqp/mq_internal.h"
+#include "amqp/mq_metrics.h"
 #include "jobbridge/log.h"
 
 static jb_err connect_publisher(consumer *c, jb_error *e) {
   if (c->pub != NULL) return JB_OK;
   c->pub_seq = c->pub_confirmed = 0;
-  return jb_amqp_connect_confirming(c->t->amqp->url, c->t->amqp->heartbeat_s, &c->pub, e);
+  return jb_amqp_connect_confirming(c->t->amqp, &c->pub_node, &c->pub, e);
 }
 
 /* Keeps the idle dead-letter connection alive: rabbitmq-c sends heartbeats, and reads the
@@ -163,6 +164,7 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
     if (!jb_batch_item_dead_letters(&chunk[i].b, held_only)) continue;
     chunk[i].b.held = false;
     chunk[i].b.settled = true;
+    jb_mq_metrics_dead_lettered(chunk[i].b.reason);
     jb_log(JB_LOG_WARN, "event dead-lettered", "reason", chunk[i].b.reason, "event_id",
            chunk[i].b.routed.event.event_id, JB_LOG_U64("delivery_tag", chunk[i].env.delivery_tag),
            JB_LOG_END);

@@ -31,6 +31,7 @@ typedef struct consumer {
   jb_job_creator *creator;
   amqp_connection_state_t conn; /* consume + ack */
   amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
+  size_t node, pub_node;        /* the cluster node each connection tries first (amqp_conn.h) */
   uint64_t pub_seq;             /* publishes on the pub channel since it opened */
   uint64_t pub_confirmed;       /* of those, confirmed by the broker */
   pending *pend;
@@ -55,6 +56,7 @@ struct jb_mq_trigger {
   jb_stop stop; /* requested by trigger_stop; every consumer polls it where it waits */
   atomic_bool running;
   atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
+  atomic_uint_fast64_t ev_created, ev_duplicate; /* events stored, by outcome (metrics) */
 };
 
 /* Keeps the idle dead-letter connection alive (see mq_dead_letter.c). */

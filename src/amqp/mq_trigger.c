@@ -22,6 +22,7 @@
 #include "amqp/amqp_conn.h"
 #include "amqp/delivery.h"
 #include "amqp/mq_internal.h"
+#include "amqp/mq_metrics.h"
 #include "jobbridge/event.h"
 #include "jobbridge/log.h"
 
@@ -102,7 +103,7 @@ static void drop_consumer_conn(consumer *c, const char *why) {
 
 static jb_err connect_consumer(consumer *c, jb_error *e) {
   const jb_amqp_cfg *cfg = c->t->amqp;
-  jb_err rc = jb_amqp_connect(cfg->url, cfg->heartbeat_s, &c->conn, e);
+  jb_err rc = jb_amqp_connect(cfg, &c->node, &c->conn, e);
   if (rc == JB_OK) rc = declare_and_consume(c, e);
   if (rc != JB_OK) {
     jb_amqp_drop(c->conn);
@@ -200,6 +201,8 @@ static flush_result flush_chunk(consumer *c, size_t n) {
   jb_batch_result br = jb_batch_settle(pend_batch(c, n), c->creator, dead_letter_chunk, c, &e);
   atomic_fetch_add(&c->t->created, br.created);
   atomic_fetch_add(&c->t->duplicates, br.duplicates);
+  atomic_fetch_add(&c->t->ev_created, br.events_created);
+  atomic_fetch_add(&c->t->ev_duplicate, br.events_duplicate);
   flush_result res = FLUSH_DONE;
   if (br.db_failed) {
     /* Nothing is acked but what is stored: the broker keeps the rest until the database is
@@ -478,6 +481,7 @@ jb_err jb_mq_trigger_new(const jb_amqp_cfg *amqp, const jb_ingest_cfg *ingest, j
     cs[i].index = (int)i;
     cs[i].creator = &creators[i];
   }
+  jb_mq_metrics_register(t);
   *out = t;
   return JB_OK;
 }
@@ -491,6 +495,7 @@ jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t) {
 void jb_mq_trigger_free(jb_mq_trigger *t) {
   if (t == NULL) return;
   trigger_stop(t);
+  jb_mq_metrics_unregister(t);
   for (size_t i = 0; i < t->n; i++) free(t->consumers[i].pend);
   free(t->consumers);
   jb_stop_destroy(&t->stop);

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "amqp/amqp_conn.h"
+#include "amqp/mq_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/stop.h"
 
@@ -43,10 +44,12 @@ typedef struct return_log {
 
 struct jb_outbox_relay {
   const jb_amqp_cfg *cfg; /* amqp.*: the broker and amqp.output (borrowed) */
+  size_t node;            /* the cluster node to try first (amqp_conn.h) */
   jb_outbox ob;
   char source[160];
   pthread_t thread;
   jb_stop stop; /* requested by jb_outbox_relay_stop (flush_until_ms set first) */
+  jb_relay_metrics metrics;
   atomic_int_fast64_t flush_until_ms; /* when stopping: keep draining until then */
   bool running;
   amqp_connection_state_t conn;
@@ -127,7 +130,7 @@ static jb_err declare_output(jb_outbox_relay *r, jb_error *e) {
 
 static jb_err relay_connect(jb_outbox_relay *r, jb_error *e) {
   jb_confirms_reset(&r->track, 1);
-  jb_err rc = jb_amqp_connect_confirming(r->cfg->url, r->cfg->heartbeat_s, &r->conn, e);
+  jb_err rc = jb_amqp_connect_confirming(r->cfg, &r->node, &r->conn, e);
   if (rc != JB_OK) return rc;
   rc = declare_output(r, e);
   if (rc != JB_OK) {
@@ -338,10 +341,12 @@ static jb_err publish_more(jb_outbox_relay *r, pipe_state *ps, size_t *fetched, 
     jb_log(JB_LOG_INFO, "outbox relay: rows in flight at the channel error published one by one",
            JB_LOG_END);
   }
+  jb_time now = n > 0 ? jb_time_now() : 0;
   for (size_t i = 0; rc == JB_OK && i < n; i++) {
     uint64_t tag = 0;
     rc = publish(r, &rows[i], &tag, e);
     if (rc == JB_OK) ps->fl[ps->n++] = (inflight){tag, rows[i].id};
+    if (rc == JB_OK) jb_metric_observe(r->metrics.lag, (double)(now - rows[i].created_at) / 1e6);
   }
   *fetched = n;
   jb_outbox_rows_free(rows, n);
@@ -380,6 +385,7 @@ static jb_err settle_confirmed(jb_outbox_relay *r, pipe_state *ps, bool now, boo
   }
   ps->n = keep;
   r->acked += k;
+  jb_metric_add(r->metrics.published, k);
   if (nacked > 0) {
     r->nacked += nacked;
     r->refetch = true;
@@ -644,6 +650,7 @@ jb_err jb_outbox_relay_new(const jb_amqp_cfg *cfg, jb_outbox outbox, const char 
   r->track.on_return = on_return;
   r->track.on_return_arg = r;
   snprintf(r->source, sizeof r->source, "jobbridge/%s", instance);
+  r->metrics = jb_relay_metrics_get();
   *out = r;
   return JB_OK;
 }

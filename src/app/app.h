@@ -31,5 +31,6 @@ int jb_cmd_migrate(int argc, char **argv);
 int jb_cmd_check_config(int argc, char **argv);
 int jb_cmd_jobs(int argc, char **argv);
 int jb_cmd_stats(int argc, char **argv);
+int jb_cmd_schedules(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/app.h"
 #include "app/args.h"
@@ -48,6 +49,23 @@ static void close_env(env *v) {
   jb_config_free(v->cfg);
 }
 
+/* How results are printed: --output json|table; by default a table when stdout is a terminal
+ * and JSON otherwise (scripts and pipes get the JSON they always got). */
+typedef enum { OUT_JSON, OUT_TABLE } out_format;
+
+static int output_format(const char *opt, out_format *f) {
+  if (opt == NULL) {
+    *f = isatty(STDOUT_FILENO) ? OUT_TABLE : OUT_JSON;
+    return -1;
+  }
+  if (strcmp(opt, "json") == 0 || strcmp(opt, "table") == 0) {
+    *f = opt[0] == 'j' ? OUT_JSON : OUT_TABLE;
+    return -1;
+  }
+  fprintf(stderr, "jobbridge: --output \"%s\" is not json or table\n", opt);
+  return JB_EXIT_USAGE;
+}
+
 /* Prints a JSON value on stdout (pretty) and consumes it. */
 static int print_json(json_t *v) {
   if (v == NULL) {
@@ -68,8 +86,76 @@ static int print_json(json_t *v) {
   return JB_EXIT_OK;
 }
 
-static int print_job(jb_job *job) {
-  int code = print_json(jb_job_to_json(job));
+/* A value as a table cell (owned by the caller): strings as they are, null as "-", anything
+ * else as compact JSON. */
+static char *cell(const json_t *v) {
+  if (v == NULL || json_is_null(v)) return strdup("-");
+  if (json_is_string(v)) return strdup(json_string_value(v));
+  char *t = jb_json_dumps(v, JB_JSON_COMPACT, NULL);
+  return t != NULL ? t : strdup("?");
+}
+
+/* Prints the objects of arr as a table of the given columns (headers upper-cased keys) and
+ * consumes arr. */
+static int print_table(json_t *arr, const char *const *cols, size_t ncols) {
+  if (arr == NULL) {
+    fprintf(stderr, "jobbridge: out of memory\n");
+    return JB_EXIT_FAILURE;
+  }
+  size_t rows = json_array_size(arr), width[16] = {0};
+  for (size_t c = 0; c < ncols && c < 16; c++) {
+    width[c] = strlen(cols[c]);
+    for (size_t r = 0; r < rows; r++) {
+      char *t = cell(json_object_get(json_array_get(arr, r), cols[c]));
+      if (t != NULL && strlen(t) > width[c]) width[c] = strlen(t);
+      free(t);
+    }
+  }
+  for (size_t c = 0; c < ncols && c < 16; c++) {
+    for (const char *p = cols[c]; *p; p++) putchar(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    printf("%*s", c + 1 < ncols ? (int)(width[c] - strlen(cols[c]) + 2) : 0, "");
+  }
+  putchar('\n');
+  for (size_t r = 0; r < rows; r++) {
+    for (size_t c = 0; c < ncols && c < 16; c++) {
+      char *t = cell(json_object_get(json_array_get(arr, r), cols[c]));
+      printf("%-*s", c + 1 < ncols ? (int)width[c] + 2 : 0, t != NULL ? t : "?");
+      free(t);
+    }
+    putchar('\n');
+  }
+  json_decref(arr);
+  return JB_EXIT_OK;
+}
+
+/* One object as "field  value" lines, in its order; consumes it. */
+static int print_record(json_t *obj) {
+  if (obj == NULL) {
+    fprintf(stderr, "jobbridge: out of memory\n");
+    return JB_EXIT_FAILURE;
+  }
+  size_t w = 0;
+  const char *key;
+  json_t *v;
+  json_object_foreach(obj, key, v) if (strlen(key) > w) w = strlen(key);
+  json_object_foreach(obj, key, v) {
+    char *t = cell(v);
+    printf("%-*s  %s\n", (int)w, key, t != NULL ? t : "?");
+    free(t);
+  }
+  json_decref(obj);
+  return JB_EXIT_OK;
+}
+
+static const char *const job_cols[] = {"id",       "job_type",    "queue_name", "status",
+                                       "priority", "retry_count", "created_at", "error_message"};
+static const char *const stats_cols[] = {"queue_name",     "pending_count",     "scheduled_count",
+                                         "retrying_count", "running_count",     "completed_count",
+                                         "failed_count",   "dead_letter_count", "total_count"};
+
+static int print_job(jb_job *job, out_format f) {
+  json_t *doc = jb_job_to_json(job);
+  int code = f == OUT_TABLE ? print_record(doc) : print_json(doc);
   jb_job_clear(job);
   return code;
 }
@@ -143,13 +229,14 @@ static const char jobs_help[] =
     "All take --config FILE. TIME is RFC 3339 with a zone (2026-11-22T10:00:00Z, offsets within\n"
     "+-23:59) or whole epoch seconds, from year 1 to 9999. N: --priority -1000000..1000000,\n"
     "--max-retries 0..1000, --limit 1..10000 (default 100), --offset 0..9223372036854775807.\n"
-    "Output: the job as JSON (an array for list).\n";
+    "Output (--output json|table): the job (a list for list) as JSON, or as a table; the\n"
+    "default is a table when stdout is a terminal and JSON otherwise.\n";
 
 static const jb_opt_spec jobs_specs[] = {
     {"config", true},     {"help", false},        {"payload", true},     {"queue", true},
     {"priority", true},   {"scheduled-at", true}, {"max-retries", true}, {"metadata", true},
     {"dedupe-key", true}, {"created-by", true},   {"status", true},      {"type", true},
-    {"limit", true},      {"offset", true},
+    {"limit", true},      {"offset", true},       {"output", true},
 };
 
 #define OPT(name) jb_args_get(&a, jobs_specs, NSPECS(jobs_specs), name)
@@ -189,11 +276,14 @@ typedef struct job_opts {
   jb_time scheduled_at;
   int status; /* -1: any */
   long limit, offset;
+  out_format out;
 } job_opts;
 
 static int parse_job_opts(const jb_args *p, job_opts *o) {
   jb_args a = *p;
   *o = (job_opts){.max_retries = -1, .status = -1};
+  int code = output_format(OPT("output"), &o->out);
+  if (code >= 0) return code;
   char err[512];
   long num;
   if (OPT("priority")) {
@@ -258,7 +348,7 @@ static int jobs_create(jb_args *p, const job_opts *o, env *v) {
     code = jb_report(&e);
     goto out;
   }
-  code = print_job(&job);
+  code = print_job(&job, o->out);
 out:
   json_decref(req.payload);
   json_decref(req.opts.metadata);
@@ -279,7 +369,7 @@ static int jobs_list(jb_args *p, const job_opts *o, env *v) {
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) json_array_append_new(arr, jb_job_to_json(&jobs[i]));
   jb_jobs_free(jobs, n);
-  return print_json(arr);
+  return o->out == OUT_TABLE ? print_table(arr, job_cols, NSPECS(job_cols)) : print_json(arr);
 }
 
 int jb_cmd_jobs(int argc, char **argv) {
@@ -323,7 +413,7 @@ int jb_cmd_jobs(int argc, char **argv) {
       rc = jb_job_service_cancel(&v.svc, a.pos[1], &job, &e);
     else
       rc = jb_job_service_retry(&v.svc, a.pos[1], &job, &e);
-    code = rc == JB_OK ? print_job(&job) : jb_report(&e);
+    code = rc == JB_OK ? print_job(&job, o.out) : jb_report(&e);
   }
   close_env(&v);
   return code;
@@ -331,15 +421,19 @@ int jb_cmd_jobs(int argc, char **argv) {
 
 int jb_cmd_stats(int argc, char **argv) {
   static const char help[] =
-      "usage: jobbridge stats [--config FILE]\n"
+      "usage: jobbridge stats [--config FILE] [--output json|table]\n"
       "Prints a JSON array with one QueueStats object per queue: queue_name, pending_count,\n"
       "running_count, completed_count, failed_count, dead_letter_count, and beside them\n"
-      "scheduled_count, retrying_count, total_count (each job counted once, by status).\n";
+      "scheduled_count, retrying_count, total_count (each job counted once, by status); or,\n"
+      "with --output table (the default when stdout is a terminal), the same as a table.\n";
+  static const jb_opt_spec specs[] = {{"config", true}, {"help", false}, {"output", true}};
   jb_args a;
-  int code = parse(argc, argv, common_specs, NSPECS(common_specs), &a, help, 0, 0);
+  int code = parse(argc, argv, specs, NSPECS(specs), &a, help, 0, 0);
   if (code >= 0) return code;
+  out_format f;
+  if ((code = output_format(jb_args_get(&a, specs, NSPECS(specs), "output"), &f)) >= 0) return code;
   env v;
-  code = open_env(jb_args_get(&a, common_specs, 2, "config"), true, &v);
+  code = open_env(jb_args_get(&a, specs, NSPECS(specs), "config"), true, &v);
   if (code != JB_EXIT_OK) return code;
   jb_queue_stats *s = NULL;
   size_t n = 0;
@@ -350,7 +444,7 @@ int jb_cmd_stats(int argc, char **argv) {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(arr, jb_queue_stats_to_json(&s[i]));
     free(s);
-    code = print_json(arr);
+    code = f == OUT_TABLE ? print_table(arr, stats_cols, NSPECS(stats_cols)) : print_json(arr);
   }
   close_env(&v);
   return code;

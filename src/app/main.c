@@ -18,6 +18,7 @@ static const char usage[] =
     "  jobs           create|get|list|cancel|retry jobs\n"
     "  stats          per-queue job counts\n"
     "  --version      print the version\n"
+    "  schedules      list|run NAME: cron schedules\n"
     "\n"
     "Every command takes --config FILE (default: $JOBBRIDGE_CONFIG, else ./jobbridge.json) and\n"
     "--help. JOBBRIDGE_AMQP_URL and JOBBRIDGE_DATABASE_URL override the config's URLs.\n"
@@ -74,7 +75,7 @@ int main(int argc, char **argv) {
     int (*fn)(int, char **);
   } cmds[] = {
       {"run", jb_cmd_run},   {"migrate", jb_cmd_migrate}, {"check-config", jb_cmd_check_config},
-      {"jobs", jb_cmd_jobs}, {"stats", jb_cmd_stats},
+      {"jobs", jb_cmd_jobs}, {"stats", jb_cmd_stats},     {"schedules", jb_cmd_schedules},
   };
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
     printf("jobbridge %s\n", JB_VERSION);

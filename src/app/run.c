@@ -205,6 +205,9 @@ static int serve(const jb_config *cfg, const char *path) {
       reload_requested = false;
       jb_notify_reloading();
       jb_config *next = reload_mappings(cfg, path);
+      if (next != NULL && jb_schedule_trigger_reload(w.schedules, next, &e) != JB_OK)
+        jb_log(JB_LOG_ERROR, "schedule reload refused: the old schedules stay", "error", e.msg,
+               JB_LOG_END);
       if (next != NULL && jb_router_reload(w.router, next, &e) != JB_OK)
         jb_log(JB_LOG_ERROR, "mapping reload failed", "error", e.msg, JB_LOG_END);
       jb_notify_ready("serving (reloaded)");

@@ -7,6 +7,7 @@
 
 #include "handlers/handlers.h"
 #include "jobbridge/log.h"
+#include "postgres/pg_schedule.h"
 
 /* ---- the outbox relay: one connection, stops last (flushes the events the others wrote) ---- */
 
@@ -140,27 +141,44 @@ static void ingest_destroy(jb_wiring *w) {
   w->creators = NULL;
 }
 
-/* ---- the HTTP server: a connection per job service lent to requests, one for job creation ---- */
+/* ---- the HTTP server: a connection per job service lent to requests, and one per committer of
+ * the group commit that creates jobs (jobbridge/coalesce.h) ---- */
+
+/* Two committers: one gathers its group while the other is in its transaction. */
+#define HTTP_COMMITTERS 2
+/* A group holds at most this many jobs (a batch request of more goes alone). */
+#define HTTP_MAX_GROUP 1000
 
 static size_t http_connections(const jb_config *cfg) {
-  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + 1 : 0;
+  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + HTTP_COMMITTERS : 0;
 }
 
 static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = http_connections(w->cfg);
   if (n == 0) return JB_OK; /* http.listen: null */
+  size_t nsvcs = n - HTTP_COMMITTERS;
   w->http_svcs = calloc(n, sizeof *w->http_svcs);
-  if (w->http_svcs == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
-  for (size_t i = 0; i < n; i++)
+  w->http_inner = calloc(HTTP_COMMITTERS, sizeof *w->http_inner);
+  if (w->http_svcs == NULL || w->http_inner == NULL)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring HTTP");
+  for (size_t i = 0; i < n; i++) {
     jb_job_service_init(&w->http_svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), w->cfg);
-  if (w->pool != NULL)
-    jb_job_service_set_dispatcher(&w->http_svcs[n - 1], jb_worker_pool_dispatcher(w->pool));
+    w->http_svcs[i].cancel_wait_ms = 0; /* POST .../cancel of a running job answers 202 at once */
+  }
+  for (size_t i = 0; i < HTTP_COMMITTERS; i++) {
+    jb_job_service *svc = &w->http_svcs[nsvcs + i];
+    if (w->pool != NULL) jb_job_service_set_dispatcher(svc, jb_worker_pool_dispatcher(w->pool));
+    w->http_inner[i] = jb_job_service_creator(svc);
+  }
+  jb_err rc = jb_coalescer_new(w->http_inner, HTTP_COMMITTERS, &w->http_svcs[nsvcs], HTTP_MAX_GROUP,
+                               &w->http_creator, e);
+  if (rc != JB_OK) return rc;
   w->http_deps = (jb_http_deps){.cfg = w->cfg,
                                 .instance = w->instance,
                                 .router = w->router,
-                                .creator = jb_job_service_creator(&w->http_svcs[n - 1]),
+                                .creator = jb_coalescer_creator(w->http_creator),
                                 .svcs = w->http_svcs,
-                                .nsvcs = n - 1};
+                                .nsvcs = nsvcs};
   return jb_http_server_new(&w->http_deps, &w->http, e);
 }
 
@@ -172,13 +190,48 @@ static void http_stop(jb_wiring *w) {
   if (w->http == NULL) return;
   jb_log(JB_LOG_INFO, "stopping: answering the HTTP requests in progress", JB_LOG_END);
   jb_http_server_stop(w->http);
+  jb_coalescer_stop(w->http_creator); /* after the server: no request is waiting on it */
 }
 
 static void http_destroy(jb_wiring *w) {
   jb_http_server_free(w->http);
   w->http = NULL;
+  jb_coalescer_free(w->http_creator);
+  w->http_creator = NULL;
+  free(w->http_inner);
+  w->http_inner = NULL;
   free(w->http_svcs);
   w->http_svcs = NULL;
+}
+
+/* ---- the schedule trigger: one thread, one connection (jobs and schedule_state) ---- */
+
+static size_t schedules_connections(const jb_config *cfg) {
+  (void)cfg;
+  return 1; /* also with no schedules: a reload may add some */
+}
+
+static jb_err schedules_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  jb_job_service_init(&w->sched_svc, jb_pg_store(pgs[0]), jb_pg_work_queue(pgs[0]), w->cfg);
+  if (w->pool != NULL)
+    jb_job_service_set_dispatcher(&w->sched_svc, jb_worker_pool_dispatcher(w->pool));
+  return jb_schedule_trigger_new(w->cfg, jb_job_service_creator(&w->sched_svc),
+                                 jb_pg_schedule_store(pgs[0]), &w->schedules, e);
+}
+
+static jb_err schedules_start(jb_wiring *w, jb_error *e) {
+  jb_job_trigger port = jb_schedule_trigger_port(w->schedules);
+  return port.ops->start(port.self, e);
+}
+
+static void schedules_stop(jb_wiring *w) {
+  jb_job_trigger port = jb_schedule_trigger_port(w->schedules);
+  port.ops->stop(port.self);
+}
+
+static void schedules_destroy(jb_wiring *w) {
+  jb_schedule_trigger_free(w->schedules);
+  w->schedules = NULL;
 }
 
 /* Start order: the relay first (the others write events), the workers before ingest (ingest
@@ -192,5 +245,9 @@ const jb_component jb_components[] = {
     {"ingest", STOP_INTAKE, ingest_connections, ingest_create, ingest_start, ingest_stop,
      ingest_destroy},
     {"http", STOP_INTAKE, http_connections, http_create, http_start, http_stop, http_destroy},
+    {"schedules", STOP_INTAKE, schedules_connections, schedules_create, schedules_start,
+     schedules_stop, schedules_destroy},
+    {"metrics", STOP_EVENTS_OUT, jb_metrics_connections, jb_metrics_create, jb_metrics_start,
+     jb_metrics_stop, jb_metrics_destroy},
 };
 const size_t jb_ncomponents = sizeof jb_components / sizeof jb_components[0];

@@ -7,8 +7,10 @@
 #include "amqp/mq_trigger.h"
 #include "amqp/outbox_relay.h"
 #include "http/http.h"
+#include "jobbridge/coalesce.h"
 #include "jobbridge/job_service.h"
 #include "jobbridge/router.h"
+#include "jobbridge/schedule.h"
 #include "jobbridge/worker_pool.h"
 #include "postgres/pg.h"
 
@@ -32,9 +34,14 @@ typedef struct jb_wiring {
   jb_job_creator *creators;
   jb_router *router; /* the mapping table every event trigger routes through; SIGHUP reloads it */
   jb_mq_trigger *trigger;
-  jb_job_service *http_svcs; /* the HTTP server's: one per connection, then the creator's */
+  jb_job_service *http_svcs;  /* the HTTP server's: one per connection, then the committers' */
+  jb_job_creator *http_inner; /* the committers' creators (over the last http_svcs) */
+  jb_coalescer *http_creator; /* group commit of the HTTP server's job creation */
   jb_http_deps http_deps;
-  jb_http_server *http; /* NULL when http.listen is null */
+  jb_http_server *http;           /* NULL when http.listen is null */
+  jb_job_service sched_svc;       /* the schedule trigger's, over its own connection */
+  jb_schedule_trigger *schedules; /* always built: SIGHUP may add schedules */
+  jb_pg *metrics_pg; /* the cached queue gauges' connection (serve_metrics.c), or NULL */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on
@@ -50,6 +57,13 @@ typedef struct jb_component {
   void (*stop)(jb_wiring *w);    /* logs what it does; finishes what is in hand */
   void (*destroy)(jb_wiring *w); /* stops if still running, then frees; safe on a failed create */
 } jb_component;
+
+/* The "metrics" component (serve_metrics.c). */
+size_t jb_metrics_connections(const jb_config *cfg);
+jb_err jb_metrics_create(jb_wiring *w, jb_pg **pgs, jb_error *e);
+jb_err jb_metrics_start(jb_wiring *w, jb_error *e);
+void jb_metrics_stop(jb_wiring *w);
+void jb_metrics_destroy(jb_wiring *w);
 
 /* The components of `jobbridge run`, in start order. */
 extern const jb_component jb_components[];

@@ -70,6 +70,7 @@ static void free_value(const key_decl *k, void *target) {
       break;
     }
     case K_STRINGS:
+    case K_STRLIST:
       *(char ***)(base + k->off) = strv_free(*(char ***)(base + k->off));
       *(size_t *)(base + k->len_off) = 0;
       break;
@@ -106,6 +107,8 @@ static const char *type_word(key_type t) {
       return "true or false";
     case K_STRINGS:
       return "an array of strings";
+    case K_STRLIST:
+      return "a string or an array of strings";
     case K_OBJECT:
       return "a JSON object";
     case K_ARRAY:
@@ -132,6 +135,40 @@ static jb_err apply_table(ctx *c, const table *t, json_t *obj, const char *shown
 
 /* Sets an array (K_ARRAY) or map (K_MAP) of tables from v, each element applied with k->sub.
  * Elements are counted in *len as they are started, so a failure frees what was filled. */
+
+/* K_STRINGS / K_STRLIST: an array of strings (K_STRLIST: or one string; never empty, nor any of
+ * its strings) into a NULL-terminated char ** and its length. */
+static jb_err set_strings(ctx *c, const key_decl *k, json_t *v, const char *shown, char *base) {
+  json_t *one = json_is_string(v) ? json_pack("[O]", v) : json_incref(v);
+  if (one == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  size_t n = json_array_size(one);
+  bool list = k->type == K_STRLIST;
+  jb_err rc = list && n == 0 ? jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: must not be an empty list",
+                                       c->name, shown)
+                             : JB_OK;
+  for (size_t i = 0; rc == JB_OK && i < n; i++) {
+    json_t *x = json_array_get(one, i);
+    if (!json_is_string(x) || (list && json_string_length(x) == 0))
+      rc = jb_fail(c->e, JB_ERR_CONFIG, "%s: %s[%zu]: expected a%s string", c->name, shown, i,
+                   list ? " non-empty" : "");
+  }
+  char **strv = rc == JB_OK ? calloc(n + 1, sizeof *strv) : NULL;
+  if (rc == JB_OK && strv == NULL) rc = jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; rc == JB_OK && i < n; i++)
+    if ((strv[i] = strdup(json_string_value(json_array_get(one, i)))) == NULL)
+      rc = jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  json_decref(one);
+  if (rc != JB_OK) {
+    strv_free(strv);
+    return rc;
+  }
+  char ***field = (char ***)(base + k->off);
+  strv_free(*field);
+  *field = strv;
+  *(size_t *)(base + k->len_off) = n;
+  return JB_OK;
+}
+
 static jb_err set_elements(ctx *c, const key_decl *k, json_t *v, const char *shown, char *base) {
   free_elements(k, base);
   size_t n = k->type == K_ARRAY ? json_array_size(v) : json_object_size(v);
@@ -213,26 +250,10 @@ static jb_err set_value(ctx *c, const key_decl *k, json_t *v, const char *shown,
       if (!json_is_boolean(v)) goto wrong_type;
       *(bool *)(base + k->off) = json_is_true(v);
       return JB_OK;
-    case K_STRINGS: {
-      if (!json_is_array(v)) goto wrong_type;
-      size_t n = json_array_size(v);
-      for (size_t i = 0; i < n; i++)
-        if (!json_is_string(json_array_get(v, i)))
-          return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s[%zu]: expected a string", c->name, shown, i);
-      char **strv = calloc(n + 1, sizeof *strv);
-      if (strv == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
-      for (size_t i = 0; i < n; i++) {
-        strv[i] = strdup(json_string_value(json_array_get(v, i)));
-        if (strv[i] == NULL) {
-          strv_free(strv);
-          return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
-        }
-      }
-      free_value(k, target);
-      *(char ***)(base + k->off) = strv;
-      *(size_t *)(base + k->len_off) = n;
-      return JB_OK;
-    }
+    case K_STRINGS:
+    case K_STRLIST:
+      if (!json_is_array(v) && !(k->type == K_STRLIST && json_is_string(v))) goto wrong_type;
+      return set_strings(c, k, v, shown, base);
     case K_OBJECT:
       if (!json_is_object(v) && !json_is_null(v)) goto wrong_type;
       free_value(k, target);
@@ -335,6 +356,34 @@ static jb_err env_override(ctx *c, char **field, const char *var) {
   return JB_OK;
 }
 
+/* The same for a list: the variable's value split at commas (a URL holds no bare comma). */
+static jb_err env_override_list(ctx *c, char ***field, size_t *len, const char *var) {
+  const char *v = getenv(var);
+  if (v == NULL || *v == '\0') return JB_OK;
+  size_t n = 1;
+  for (const char *p = v; *p; p++) n += *p == ',';
+  char **strv = calloc(n + 1, sizeof *strv);
+  if (strv == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+  size_t i = 0;
+  for (const char *p = v; i < n; i++) {
+    size_t l = strcspn(p, ",");
+    if (l == 0) {
+      strv_free(strv);
+      return jb_fail(c->e, JB_ERR_CONFIG, "%s: %s: an empty URL in the comma-separated list",
+                     c->name, var);
+    }
+    if ((strv[i] = strndup(p, l)) == NULL) {
+      strv_free(strv);
+      return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
+    }
+    p += l + (p[l] == ',');
+  }
+  strv_free(*field);
+  *field = strv;
+  *len = n;
+  return JB_OK;
+}
+
 /* A URL that cannot be read is refused here (a URI must use one of `schemes`; a database URL
  * may also be a keyword/value string), before anything connects: a client library would
  * otherwise misread it (an unencoded '@' makes part of a password the host name) or quote it
@@ -373,12 +422,17 @@ static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   jb_config *cfg = calloc(1, sizeof *cfg);
   if (cfg == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
   jb_err rc = apply_table(c, &jb_config_root, root, "", cfg);
-  if (rc == JB_OK) rc = env_override(c, &cfg->amqp.url, "JOBBRIDGE_AMQP_URL");
+  if (rc == JB_OK)
+    rc = env_override_list(c, &cfg->amqp.urls, &cfg->amqp.urls_len, "JOBBRIDGE_AMQP_URL");
   if (rc == JB_OK) rc = env_override(c, &cfg->database.url, "JOBBRIDGE_DATABASE_URL");
   static const char *const amqp_schemes[] = {"amqp://", "amqps://", NULL};
   static const char *const pg_schemes[] = {"postgresql://", "postgres://", NULL};
-  if (rc == JB_OK)
-    rc = check_url(c, cfg->amqp.url, "amqp.url", "JOBBRIDGE_AMQP_URL", amqp_schemes, true);
+  for (size_t i = 0; rc == JB_OK && i < cfg->amqp.urls_len; i++) {
+    char key[32] = "amqp.url";
+    if (cfg->amqp.urls_len > 1) snprintf(key, sizeof key, "amqp.url[%zu]", i);
+    rc = check_url(c, cfg->amqp.urls[i], key, "JOBBRIDGE_AMQP_URL", amqp_schemes, true);
+  }
+  if (rc == JB_OK) cfg->amqp.url = cfg->amqp.urls[0];
   if (rc == JB_OK)
     rc = check_url(c, cfg->database.url, "database.url", "JOBBRIDGE_DATABASE_URL", pg_schemes,
                    false);
@@ -476,7 +530,8 @@ static json_t *value_to_json(const key_decl *k, const void *target) {
     }
     case K_BOOL:
       return json_boolean(*(const bool *)(base + k->off));
-    case K_STRINGS: {
+    case K_STRINGS:
+    case K_STRLIST: {
       json_t *a = json_array();
       char *const *v = *(char **const *)(base + k->off);
       for (; v && *v; v++) json_array_append_new(a, json_string(*v));
@@ -515,8 +570,15 @@ static json_t *table_to_json(const table *t, const void *target) {
 json_t *jb_config_to_json(const jb_config *cfg) {
   json_t *o = table_to_json(&jb_config_root, cfg);
   char buf[1024];
-  json_object_set_new(json_object_get(o, "amqp"), "url",
-                      json_string(jb_redact_url(cfg->amqp.url, buf, sizeof buf)));
+  json_t *urls = json_array();
+  for (size_t i = 0; i < cfg->amqp.urls_len; i++)
+    json_array_append_new(urls, json_string(jb_redact_url(cfg->amqp.urls[i], buf, sizeof buf)));
+  if (json_array_size(urls) == 1) {
+    json_t *first = json_incref(json_array_get(urls, 0));
+    json_decref(urls);
+    urls = first;
+  }
+  json_object_set_new(json_object_get(o, "amqp"), "url", urls);
   json_object_set_new(json_object_get(o, "database"), "url",
                       json_string(jb_redact_url(cfg->database.url, buf, sizeof buf)));
   /* An http job type's signing secret is a password, and its headers may hold credentials

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jobbridge/schedule.h"
 #include "jobbridge/topic.h"
 
 /* The file name for messages, and where they go. */
@@ -88,7 +89,7 @@ static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
 static jb_err cross_check(ctx *c, jb_config *cfg) {
   static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
   static const char *const qtypes[] = {"classic", "quorum", NULL};
-  static const char *const handlers[] = {"noop", "exec", "http", NULL};
+  static const char *const handlers[] = {"noop", "exec", "process", "http", NULL};
   if (!one_of(cfg->amqp.input.exchange_type, xtypes))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
@@ -124,12 +125,13 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
     const jb_job_type_cfg *jt = &cfg->job_types[i];
     if (!one_of(jt->handler, handlers))
       return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.handler: \"%s\" is not noop, exec or http", c->name,
+                     "%s: job_types.%s.handler: \"%s\" is not noop, exec, process or http", c->name,
                      jt->name, jt->handler);
-    if (strcmp(jt->handler, "exec") == 0 && jt->command_len == 0)
+    if ((strcmp(jt->handler, "exec") == 0 || strcmp(jt->handler, "process") == 0) &&
+        jt->command_len == 0)
       return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.command: the exec handler needs a command (argv array)",
-                     c->name, jt->name);
+                     "%s: job_types.%s.command: the %s handler needs a command (argv array)",
+                     c->name, jt->name, jt->handler);
     if (strcmp(jt->handler, "http") == 0 && (jt->url == NULL || jt->url[0] == '\0'))
       return jb_fail(c->e, JB_ERR_CONFIG,
                      "%s: job_types.%s.url: the http handler needs a url (http:// or https://)",
@@ -159,7 +161,7 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                      "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
                      c->name, i, m->payload);
   }
-  return JB_OK;
+  return jb_schedules_check(c->name, cfg, c->e);
 }
 
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) {

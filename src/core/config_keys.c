@@ -10,6 +10,7 @@
 #define CFG(field) offsetof(jb_config, field)
 #define MAP(field) offsetof(jb_mapping, field)
 #define JT(field) offsetof(jb_job_type_cfg, field)
+#define SC(field) offsetof(jb_schedule_cfg, field)
 
 static const key_decl mapping_keys[] = {
     {"event_type", K_STRING, MAP(event_type), 0, NULL, 0, 0, true,
@@ -32,7 +33,8 @@ static const key_decl mapping_keys[] = {
 };
 
 static const key_decl job_type_keys[] = {
-    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop, exec or http", NULL, 0, 0},
+    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop, exec, process or http", NULL, 0,
+     0},
     {"command", K_STRINGS, JT(command), JT(command_len), "[]", 0, 0, false,
      "exec: argv of the program to run (no shell)", NULL, 0, 0},
     {"timeout_s", K_NUMBER, JT(timeout_s), 0, "300", 0.001, 604800, false,
@@ -44,6 +46,11 @@ static const key_decl job_type_keys[] = {
      "exec: fixed environment variables of the program (name -> string)", NULL, 0, 0},
     {"env_passthrough", K_STRINGS, JT(env_passthrough), JT(env_passthrough_len), "[]", 0, 0, false,
      "exec: names of variables copied from jobbridge's environment when set there", NULL, 0, 0},
+    {"processes", K_INT, JT(processes), 0, "2", 1, 256, false,
+     "process: how many long-lived processes of `command` serve jobs of this type", NULL, 0, 0},
+    {"progress_events", K_BOOL, JT(progress_events), 0, "false", 0, 0, false,
+     "publish a job.progress event (through the outbox) when a running job's progress is stored",
+     NULL, 0, 0},
     {"retry.base_s", K_NUMBER, JT(retry.base_s), 0, "null", 0, 86400, false,
      "first retry delay of jobs of this type (null: retry.base_s)", NULL, 0, 0},
     {"retry.max_s", K_NUMBER, JT(retry.max_s), 0, "null", 0, 604800, false,
@@ -66,12 +73,63 @@ static const key_decl job_type_keys[] = {
      NULL, 0, 0},
 };
 
+static const key_decl schedule_keys[] = {
+    {"name", K_STRING, SC(name), 0, NULL, 0, 0, true,
+     "unique name of the schedule ([A-Za-z0-9_.-]); part of each job's dedupe key", NULL, 0, 0},
+    {"cron", K_STRING, SC(cron), 0, NULL, 0, 0, true,
+     "cron expression: minute hour day-of-month month day-of-week [second, last], or @hourly "
+     "@daily @weekly @monthly @yearly",
+     NULL, 0, 0},
+    {"timezone", K_STRING, SC(timezone), 0, "\"UTC\"", 0, 0, true,
+     "IANA time zone the expression is read in (DST as cronie handles it)", NULL, 0, 0},
+    {"job_type", K_STRING, SC(job_type), 0, NULL, 0, 0, true,
+     "job type to create; must be registered in job_types", NULL, 0, 0},
+    {"payload", K_OBJECT, SC(payload), 0, "{}", 0, 0, true, "payload of each job (a JSON object)",
+     NULL, 0, 0},
+    {"queue", K_STRING, SC(queue), 0, "\"default\"", 0, 0, true, "queue of each job", NULL, 0, 0},
+    {"priority", K_INT, SC(priority), 0, "0", -1000000, 1000000, true,
+     "priority of each job (higher runs first)", NULL, 0, 0},
+    {"max_retries", K_INT, SC(max_retries), 0, "-1", -1, 1000, true,
+     "retries of each job (-1: the job type's)", NULL, 0, 0},
+    {"metadata", K_OBJECT, SC(metadata), 0, "null", 0, 0, true,
+     "static metadata merged into each job's metadata (schedule and fire_time are added)", NULL, 0,
+     0},
+    {"jitter_s", K_NUMBER, SC(jitter_s), 0, "0", 0, 86400, true,
+     "each job is scheduled a random 0..jitter_s seconds after its fire time", NULL, 0, 0},
+    {"enabled", K_BOOL, SC(enabled), 0, "true", 0, 0, true,
+     "false: the schedule fires no jobs (schedules run NAME still works)", NULL, 0, 0},
+    {"misfire", K_STRING, SC(misfire), 0, "\"skip\"", 0, 0, true,
+     "firings missed while no instance ran: skip, once (one catch-up job) or all (up to "
+     "misfire_max, the latest)",
+     NULL, 0, 0},
+    {"misfire_max", K_INT, SC(misfire_max), 0, "100", 1, 100000, true,
+     "misfire all: at most this many catch-up jobs (the latest missed firings)", NULL, 0, 0},
+};
+
+static const table SCHEDULE = {schedule_keys, NKEYS(schedule_keys), "schedules[].", "schedule"};
 static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[].", "mapping"};
 static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*.", "job type"};
 
 static const key_decl root_keys[] = {
-    {"amqp.url", K_STRING, CFG(amqp.url), 0, "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
-     "AMQP 0-9-1 URL of the broker; JOBBRIDGE_AMQP_URL overrides it", NULL, 0, 0},
+    {"amqp.url", K_STRLIST, CFG(amqp.urls), CFG(amqp.urls_len),
+     "\"amqp://guest:guest@127.0.0.1:5672\"", 0, 0, false,
+     "AMQP 0-9-1 URL of the broker (amqps:// for TLS), or a list of a cluster's nodes tried in "
+     "turn; JOBBRIDGE_AMQP_URL (comma-separated for a list) overrides it",
+     NULL, 0, 0},
+    {"amqp.tls.ca_file", K_STRING, CFG(amqp.tls.ca_file), 0, "null", 0, 0, false,
+     "amqps: PEM file of the CAs that sign the broker's certificate (null: the system's, "
+     "/etc/ssl/certs/ca-certificates.crt)",
+     NULL, 0, 0},
+    {"amqp.tls.cert_file", K_STRING, CFG(amqp.tls.cert_file), 0, "null", 0, 0, false,
+     "amqps: PEM client certificate, for brokers that ask for one (with amqp.tls.key_file)", NULL,
+     0, 0},
+    {"amqp.tls.key_file", K_STRING, CFG(amqp.tls.key_file), 0, "null", 0, 0, false,
+     "amqps: PEM private key of the client certificate", NULL, 0, 0},
+    {"amqp.tls.verify_peer", K_BOOL, CFG(amqp.tls.verify_peer), 0, "true", 0, 0, false,
+     "amqps: refuse a broker whose certificate no trusted CA signed (turn off only to test)", NULL,
+     0, 0},
+    {"amqp.tls.verify_hostname", K_BOOL, CFG(amqp.tls.verify_hostname), 0, "true", 0, 0, false,
+     "amqps: refuse a broker whose certificate does not name the URL's host", NULL, 0, 0},
     {"amqp.heartbeat_s", K_INT, CFG(amqp.heartbeat_s), 0, "15", 0, 600, false,
      "AMQP heartbeat interval in seconds (0 turns heartbeats off; not advised)", NULL, 0, 0},
     {"amqp.prefetch", K_INT, CFG(amqp.prefetch), 0, "1000", 1, 65535, false,
@@ -154,6 +212,9 @@ static const key_decl root_keys[] = {
     {"mappings", K_ARRAY, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
      "the mapping table: event type pattern -> job (reloaded on SIGHUP)", &MAPPING,
      sizeof(jb_mapping), 0},
+    {"schedules", K_ARRAY, CFG(schedules), CFG(schedules_len), "[]", 0, 0, true,
+     "cron schedules, each creating one job per firing across all instances (reloaded on SIGHUP)",
+     &SCHEDULE, sizeof(jb_schedule_cfg), 0},
     {"job_types", K_MAP, CFG(job_types), CFG(job_types_len), "{}", 0, 0, false,
      "registered job types and their handlers", &JOB_TYPE, sizeof(jb_job_type_cfg), JT(name)},
 };

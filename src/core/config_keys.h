@@ -13,6 +13,7 @@ typedef enum {
   K_NUMBER,  /* double; a "null" default allows null, stored as NAN (unset) */
   K_BOOL,    /* bool */
   K_STRINGS, /* char ** NULL-terminated, with a size_t length at len_off */
+  K_STRLIST, /* as K_STRINGS, but one string or a non-empty array of non-empty strings */
   K_OBJECT,  /* json_t * (a JSON object), "null" default allowed */
   K_ARRAY,   /* an array of tables: elements of `sub` (elem_size bytes each), len at len_off */
   K_MAP,     /* a map of tables: a JSON object whose members are tables of `sub`, each element

@@ -263,6 +263,7 @@ void jb_job_clear(jb_job *job) {
   free(job->job_type);
   free(job->error_message);
   free(job->dedupe_key);
+  free(job->progress_message);
   free(job->locked_by);
   free(job->tracestate);
   json_decref(job->payload);
@@ -318,6 +319,7 @@ json_t *jb_job_to_json(const jb_job *job) {
   rc |= json_object_set_new(o, "metadata", ref_or_object(job->metadata));
   rc |= json_object_set_new(o, "result", ref_or_null(job->result));
   rc |= json_object_set_new(o, "progress", json_integer(job->progress));
+  rc |= json_object_set_new(o, "progress_message", string_or_null(job->progress_message));
   rc |= json_object_set_new(o, "dedupe_key", string_or_null(job->dedupe_key));
   rc |= json_object_set_new(o, "locked_by", string_or_null(job->locked_by));
   rc |= json_object_set_new(o, "locked_until", time_or_null(job->locked_until));

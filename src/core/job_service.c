@@ -8,6 +8,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/trace.h"
 
@@ -178,7 +179,7 @@ static jb_err running_job(const jb_new_job *nj, jb_time at, jb_job *j) {
 
 /* After the insert: each reserved worker gets its job if it was created, or is let go. */
 static void hand_over(jb_job_service *svc, const jb_new_job *jobs, size_t n, const int *slot,
-                      jb_err rc, const jb_create_outcome *out) {
+                      jb_err rc, jb_create_outcome *out) {
   const jb_dispatcher *d = &svc->dispatch;
   for (size_t i = 0; i < n; i++) {
     if (slot[i] < 0) continue;
@@ -187,6 +188,7 @@ static void hand_over(jb_job_service *svc, const jb_new_job *jobs, size_t n, con
       d->ops->release(d->self, slot[i]);
     } else if (running_job(&jobs[i], out[i].created_at, &job) == JB_OK) {
       d->ops->hand(d->self, slot[i], &job);
+      out[i].running = true;
     } else {
       d->ops->release(d->self, slot[i]);
       jb_log(JB_LOG_ERROR,
@@ -244,6 +246,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     reserve_workers(svc, jobs, n, slot);
   }
   jb_err rc = svc->store.ops->enqueue(svc->store.self, jobs, n, out, e);
+  if (rc == JB_OK) jb_job_metrics_created(jobs, n, out);
   if (slot != NULL) hand_over(svc, jobs, n, slot, rc, out);
   free(slot);
   free(jobs);
@@ -275,6 +278,8 @@ jb_err jb_job_service_list(jb_job_service *svc, const jb_job_filter *f, jb_job *
                            jb_error *e) {
   if (f->offset < 0 || f->limit < 0 || f->limit > 10000)
     return jb_fail(e, JB_ERR_INVALID, "offset must be >= 0 and limit 0 to 10000");
+  if (f->after_id != NULL && (!jb_is_uuid(f->after_id) || f->offset != 0))
+    return jb_fail(e, JB_ERR_INVALID, "a page after a job needs its id (a UUID) and no offset");
   return svc->store.ops->list(svc->store.self, f, out, n, e);
 }
 

@@ -84,6 +84,7 @@ void *jb_worker_maint_main(void *arg) {
      * leases of every held job too. */
     bool renew = now >= next_renew;
     if (renew_held(p, renew) && renew) next_renew = now + renew_every;
+    jb_worker_progress_flush(p); /* at most once a beat per job, every job in one statement */
     if (now >= next_reap) {
       size_t reaped = 0;
       if (jb_reap_expired(cfg, q, &seed, &reaped, &e) == JB_OK) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/worker_pool_internal.h"
+#include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
 #include "jobbridge/trace.h"
@@ -177,12 +178,18 @@ static const char *trace_id(const jb_job *job, char *buf) {
   return buf[0] ? buf : NULL;
 }
 
-static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result *res) {
+static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish *out,
+                    jb_job_result *res) {
   jb_worker_pool *p = w->pool;
   char tid[33];
   memset(res, 0, sizeof *res);
+  const jb_job_run_metrics *jm = jb_job_run_metrics_for(job->job_type);
+  jb_job_metrics_started(jm, job, claimed_at);
+  jb_time ran_from = jb_time_now();
   pthread_mutex_lock(&w->slot.lock);
   memcpy(w->slot.job_id, job->id, sizeof w->slot.job_id);
+  w->slot.job_type = job->job_type;
+  w->slot.progress_dirty = false;
   atomic_store(&w->slot.ctx.stop, atomic_load(&p->stop_handlers));
   pthread_mutex_unlock(&w->slot.lock);
   const jb_job_handler *h = find_handler(p, job->job_type);
@@ -198,10 +205,14 @@ static void run_job(worker *w, const jb_job *job, jb_finish *out, jb_job_result 
   pthread_mutex_lock(&w->slot.lock);
   int stop = atomic_load(&w->slot.ctx.stop);
   w->slot.job_id[0] = '\0';
+  w->slot.job_type = NULL;
+  w->slot.progress_dirty = false; /* the outcome is what counts now */
   atomic_store(&w->slot.ctx.stop, JB_STOP_NONE);
   pthread_mutex_unlock(&w->slot.lock);
+  double ran_s = (double)(jb_time_now() - ran_from) / 1e6;
   double rnd = (double)rand_r(&w->seed) / ((double)RAND_MAX + 1.0);
   *out = jb_decide_outcome(p->cfg, job, res, (jb_stop_reason)stop, rnd);
+  jb_job_metrics_finished(jm, out->status, ran_s);
   if (!res->success && res->requeue && stop == JB_STOP_NONE) {
     w->pause_ms =
         w->pause_ms > 0 ? jb_backoff_next(w->pause_ms, REQUEUE_PAUSE_MAX_MS) : REQUEUE_PAUSE_MIN_MS;
@@ -454,6 +465,7 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
   set_held(w, jobs, 0, n);
   size_t done = 0, recorded = 0;
   int64_t last = jb_mono_ms(), started = last;
+  jb_time claimed_at = jb_time_now();
   for (size_t i = 0; i < n; i++) {
     size_t k = i - recorded;
     bool stopping =
@@ -466,7 +478,7 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
       fin[k].error = stopping ? "not started before shutdown"
                               : "not started: its worker pauses after a resource shortage";
     } else {
-      run_job(w, &jobs[i], &fin[k], &res[k]);
+      run_job(w, &jobs[i], claimed_at, &fin[k], &res[k]);
     }
     done++;
     if (done - recorded == cap || jb_mono_ms() - last >= RECORD_EVERY_MS) {
@@ -588,6 +600,7 @@ jb_err jb_worker_pool_new(const jb_config *cfg, const char *instance, jb_work_qu
     w->seed = (unsigned)(time(NULL) ^ (long)i * 2654435761u ^ getpid());
     snprintf(w->owner, sizeof w->owner, "%s/w%zu", instance, i);
     pthread_mutex_init(&w->slot.lock, NULL);
+    w->slot.ctx.progress = jb_worker_progress_report;
     pthread_condattr_t ca; /* timed waits on the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

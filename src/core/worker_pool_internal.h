@@ -24,6 +24,13 @@ typedef struct slot {
   jb_handler_ctx ctx;
   const jb_job *held;
   size_t held_from, held_to;
+  /* The running job's latest progress report not yet written (worker_progress.c): latest wins.
+   * job_type is borrowed from the running job. */
+  const char *job_type;
+  bool progress_dirty;
+  int progress_pct;
+  char progress_msg[JB_PROGRESS_MESSAGE_MAX + 1];
+  bool progress_has_msg;
 } slot;
 
 /* Where a worker stands for the dispatcher (guarded by the pool's idle_lock): BUSY claims and
@@ -69,6 +76,12 @@ struct jb_worker_pool {
   pthread_cond_t quiet;      /* signalled when a worker thread ends */
   atomic_int idle;           /* how many are IDLE: the dispatcher's quick "nobody" */
 };
+
+/* The pool's jb_handler_ctx.progress: records a report in the ctx's slot. */
+void jb_worker_progress_report(jb_handler_ctx *ctx, int pct, const char *message);
+/* Writes every slot's pending progress report in one call of the maint queue's progress op
+ * (maintenance thread). */
+void jb_worker_progress_flush(jb_worker_pool *p);
 
 /* The maintenance thread (arg: the pool): renews the leases of the jobs workers hold, passes
  * cancellations to running handlers, and runs the reaper, until maint_stop. */

@@ -53,7 +53,7 @@ static void exec_destroy(void *self) {
 
 /* The job as the program sees it on stdin, written by jobbridge's one JSON writer so that the
  * payload's numbers reach the program exactly as they were stored. */
-static char *job_input(const jb_job *job) {
+char *jb_exec_job_input(const jb_job *job) {
   json_t *meta = job->metadata ? json_incref(job->metadata) : json_object();
   /* "o" steals meta, also when json_pack fails. */
   json_t *o =
@@ -150,6 +150,10 @@ typedef struct run_state {
   bool tree_left;  /* the shepherd gave up killing the tree: processes may remain */
   int exec_errno;  /* execve failed with this */
   int start_errno; /* the shepherd could not start the program */
+  jb_handler_ctx *ctx;
+  char pline[JB_PROGRESS_MESSAGE_MAX + 16]; /* a progress line being read */
+  size_t plen;
+  bool pskip; /* the line being read is too long: dropped up to its end */
 } run_state;
 
 static void close_fd(int *fd) {
@@ -200,12 +204,42 @@ static void write_input(run_state *s) {
   if (s->written == s->input_len) close_fd(&s->run.in_fd);
 }
 
+/* Reads progress lines ("progress <0-100> [message]") from JOBBRIDGE_PROGRESS_FD; other lines
+ * and overlong ones are ignored. */
+static void read_progress(run_state *s) {
+  char chunk[1024];
+  ssize_t n = read(s->run.progress_fd, chunk, sizeof chunk);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    close_fd(&s->run.progress_fd);
+    return;
+  }
+  for (ssize_t i = 0; i < n; i++) {
+    if (chunk[i] != '\n') {
+      if (s->plen + 1 < sizeof s->pline)
+        s->pline[s->plen++] = chunk[i];
+      else
+        s->pskip = true;
+      continue;
+    }
+    s->pline[s->plen] = '\0';
+    int pct = 0, used = 0;
+    if (!s->pskip && sscanf(s->pline, "progress %d%n", &pct, &used) == 1 && pct >= 0 &&
+        pct <= 100 && (s->pline[used] == '\0' || s->pline[used] == ' ')) {
+      const char *msg = s->pline[used] == ' ' ? s->pline + used + 1 : NULL;
+      jb_job_report_progress(s->ctx, pct, msg != NULL && *msg ? msg : NULL);
+    }
+    s->plen = 0;
+    s->pskip = false;
+  }
+}
+
 /* Services every descriptor that is ready within timeout_ms. */
 static void pump(run_state *s, int timeout_ms) {
-  struct pollfd p[4];
-  int *fds[4] = {&s->run.out_fd, &s->run.err_fd, &s->run.msg_fd, &s->run.in_fd};
+  struct pollfd p[5];
+  int *fds[5] = {&s->run.out_fd, &s->run.err_fd, &s->run.msg_fd, &s->run.in_fd,
+                 &s->run.progress_fd};
   int np = 0;
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 5; i++)
     if (*fds[i] >= 0) p[np++] = (struct pollfd){*fds[i], i == 3 ? POLLOUT : POLLIN, 0};
   if (np == 0 || poll(p, (nfds_t)np, timeout_ms) <= 0) return;
   for (int i = 0; i < np; i++) {
@@ -214,6 +248,8 @@ static void pump(run_state *s, int timeout_ms) {
       write_input(s);
     } else if (p[i].fd == s->run.msg_fd) {
       read_msgs(s);
+    } else if (p[i].fd == s->run.progress_fd) {
+      read_progress(s);
     } else {
       char chunk[8192];
       int *fd = p[i].fd == s->run.out_fd ? &s->run.out_fd : &s->run.err_fd;
@@ -337,12 +373,28 @@ static void run_result(const run_state *s, const exec_handler *h, int stopped, j
   }
 }
 
+/* env (from jb_exec_env_build; its entries are borrowed) with JOBBRIDGE_PROGRESS_FD first: a
+ * new array (free(); env must outlive it), or NULL. */
+static char **with_progress_fd(char **env) {
+  static char var[] = "JOBBRIDGE_PROGRESS_FD=4";
+  if (env == NULL) return NULL;
+  size_t n = 0;
+  while (env[n]) n++;
+  char **v = malloc((n + 2) * sizeof *v);
+  if (v != NULL) {
+    v[0] = var;
+    memcpy(v + 1, env, (n + 1) * sizeof *v);
+  }
+  return v;
+}
+
 static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
   exec_handler *h = self;
-  run_state s = {.run = {-1, -1, -1, -1, -1}};
-  char *input = job_input(job), *path = NULL;
-  char **envp = jb_exec_env_build(h->env, h->passthrough, job->id, job->job_type, job->traceparent,
-                                  job->tracestate);
+  run_state s = {.run = {-1, -1, -1, -1, -1, -1}, .ctx = ctx};
+  char *input = jb_exec_job_input(job), *path = NULL;
+  char **base_env = jb_exec_env_build(h->env, h->passthrough, job->id, job->job_type,
+                                      job->traceparent, job->tracestate);
+  char **envp = with_progress_fd(base_env);
   if (input == NULL || envp == NULL) {
     fail_start(r, h->argv[0], "cannot prepare", ENOMEM);
     goto out;
@@ -352,7 +404,7 @@ static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
     fail_start(r, h->argv[0], "cannot run", e);
     goto out;
   }
-  e = jb_run_start(path, h->argv, envp, KILL_GRACE_MS, &s.run);
+  e = jb_run_start(path, h->argv, envp, KILL_GRACE_MS, true, &s.run);
   if (e != 0) {
     fail_start(r, h->argv[0], "cannot start", e);
     goto out;
@@ -366,10 +418,12 @@ out:
   close_fd(&s.run.out_fd);
   close_fd(&s.run.err_fd);
   close_fd(&s.run.msg_fd);
+  close_fd(&s.run.progress_fd);
   free(s.ob.data);
   free(s.eb.data);
   free(path);
   free(envp);
+  free(base_env);
   free(input);
 }
 

@@ -55,12 +55,16 @@ jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out, jb_er
       jb_http_config hc = {jt->name,      jt->url,     jt->method,        jt->headers,
                            jt->timeout_s, jt->ca_file, jt->signing_secret};
       rc = jb_http_handler_create(&hc, &hs[built], e);
-    } else if (strcmp(jt->handler, "exec") != 0) {
-      hs[built] = jb_noop_handler();
-      continue;
-    } else {
+    } else if (strcmp(jt->handler, "process") == 0) {
+      jb_process_config pc = {jt->command, jt->processes, jt->timeout_s,
+                              jt->name,    jt->env,       jt->env_passthrough};
+      rc = jb_process_handler_create(&pc, &hs[built], e);
+    } else if (strcmp(jt->handler, "exec") == 0) {
       jb_exec_config xc = {jt->command, jt->timeout_s, jt->env, jt->env_passthrough};
       rc = jb_exec_handler_create(&xc, &hs[built], e);
+    } else {
+      hs[built] = jb_noop_handler();
+      continue;
     }
     if (rc != JB_OK) {
       jb_error inner = *e;

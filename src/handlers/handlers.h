@@ -42,6 +42,31 @@ jb_err jb_exec_handler_new(char *const *argv, double timeout_s, jb_job_handler *
                            jb_error *e) JB_MUST_CHECK;
 jb_job_handler jb_noop_handler(void);
 
+/* The process handler: `processes` long-lived programs (argv, started under a shepherd as exec
+ * runs are, with the exec handler's environment rule; JOBBRIDGE_JOB_ID is empty), each serving
+ * one job at a time over stdin/stdout, one JSON object per line. A job is sent as the exec
+ * handler's stdin object (it holds "id"); the program may answer progress lines
+ * {"id", "progress": N, "message": "..."} and then {"id", "ok": true, "result": {...}} or
+ * {"id", "ok": false, "retry": bool, "error": "..."}. A program that exits, answers nothing
+ * within timeout_s, writes anything else (not JSON, another id, a line over 1 MiB) or is running
+ * a job that is cancelled or stopped by shutdown is stopped (SIGTERM to its tree, SIGKILL after
+ * 2 s) and started again at its next job; the job fails retriably with the reason. Its stderr is
+ * logged line by line with the job id. A worker waits for a free program. Programs start when
+ * first needed. */
+typedef struct jb_process_config {
+  char *const *argv; /* borrowed, copied */
+  int processes;
+  double timeout_s;
+  const char *job_type;         /* JOBBRIDGE_JOB_TYPE */
+  const json_t *env;            /* as jb_exec_config's */
+  char *const *env_passthrough; /* as jb_exec_config's */
+} jb_process_config;
+
+/* JB_ERR_INVALID (naming the key) for what jb_exec_handler_create refuses, a processes count
+ * out of 1..4096, or a program that cannot be found in PATH. */
+jb_err jb_process_handler_create(const jb_process_config *config, jb_job_handler *out,
+                                 jb_error *e) JB_MUST_CHECK;
+
 /* The http handler (http_handler.c): each job is one request to url ({id} and {job_type}
  * replaced) with method (NULL: POST), the job as the exec handler's stdin as its JSON body, the
  * static headers (object of name -> string, may be NULL) and Content-Type, Idempotency-Key (the

@@ -178,19 +178,19 @@ static bool kill_tree(const sigset_t *set) {
 
 static bool close_if_fd(const char *name, void *arg) {
   long fd = name_number(name);
-  if (fd >= 4 && fd != *(int *)arg) {
+  if (fd >= *((int *)arg + 2) && fd != *(int *)arg) {
     close((int)fd);
     *((int *)arg + 1) = 1; /* closed one: the listing changed, read it again */
   }
   return false;
 }
 
-/* Closes every descriptor from 4 up, without close_range (a kernel before 5.9): those listed in
- * /proc/self/fd, or without /proc every number below RLIMIT_NOFILE. */
-static void close_from_4(void) {
+/* Closes every descriptor from `first` up, without close_range (a kernel before 5.9): those
+ * listed in /proc/self/fd, or without /proc every number below RLIMIT_NOFILE. */
+static void close_from(int first) {
   int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
-    int arg[2] = {dfd, 1};
+    int arg[3] = {dfd, 1, first};
     while (arg[1]) {
       arg[1] = 0;
       lseek(dfd, 0, SEEK_SET);
@@ -203,20 +203,21 @@ static void close_from_4(void) {
   rlim_t max = 1 << 20; /* the kernel's default ceiling (fs.nr_open) when the limit is unknown */
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) max = rl.rlim_cur;
   if (max > (rlim_t)INT_MAX) max = INT_MAX;
-  for (int fd = 4; fd < (int)max; fd++) close(fd);
+  for (int fd = first; fd < (int)max; fd++) close(fd);
 }
 
-/* Puts the four pipe ends on descriptors 0-3 and closes every other descriptor the fork copied
- * (other runs' pipes, sockets): 0 if done, else an errno value. */
-static int place_fds(const int src[4]) {
-  int tmp[4];
-  for (int i = 0; i < 4; i++) {
+/* Puts the four pipe ends on descriptors 0-3, and the progress pipe's write end (if any,
+ * src[4] >= 0) on 4, and closes every other descriptor the fork copied (other runs' pipes,
+ * sockets): 0 if done, else an errno value. */
+static int place_fds(const int src[5]) {
+  int tmp[5], n = src[4] >= 0 ? 5 : 4;
+  for (int i = 0; i < n; i++) {
     tmp[i] = fcntl(src[i], F_DUPFD, 10);
     if (tmp[i] < 0) return errno;
   }
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < n; i++)
     if (dup2(tmp[i], i) < 0) return errno;
-  if (close_range(4, ~0U, 0) != 0) close_from_4();
+  if (close_range((unsigned)n, ~0U, 0) != 0) close_from(n);
   return 0;
 }
 
@@ -246,7 +247,8 @@ typedef struct start_args {
   char *const *argv;
   char *const *envp;
   int grace_ms;
-  int fds[4]; /* the program's stdin, stdout, stderr; the report pipe's write end */
+  int fds[5]; /* the program's stdin, stdout, stderr; the report pipe's write end; the progress
+                 pipe's write end or -1 */
 } start_args;
 
 /* Whether the program (our child pid) has exited, without reaping it: while it is an unreaped
@@ -335,6 +337,7 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
   close(0);
   close(1);
   close(2);
+  if (a->fds[4] >= 0) close(4); /* the program's alone */
   report(3, JB_RUN_STARTED, pid);
   sup_end end = supervise(pid, a, &set);
   if (end != SUP_LOST) {
@@ -361,15 +364,16 @@ static void close_pair(int p[2]) {
 }
 
 int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms,
-                 jb_run *run) {
+                 bool progress, jb_run *run) {
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, msg[2] = {-1, -1};
+  int prog[2] = {-1, -1};
   int e = 0;
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
-      pipe2(msg, O_CLOEXEC)) {
+      pipe2(msg, O_CLOEXEC) || (progress && pipe2(prog, O_CLOEXEC))) {
     e = errno;
     goto out;
   }
-  start_args a = {getpid(), path, argv, envp, grace_ms, {in[0], out[1], err[1], msg[1]}};
+  start_args a = {getpid(), path, argv, envp, grace_ms, {in[0], out[1], err[1], msg[1], prog[1]}};
   /* The child starts with every signal blocked: none may run a jobbridge handler in it, and a
    * SIGTERM from the worker waits for its sigtimedwait. */
   sigset_t all, old;
@@ -384,10 +388,12 @@ int jb_run_start(const char *path, char *const *argv, char *const *envp, int gra
   close(out[1]);
   close(err[1]);
   close(msg[1]);
+  if (prog[1] >= 0) close(prog[1]);
   fcntl(in[1], F_SETFL, O_NONBLOCK);
-  *run = (jb_run){pid, in[1], out[0], err[0], msg[0]};
+  *run = (jb_run){pid, in[1], out[0], err[0], msg[0], prog[0]};
   return 0;
 out:
+  close_pair(prog);
   close_pair(in);
   close_pair(out);
   close_pair(err);

@@ -3,6 +3,7 @@
 #ifndef JOBBRIDGE_HANDLERS_SHEPHERD_H
 #define JOBBRIDGE_HANDLERS_SHEPHERD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,10 +22,11 @@
  * (PR_SET_PDEATHSIG) and kills the whole tree at once. It never signals pid -1 or group 1. */
 typedef struct jb_run {
   pid_t shepherd;
-  int in_fd;  /* write end of the program's stdin, O_NONBLOCK, close-on-exec */
-  int out_fd; /* read end of the program's stdout */
-  int err_fd; /* read end of the program's stderr */
-  int msg_fd; /* read end of the shepherd's reports; end-of-file once the shepherd exited */
+  int in_fd;       /* write end of the program's stdin, O_NONBLOCK, close-on-exec */
+  int out_fd;      /* read end of the program's stdout */
+  int err_fd;      /* read end of the program's stderr */
+  int msg_fd;      /* read end of the shepherd's reports; end-of-file once the shepherd exited */
+  int progress_fd; /* read end of the program's descriptor 4 (JOBBRIDGE_PROGRESS_FD), or -1 */
 } jb_run;
 
 enum {
@@ -50,7 +52,9 @@ typedef struct jb_run_msg {
 /* Starts `path` (an absolute or relative file name, not searched in PATH) with argv and envp
  * (NULL-terminated; borrowed, copied by fork). Returns 0 and fills *run (the caller closes its
  * descriptors and reaps run->shepherd), or an errno value from pipe2 or fork, with nothing left
- * open. */
-int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms, jb_run *run);
+ * open. With `progress`, the program also gets the write end of a pipe as descriptor 4 (read
+ * end: run->progress_fd); else progress_fd is -1. */
+int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms,
+                 bool progress, jb_run *run);
 
 #endif

@@ -57,6 +57,7 @@ typedef struct jb_http_req {
   size_t nparams;
   const char *body; /* the raw body, body_len bytes (NUL-terminated after them), "" if none */
   size_t body_len;
+  const char *route;  /* the matched route's pattern (set by dispatch), NULL when none */
   const char *caller; /* the token's name, or NULL on a public route */
   unsigned scopes;    /* the caller's scopes */
   jb_http_server *srv;
@@ -95,6 +96,12 @@ extern const jb_http_route jb_http_jobs_routes[]; /* api_jobs.c: /v1/jobs..., /v
 extern const size_t jb_http_jobs_nroutes;
 extern const jb_http_route jb_http_webhook_routes[]; /* webhooks.c: /v1/webhooks/{name} */
 extern const size_t jb_http_webhook_nroutes;
+extern const jb_http_route jb_http_metrics_routes[]; /* metrics.c: /metrics */
+extern const size_t jb_http_metrics_nroutes;
+
+/* Counts an answered request in the HTTP metrics (metrics.c): by method, req->route and
+ * resp->status, with its duration since t0 (jb_time_now() when dispatch began). */
+void jb_http_metrics_observe(const jb_http_req *req, const jb_http_resp *resp, jb_time t0);
 
 /* ---- the server ---- */
 

@@ -43,6 +43,7 @@ static const route_table tables[] = {
     {jb_http_ops_routes, &jb_http_ops_nroutes},
     {jb_http_jobs_routes, &jb_http_jobs_nroutes},
     {jb_http_webhook_routes, &jb_http_webhook_nroutes},
+    {jb_http_metrics_routes, &jb_http_metrics_nroutes},
 };
 
 /* ---- answers ---- */
@@ -242,6 +243,7 @@ static void dispatch(jb_http_req *req, jb_http_resp *resp) {
     jb_http_problem(resp, 404, NULL, "no such route: %s %s", req->method, req->path);
     return;
   }
+  req->route = r->pattern;
   if (r->scope != JB_SCOPE_PUBLIC && !jb_http_authorize(req, r->scope, resp)) return;
   r->handle(req, resp);
   if (resp->status == 0) jb_http_problem(resp, 500, NULL, "the handler gave no answer");
@@ -312,7 +314,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                        .srv = s,
                        .deps = s->deps,
                        .call = call};
+    jb_time t0 = jb_time_now();
     dispatch(&req, &resp);
+    jb_http_metrics_observe(&req, &resp, t0);
     give_back(s, call);
   }
   enum MHD_Result rc = send_resp(conn, &resp);

@@ -90,11 +90,22 @@ const jb_migration jb_migrations[] = {
      * after it; the relay's fetch skips it. Nullable columns without a default: no rewrite. */
     {7, "outbox rows set aside with their reason",
      "ALTER TABLE outbox ADD COLUMN failed_at timestamptz, ADD COLUMN failed_reason text;\n"},
+    /* The ScheduleTrigger's last firing per schedule, for its misfire policy after a stop. One
+     * small row per schedule name, updated at each firing. */
+    {8, "schedule state",
+     "CREATE TABLE schedule_state (\n"
+     "  name text PRIMARY KEY,\n"
+     "  last_fire timestamptz NOT NULL,\n"
+     "  updated_at timestamptz NOT NULL DEFAULT now()\n"
+     ");\n"},
     /* Issue 16: the W3C trace context of each job (from its cause, or a new trace), carried
      * onto its outbound events. Nullable columns without a default: no rewrite. */
     {10, "trace context of jobs and their events",
      "ALTER TABLE jobs ADD COLUMN traceparent text, ADD COLUMN tracestate text;\n"
      "ALTER TABLE outbox ADD COLUMN traceparent text, ADD COLUMN tracestate text;\n"},
+    /* What a running job last said of its progress, beside `progress` (0..100). Nullable, no
+     * default: no rewrite. */
+    {11, "progress messages", "ALTER TABLE jobs ADD COLUMN progress_message text;\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);

@@ -3,6 +3,7 @@
  * and rows read into jobs. The ports are in pg_store.c (JobStore), pg_work.c (WorkQueue) and
  * pg_outbox.c (Outbox). */
 #include "postgres/pg.h"
+#include "postgres/pg_metrics.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -240,7 +241,9 @@ jb_err jb_pg_connect(const char *url, const char *schema, jb_pg **out, jb_error 
     goto out;
   }
   pg->conn = connect_with_deadlines(url);
-  if (PQstatus(pg->conn) != CONNECTION_OK) {
+  pg->up = PQstatus(pg->conn) == CONNECTION_OK;
+  jb_pg_metrics_connect(false, pg->up);
+  if (!pg->up) {
     rc = conn_failed(pg->conn, url, "connect to", e);
     goto out;
   }
@@ -260,6 +263,7 @@ void jb_pg_close(jb_pg *pg) {
     jb_pg_collect(pg); /* a notification sent last is surely run before we hang up */
     PQfinish(pg->conn);
   }
+  if (pg->up) jb_pg_metrics_down();
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_free(&pg->arrays[c]);
   free(pg->url);
   free(pg->schema);
@@ -272,8 +276,11 @@ jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) {
   /* Prepared statements die with the old session: forget we had them. */
   memset(pg->prepared, 0, sizeof pg->prepared);
   pg->listening = false; /* LISTENs die with the session too */
+  if (pg->up) jb_pg_metrics_down();
   PQreset(pg->conn);
-  if (PQstatus(pg->conn) != CONNECTION_OK) return conn_failed(pg->conn, pg->url, "reconnect to", e);
+  pg->up = PQstatus(pg->conn) == CONNECTION_OK;
+  jb_pg_metrics_connect(true, pg->up);
+  if (!pg->up) return conn_failed(pg->conn, pg->url, "reconnect to", e);
   return session_setup(pg, e);
 }
 
@@ -426,9 +433,10 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
   job->dedupe_key = dup_or_null(res, row, 19, &lost);
   job->locked_by = dup_or_null(res, row, 20, &lost);
   job->locked_until = time_col(res, row, 21);
-  if (PQnfields(res) > 23) { /* trace context (migration 10) */
-    snprintf(job->traceparent, sizeof job->traceparent, "%s", PQgetvalue(res, row, 22));
-    job->tracestate = dup_or_null(res, row, 23, &lost);
+  job->progress_message = dup_or_null(res, row, 22, &lost);
+  if (PQnfields(res) > 24) { /* trace context (migration 10) */
+    snprintf(job->traceparent, sizeof job->traceparent, "%s", PQgetvalue(res, row, 23));
+    job->tracestate = dup_or_null(res, row, 24, &lost);
   }
   if (lost || job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
       job->metadata == NULL) {

@@ -33,6 +33,8 @@ typedef enum {
   ST_TRY_LEAD,
   ST_NOTIFY,
   ST_OUTBOX_SET_ASIDE,
+  ST_LIST_AFTER,
+  ST_PROGRESS,
   ST_COUNT
 } jb_pg_slot;
 
@@ -51,6 +53,7 @@ struct jb_pg {
   char *url;
   char *schema;
   bool prepared[ST_COUNT];
+  bool up;             /* counted open in the metrics (jobbridge_db_connections) */
   bool listening;      /* LISTEN channels are set up on this session */
   bool notify_pending; /* a notification was sent and its reply is not read yet */
   char listen_sql[256];
@@ -64,7 +67,7 @@ struct jb_pg {
   JB_US("scheduled_at") ", " JB_US("started_at") ", " JB_US("completed_at") ", "                 \
   JB_US("failed_at") ", " JB_US("created_at") ", " JB_US("updated_at") ", status, "             \
   "error_message, created_by::text, metadata::text, result::text, progress, dedupe_key, "        \
-  "locked_by, " JB_US("locked_until") ", traceparent, tracestate"
+  "locked_by, " JB_US("locked_until") ", progress_message, traceparent, tracestate"
 
 /* Runs a prepared statement with text parameters; *out gets the result (caller clears). */
 jb_err jb_pg_exec(jb_pg *pg, const jb_pg_stmt *st, const char *const *params, PGresult **out,

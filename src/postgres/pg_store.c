@@ -43,6 +43,18 @@ static const jb_pg_stmt stmts[] = {
                  "  AND ($3::text IS NULL OR queue_name = $3)\n"
                  "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
                  5},
+    /* The list's next page after a job (keyset): created_at <= the job's is a bound on
+     * jobs_created_idx (created_at DESC, id), so a page costs its own rows, however deep. */
+    [ST_LIST_AFTER] =
+        {ST_LIST_AFTER, "jb_list_after",
+         "SELECT " JB_JOB_COLUMNS " FROM jobs\n"
+         "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)\n"
+         "  AND ($3::text IS NULL OR queue_name = $3)\n"
+         "  AND created_at <= 'epoch'::timestamptz + $5::int8 * interval '1 microsecond'\n"
+         "  AND (created_at < 'epoch'::timestamptz + $5::int8 * interval '1 microsecond'\n"
+         "       OR id > $6::uuid)\n"
+         "ORDER BY created_at DESC, id LIMIT $4::int8",
+         6},
     [ST_LOCK_STATUS] = {ST_LOCK_STATUS, "jb_lock_status",
                         "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE", 1},
     [ST_CANCEL] =
@@ -173,6 +185,7 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
     for (size_t i = 0; i < n; i++) {
       out[i].status = JB_CREATE_CREATED;
       out[i].created_at = at;
+      out[i].running = false; /* the service sets it for a job it handed to a worker */
       memcpy(out[i].id, jobs[i].id, sizeof out[i].id);
     }
     PQclear(res);
@@ -190,6 +203,7 @@ static jb_err pg_enqueue(void *self, const jb_new_job *jobs, size_t n, jb_create
     bool made = bsearch(&mine, ids, created, sizeof *ids, cmp_id) != NULL;
     out[i].status = made ? JB_CREATE_CREATED : JB_CREATE_DUPLICATE;
     out[i].created_at = made ? at : 0;
+    out[i].running = false;
     memcpy(out[i].id, made ? jobs[i].id : "", made ? sizeof out[i].id : 1);
   }
   free(ids);
@@ -220,13 +234,19 @@ static jb_err pg_get(void *self, const char *id, jb_job *out, jb_error *e) {
 
 static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *n, jb_error *e) {
   jb_pg *pg = self;
-  char limit[24], offset[24];
+  char limit[24], offset[24], after[24];
   snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 100);
   snprintf(offset, sizeof offset, "%ld", f->offset);
-  const char *params[5] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
-                           f->job_type, f->queue_name, limit, offset};
+  snprintf(after, sizeof after, "%lld", (long long)f->after_created_at);
+  const char *params[6] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
+                           f->job_type,
+                           f->queue_name,
+                           limit,
+                           f->after_id != NULL ? after : offset,
+                           f->after_id};
   PGresult *res = NULL;
-  jb_err rc = jb_pg_exec(pg, &stmts[ST_LIST], params, &res, e);
+  jb_err rc =
+      jb_pg_exec(pg, &stmts[f->after_id != NULL ? ST_LIST_AFTER : ST_LIST], params, &res, e);
   if (rc != JB_OK) return rc;
   rc = jb_pg_rows_to_jobs(res, out, n, e);
   PQclear(res);

@@ -150,6 +150,28 @@ static const jb_pg_stmt st_request_cancel = {
     "WHERE id = $1::uuid AND status = 'RUNNING' RETURNING id",
     1, false};
 
+/* Progress of many jobs at once (the pool's flush, or the API): each job still RUNNING (under
+ * its owner when one is given) takes its latest report; those asked for get a job.progress
+ * event, carrying the job snapshot and its progress, in the same statement. A finished job is
+ * never touched: the status check is made on the locked row. */
+static const jb_pg_stmt st_progress = {
+    ST_PROGRESS, "jb_progress",
+    "WITH upd AS (\n"
+    "  UPDATE jobs j SET progress = u.pct, progress_message = u.msg, updated_at = now()\n"
+    "  FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::bool[])\n"
+    "    AS u(id, owner, pct, msg, ev)\n"
+    "  WHERE j.id = u.id AND j.status = 'RUNNING' AND (u.owner IS NULL OR j.locked_by = u.owner)\n"
+    "  RETURNING j.*, u.ev\n"
+    "), ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"
+    "  SELECT id, 'job.progress', 'job.progress.' || job_type,\n"
+    "    coalesce(metadata->>'event_id', metadata->>'correlation_id'),\n"
+    "    " SNAPSHOT
+    " || jsonb_build_object('progress', progress, 'progress_message',\n"
+    "      progress_message)\n"
+    "  FROM upd WHERE ev ORDER BY id RETURNING 1)\n"
+    "SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM ob)",
+    5, false};
+
 /* The connection's first parameter buffer as an array literal of strings; NULL when memory
  * ran out. Valid until the next statement built on this connection. */
 static const char *texts_param(jb_pg *pg, char *const *items, size_t n) {
@@ -337,6 +359,35 @@ static jb_err pg_request_cancel(void *self, const char *id, jb_error *e) {
   return rc;
 }
 
+static jb_err pg_progress(void *self, const jb_progress *items, size_t n, size_t *applied,
+                          jb_error *e) {
+  jb_pg *pg = self;
+  if (applied) *applied = 0;
+  if (n == 0) return JB_OK;
+  jb_pg_array *a = pg->arrays;
+  for (int c = 0; c < 5; c++) jb_pg_array_begin(&a[c]);
+  for (size_t i = 0; i < n; i++) {
+    jb_pg_array_text(&a[0], items[i].id);
+    jb_pg_array_text(&a[1], items[i].owner);
+    jb_pg_array_int(&a[2], items[i].pct);
+    jb_pg_array_text(&a[3], items[i].message);
+    jb_pg_array_text(&a[4], items[i].event ? "t" : "f");
+  }
+  const char *params[5];
+  for (int c = 0; c < 5; c++)
+    if ((params[c] = jb_pg_array_end(&a[c])) == NULL)
+      return jb_fail(e, JB_ERR_NOMEM, "out of memory encoding the progress of %zu jobs", n);
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &st_progress, params, &res, e);
+  if (rc != JB_OK) return rc;
+  size_t done = (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  bool events = strtoull(PQgetvalue(res, 0, 1), NULL, 10) > 0;
+  PQclear(res);
+  if (events) jb_pg_notify(pg, "outbox");
+  if (applied) *applied = done;
+  return JB_OK;
+}
+
 static jb_err pg_wait_jobs(void *self, int timeout_ms, int wake_fd, bool *notified, jb_error *e) {
   return jb_pg_wait(self, "jobs", timeout_ms, wake_fd, notified, e);
 }
@@ -349,6 +400,7 @@ static const jb_work_queue_ops work_ops = {
     .reap = pg_reap,
     .wait = pg_wait_jobs,
     .request_cancel = pg_request_cancel,
+    .progress = pg_progress,
 };
 
 jb_work_queue jb_pg_work_queue(jb_pg *pg) {

@@ -57,7 +57,7 @@ Test(config, example_file_loads) {
   cr_expect_str_eq(cfg->mappings[0].event_type, "order.created");
   cr_expect_str_eq(cfg->mappings[0].payload, "/data");
   cr_expect_eq(cfg->mappings[0].priority, 10);
-  cr_expect_geq(cfg->job_types_len, 3); /* more as handlers are added */
+  cr_expect_eq(cfg->job_types_len, 5);
   const jb_job_type_cfg *jt = jb_config_job_type(cfg, "sync_profile");
   cr_assert_not_null(jt);
   cr_expect_str_eq(jt->handler, "exec");
@@ -189,7 +189,7 @@ Test(config, bad_values) {
   expect_bad("{\"amqp\": {\"input\": {\"queue_type\": \"stream\"}}}", "amqp.input.queue_type");
   expect_bad("{\"database\": {\"schema\": \"Job-Bridge\"}}", "database.schema");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"python\"}}}",
-             "job_types.a.handler: \"python\" is not noop, exec or http");
+             "job_types.a.handler: \"python\" is not noop, exec, process or http");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"exec\"}}}",
              "job_types.a.command: the exec handler needs a command");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"http\"}}}",

@@ -142,7 +142,8 @@ Test(config_sections, keys_list_the_element_tables_after_the_root) {
   size_t last_root = 0, first_sub = n;
   for (size_t i = 0; i < n; i++) {
     bool sub = strncmp(keys[i].path, "mappings[].", 11) == 0 ||
-               strncmp(keys[i].path, "job_types.*.", 12) == 0;
+               strncmp(keys[i].path, "job_types.*.", 12) == 0 ||
+               strncmp(keys[i].path, "schedules[].", 12) == 0;
     if (sub && first_sub == n) first_sub = i;
     if (!sub) last_root = i;
     mapping = mapping || strcmp(keys[i].path, "mappings[].event_type") == 0;

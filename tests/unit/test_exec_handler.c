@@ -210,6 +210,7 @@ Test(exec, environment_holds_exactly_the_allowed_names) {
                                         "JB_PASSED",
                                         "JOBBRIDGE_JOB_ID",
                                         "JOBBRIDGE_JOB_TYPE",
+                                        "JOBBRIDGE_PROGRESS_FD", /* issue 16 */
                                         "LANG",
                                         "PATH",
                                         "PWD",

@@ -125,11 +125,12 @@ Test(job, to_json_has_every_contract_field) {
   job.status = JB_STATUS_RETRYING;
   job.created_at = 1795387650123456LL;
   json_t *o = jb_job_to_json(&job);
-  const char *fields[] = {
-      "id",          "queue_name",   "job_type",      "payload",      "priority",  "max_retries",
-      "retry_count", "scheduled_at", "started_at",    "completed_at", "failed_at", "created_at",
-      "updated_at",  "status",       "error_message", "created_by",   "metadata",  "result",
-      "progress",    "dedupe_key",   "locked_by",     "locked_until"};
+  const char *fields[] = {"id",         "queue_name",   "job_type",        "payload",
+                          "priority",   "max_retries",  "retry_count",     "scheduled_at",
+                          "started_at", "completed_at", "failed_at",       "created_at",
+                          "updated_at", "status",       "error_message",   "created_by",
+                          "metadata",   "result",       "progress",        "dedupe_key",
+                          "locked_by",  "locked_until", "progress_message"};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     cr_expect(json_object_get(o, fields[i]) != NULL, "field %s", fields[i]);
   cr_expect_eq(json_object_size(o), sizeof fields / sizeof fields[0]);
