@@ -60,6 +60,14 @@ char *jb_exec_job_input(const jb_job *job) {
       json_pack("{s:s, s:s, s:s, s:O, s:o, s:i, s:i}", "id", job->id, "job_type", job->job_type,
                 "queue_name", job->queue_name, "payload", job->payload, "metadata", meta,
                 "retry_count", job->retry_count, "max_retries", job->max_retries);
+  /* The W3C trace context, when the job has one (a process handler's only way to see it). */
+  if (o != NULL && job->traceparent[0] != '\0' &&
+      (json_object_set_new(o, "traceparent", json_string(job->traceparent)) != 0 ||
+       (job->tracestate != NULL &&
+        json_object_set_new(o, "tracestate", json_string(job->tracestate)) != 0))) {
+    json_decref(o);
+    o = NULL;
+  }
   char *text = o ? jb_json_dumps(o, JB_JSON_COMPACT, NULL) : NULL;
   json_decref(o);
   return text;

@@ -23,9 +23,10 @@ char **jb_exec_env_build(char *const *fixed, char *const *passthrough, const cha
 int jb_exec_resolve(const char *prog, char *const *envp, char **out);
 
 struct jb_job;
-/* The job as exec and process handlers' programs read it: one line of compact JSON with id,
- * job_type, queue_name, payload, metadata, retry_count, max_retries (a new string, free();
- * NULL when out of memory). */
+/* The job as exec and process handlers' programs read it (and the http handler's body): one
+ * line of compact JSON with id, job_type, queue_name, payload, metadata, retry_count,
+ * max_retries, and traceparent (tracestate) when the job has one (a new string, free(); NULL
+ * when out of memory). */
 char *jb_exec_job_input(const struct jb_job *job);
 
 #endif

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "handlers/exec_env.h"
 #include "handlers/handlers.h"
 #include "handlers/http_handler.h"
 #include "jobbridge/log.h"
@@ -179,7 +180,7 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *name, con
 /* Builds r's easy handle for job; false when out of memory. */
 static bool prepare(http_handler *h, const jb_job *job, http_req *r) {
   r->url = jb_http_url_expand(h->url, job->id, job->job_type);
-  r->body = jb_http_job_body(job);
+  r->body = jb_exec_job_input(job);
   r->easy = curl_easy_init();
   if (r->url == NULL || r->body == NULL || r->easy == NULL) return false;
   bool ok = true;

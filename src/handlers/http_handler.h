@@ -10,10 +10,6 @@
 
 #include "jobbridge/job.h"
 
-/* The job as the exec handler writes it to stdin (id, job_type, queue_name, payload, metadata,
- * retry_count, max_retries), compact JSON; the caller frees it. NULL when out of memory. */
-char *jb_http_job_body(const jb_job *job);
-
 /* url with every "{id}" replaced by id and every "{job_type}" by job_type (percent-encoded
  * except for unreserved characters). A new string the caller frees; NULL when out of memory. */
 char *jb_http_url_expand(const char *url, const char *id, const char *job_type);

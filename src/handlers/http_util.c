@@ -12,18 +12,6 @@
 
 #include "jobbridge/json.h"
 
-char *jb_http_job_body(const jb_job *job) {
-  json_t *meta = job->metadata ? json_incref(job->metadata) : json_object();
-  /* "o" steals meta, also when json_pack fails. */
-  json_t *o =
-      json_pack("{s:s, s:s, s:s, s:O, s:o, s:i, s:i}", "id", job->id, "job_type", job->job_type,
-                "queue_name", job->queue_name, "payload", job->payload, "metadata", meta,
-                "retry_count", job->retry_count, "max_retries", job->max_retries);
-  char *text = o ? jb_json_dumps(o, JB_JSON_COMPACT, NULL) : NULL;
-  json_decref(o);
-  return text;
-}
-
 static bool unreserved(unsigned char c) {
   return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }

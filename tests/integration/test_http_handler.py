@@ -283,6 +283,9 @@ class TraceContext(unittest.TestCase):
         req = self.svc.by_id()[by_event["traced"]["call"]["id"]]
         self.assertEqual(req["headers"]["traceparent"][3:35], TRACE_ID)
         self.assertEqual(req["headers"]["tracestate"], "shop=1")
+        # The job object (the body here; an exec handler's stdin, a process handler's line).
+        self.assertEqual(req["job"]["traceparent"][3:35], TRACE_ID)
+        self.assertEqual(req["job"]["tracestate"], "shop=1")
         # The exec handler's environment.
         with open(os.path.join(self.state.name, "tp." + by_event["traced"]["run"]["id"])) as f:
             self.assertEqual(f.read()[3:35], TRACE_ID)
