@@ -25,7 +25,7 @@ typedef struct jb_mapping {
 
 typedef struct jb_job_type_cfg {
   char *name;
-  char *handler;  /* "noop" | "exec" */
+  char *handler;  /* "noop" | "exec" | "http" */
   char **command; /* argv for exec, NULL-terminated; NULL for other handlers */
   size_t command_len;
   double timeout_s;
@@ -40,6 +40,13 @@ typedef struct jb_job_type_cfg {
   jb_retry_policy retry;
   char **events; /* lifecycle events of this type besides events.lifecycle; NULL-terminated */
   size_t events_len;
+  /* http handler (src/handlers/http_handler.c): job_types.*.url, method, headers, ca_file,
+   * signing_secret; NULL / {} when unset. */
+  char *url; /* {id} and {job_type} are replaced per job */
+  char *method;
+  json_t *headers; /* name -> string */
+  char *ca_file;
+  char *signing_secret;
 } jb_job_type_cfg;
 
 /* amqp.input.*: where events come in. */

@@ -30,6 +30,11 @@ typedef struct jb_delivery_facts {
   const jb_header *headers;
   size_t n_headers;
   jb_time received_at;
+  /* W3C trace context a trigger read from its own transport (the HTTP webhook's headers);
+   * NULL: looked up in `headers` (traceparent, tracestate), then in the CloudEvents
+   * distributed-tracing attribute (the body's, or a ce-traceparent header). */
+  const char *traceparent;
+  const char *tracestate;
 } jb_delivery_facts;
 
 typedef enum {

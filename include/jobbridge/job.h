@@ -103,6 +103,10 @@ typedef struct jb_job {
   char *dedupe_key;
   char *locked_by;
   jb_time locked_until;
+  /* W3C trace context (jobbridge/trace.h), beside the contract's fields: every job has a
+   * traceparent ("" only for a job read from before migration 10); tracestate NULL if none. */
+  char traceparent[56];
+  char *tracestate;
 } jb_job;
 
 /* Frees what the job owns and zeroes it; the struct itself belongs to the caller. */
@@ -126,6 +130,9 @@ typedef struct jb_job_result {
   bool requeue;
   json_t *result_data;
   char *error_message;
+  /* On a retriable failure: the delay the handler asks for before the retry (an HTTP
+   * Retry-After), in ms; 0: the retry policy's backoff. Capped by the type's retry.max_s. */
+  int64_t retry_after_ms;
 } jb_job_result;
 
 void jb_job_result_clear(jb_job_result *r);

@@ -14,6 +14,10 @@ typedef struct jb_job_opts {
   const char *created_by; /* a UUID or NULL */
   json_t *metadata;       /* a JSON object or NULL ({}); borrowed */
   const char *dedupe_key; /* NULL: no deduplication */
+  /* W3C trace context of the job's cause; a traceparent that is NULL or malformed starts a new
+   * trace (a malformed one is logged), a tracestate goes with a valid traceparent only. */
+  const char *traceparent;
+  const char *tracestate;
 } jb_job_opts;
 
 /* One job to create. Every pointer is borrowed for the duration of the call. */

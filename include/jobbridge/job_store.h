@@ -30,6 +30,8 @@ typedef struct jb_new_job {
   /* Lifecycle events to write with it (JB_EVENT_* of jobbridge/lifecycle.h): job.created, and
    * job.started when it is stored RUNNING (handed to a worker). 0: none, the common case. */
   unsigned events;
+  char traceparent[56];   /* always set by the service (jobbridge/trace.h) */
+  const char *tracestate; /* NULL: none */
 } jb_new_job;
 
 /* Filters of list; NULL / <0 / 0 mean "any". */

@@ -17,6 +17,8 @@ typedef struct jb_outbox_row {
   char *routing_key;    /* job.<status>.<job_type> */
   char *correlation_id; /* the source event's id, or NULL */
   char *data;           /* the job snapshot, as JSON text (an object) */
+  char *traceparent;    /* the job's W3C trace context, or NULL (a job from before it) */
+  char *tracestate;
   jb_time created_at;
 } jb_outbox_row;
 

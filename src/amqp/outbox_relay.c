@@ -187,6 +187,14 @@ static bool event_body(jb_outbox_relay *r, const jb_outbox_row *row) {
   body_string(r, jb_time_format(row->created_at, ts, sizeof ts));
   body_raw(r, ",\"subject\":");
   body_string(r, row->job_id);
+  if (row->traceparent != NULL) { /* the CloudEvents distributed-tracing extension */
+    body_raw(r, ",\"traceparent\":");
+    body_string(r, row->traceparent);
+    if (row->tracestate != NULL) {
+      body_raw(r, ",\"tracestate\":");
+      body_string(r, row->tracestate);
+    }
+  }
   body_raw(r, ",\"datacontenttype\":\"application/json\",\"data\":");
   body_raw(r, row->data ? row->data : "null");
   body_raw(r, "}");
@@ -221,6 +229,20 @@ static jb_err publish(jb_outbox_relay *r, const jb_outbox_row *row, uint64_t *ta
   if (row->correlation_id) {
     props._flags |= AMQP_BASIC_CORRELATION_ID_FLAG;
     props.correlation_id = amqp_cstring_bytes(jb_amqp_short(row->correlation_id, corr));
+  }
+  amqp_table_entry_t trace[2];
+  if (row->traceparent != NULL) { /* the W3C trace context as AMQP headers too */
+    int nt = 0;
+    trace[nt].key = amqp_cstring_bytes("traceparent");
+    trace[nt].value.kind = AMQP_FIELD_KIND_UTF8;
+    trace[nt++].value.value.bytes = amqp_cstring_bytes(row->traceparent);
+    if (row->tracestate != NULL) {
+      trace[nt].key = amqp_cstring_bytes("tracestate");
+      trace[nt].value.kind = AMQP_FIELD_KIND_UTF8;
+      trace[nt++].value.value.bytes = amqp_cstring_bytes(row->tracestate);
+    }
+    props._flags |= AMQP_BASIC_HEADERS_FLAG;
+    props.headers = (amqp_table_t){nt, trace};
   }
   int st = amqp_basic_publish(r->conn, CH, amqp_cstring_bytes(r->cfg->output.exchange),
                               amqp_cstring_bytes(jb_amqp_short(row->routing_key, key)), 1, 0,

@@ -582,6 +582,19 @@ json_t *jb_config_to_json(const jb_config *cfg) {
   json_object_set_new(json_object_get(o, "database"), "url",
                       json_string(jb_redact_url(cfg->database.url, buf, sizeof buf)));
   jb_config_redact_webhooks(o);
+  /* An http job type's signing secret is a password, and its headers may hold credentials
+   * (Authorization): both are shown only as set. */
+  json_t *jts = json_object_get(o, "job_types");
+  for (size_t i = 0; i < cfg->job_types_len; i++) {
+    json_t *jt = json_object_get(jts, cfg->job_types[i].name);
+    if (cfg->job_types[i].signing_secret != NULL)
+      json_object_set_new(jt, "signing_secret", json_string("(set)"));
+    const char *name;
+    json_t *v;
+    json_object_foreach(json_object_get(jt, "headers"), name, v) {
+      json_object_set_new(json_object_get(jt, "headers"), name, json_string("(set)"));
+    }
+  }
   return o;
 }
 

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jobbridge/retention.h"
 #include "jobbridge/schedule.h"
@@ -89,7 +90,7 @@ static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
 static jb_err cross_check(ctx *c, jb_config *cfg) {
   static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
   static const char *const qtypes[] = {"classic", "quorum", NULL};
-  static const char *const handlers[] = {"noop", "exec", "process", NULL};
+  static const char *const handlers[] = {"noop", "exec", "process", "http", NULL};
   if (!one_of(cfg->amqp.input.exchange_type, xtypes))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
@@ -125,12 +126,22 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
     const jb_job_type_cfg *jt = &cfg->job_types[i];
     if (!one_of(jt->handler, handlers))
       return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.handler: \"%s\" is not noop, exec or process", c->name,
+                     "%s: job_types.%s.handler: \"%s\" is not noop, exec, process or http", c->name,
                      jt->name, jt->handler);
-    if (strcmp(jt->handler, "noop") != 0 && jt->command_len == 0)
+    if ((strcmp(jt->handler, "exec") == 0 || strcmp(jt->handler, "process") == 0) &&
+        jt->command_len == 0)
       return jb_fail(c->e, JB_ERR_CONFIG,
                      "%s: job_types.%s.command: the %s handler needs a command (argv array)",
                      c->name, jt->name, jt->handler);
+    if (strcmp(jt->handler, "http") == 0 && (jt->url == NULL || jt->url[0] == '\0'))
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.url: the http handler needs a url (http:// or https://)",
+                     c->name, jt->name);
+    if (strcmp(jt->handler, "http") == 0 && strncasecmp(jt->url, "http://", 7) != 0 &&
+        strncasecmp(jt->url, "https://", 8) != 0)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.url: \"%s\" is not an http:// or https:// URL", c->name,
+                     jt->name, jt->url);
     jb_err rc = check_env(c, jt);
     if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
     if (rc != JB_OK) return rc;

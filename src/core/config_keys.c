@@ -33,11 +33,13 @@ static const key_decl mapping_keys[] = {
 };
 
 static const key_decl job_type_keys[] = {
-    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop, exec or process", NULL, 0, 0},
+    {"handler", K_STRING, JT(handler), 0, NULL, 0, 0, false, "noop, exec, process or http", NULL, 0,
+     0},
     {"command", K_STRINGS, JT(command), JT(command_len), "[]", 0, 0, false,
      "exec: argv of the program to run (no shell)", NULL, 0, 0},
     {"timeout_s", K_NUMBER, JT(timeout_s), 0, "300", 0.001, 604800, false,
-     "exec: a run longer than this is killed and retried", NULL, 0, 0},
+     "exec: a run longer than this is killed and retried; http: the request's time limit", NULL, 0,
+     0},
     {"max_retries", K_INT, JT(max_retries), 0, "3", 0, 1000, false,
      "default retries of jobs of this type", NULL, 0, 0},
     {"env", K_OBJECT, JT(env), 0, "{}", 0, 0, false,
@@ -57,6 +59,20 @@ static const key_decl job_type_keys[] = {
      "random fraction of each retry delay of jobs of this type (null: retry.jitter)", NULL, 0, 0},
     {"events", K_STRINGS, JT(events), JT(events_len), "[]", 0, 0, false,
      "lifecycle events of jobs of this type besides events.lifecycle: \"created\", \"started\"",
+     NULL, 0, 0},
+    {"url", K_STRING, JT(url), 0, "null", 0, 0, false,
+     "http: URL each job is sent to; {id} and {job_type} are replaced", NULL, 0, 0},
+    {"method", K_STRING, JT(method), 0, "\"POST\"", 0, 0, false, "http: request method", NULL, 0,
+     0},
+    {"headers", K_OBJECT, JT(headers), 0, "{}", 0, 0, false,
+     "http: static request headers (name -> string)", NULL, 0, 0},
+    {"ca_file", K_STRING, JT(ca_file), 0, "null", 0, 0, false,
+     "http: PEM file of the CAs that verify the server (null: the system's); TLS is always "
+     "verified",
+     NULL, 0, 0},
+    {"signing_secret", K_STRING, JT(signing_secret), 0, "null", 0, 0, false,
+     "http: when set, each request carries Jobbridge-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "
+     "\"<t>.<body>\">",
      NULL, 0, 0},
 };
 

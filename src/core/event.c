@@ -284,6 +284,8 @@ void jb_mapped_clear(jb_mapped *m) {
     json_decref(m->reqs[i].payload);
     json_decref(m->reqs[i].opts.metadata);
     free((char *)m->reqs[i].opts.dedupe_key);
+    free((char *)m->reqs[i].opts.traceparent);
+    free((char *)m->reqs[i].opts.tracestate);
   }
   free(m->reqs);
   memset(m, 0, sizeof *m);
@@ -314,6 +316,36 @@ static json_t *job_metadata(const jb_mapping *m, const jb_event *ev, const jb_de
     return NULL;
   }
   return meta;
+}
+
+static const char *const traceparent_headers[] = {"traceparent", NULL};
+static const char *const tracestate_headers[] = {"tracestate", NULL};
+static const char *const ce_traceparent_headers[] = {"ce-traceparent", "ce_traceparent",
+                                                     "cloudEvents:traceparent", NULL};
+static const char *const ce_tracestate_headers[] = {"ce-tracestate", "ce_tracestate",
+                                                    "cloudEvents:tracestate", NULL};
+
+/* The event's trace context, first found of: the trigger's own (f->traceparent), the
+ * traceparent header, the CloudEvents attribute (structured: the body's member; binary: the
+ * ce- header). Borrowed; NULL when none. Validity is the job service's check. */
+static void event_trace(const jb_event *ev, const jb_delivery_facts *f, const char **tp,
+                        const char **ts) {
+  if (f->traceparent != NULL) {
+    *tp = f->traceparent;
+    *ts = f->tracestate;
+    return;
+  }
+  if (f->n_headers > 0 && (*tp = header(f, traceparent_headers)) != NULL) {
+    *ts = header(f, tracestate_headers);
+    return;
+  }
+  if (ev->format == JB_EVENT_CE_STRUCTURED) {
+    *tp = json_string_value(json_object_get(ev->body, "traceparent"));
+    *ts = json_string_value(json_object_get(ev->body, "tracestate"));
+  } else if (ev->format == JB_EVENT_CE_BINARY) {
+    *tp = header(f, ce_traceparent_headers);
+    *ts = header(f, ce_tracestate_headers);
+  }
 }
 
 /* Appends the job request of mapping i for ev to out. */
@@ -353,7 +385,13 @@ static jb_err map_one(const jb_config *cfg, size_t i, const jb_event *ev,
     if (key) snprintf(key, len, "%s|%s", ev->dedupe_base, m->job_type);
     r->opts.dedupe_key = key;
   }
-  if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL)) {
+  const char *tp = NULL, *ts = NULL;
+  event_trace(ev, f, &tp, &ts);
+  if (tp != NULL) r->opts.traceparent = strdup(tp);
+  if (tp != NULL && ts != NULL) r->opts.tracestate = strdup(ts);
+  if (r->opts.metadata == NULL || (ev->dedupe_base && r->opts.dedupe_key == NULL) ||
+      (tp != NULL && r->opts.traceparent == NULL) ||
+      (tp != NULL && ts != NULL && r->opts.tracestate == NULL)) {
     return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   }
   return JB_OK;

@@ -265,6 +265,7 @@ void jb_job_clear(jb_job *job) {
   free(job->dedupe_key);
   free(job->progress_message);
   free(job->locked_by);
+  free(job->tracestate);
   json_decref(job->payload);
   json_decref(job->metadata);
   json_decref(job->result);

@@ -11,6 +11,7 @@
 
 #include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
+#include "jobbridge/trace.h"
 
 #define JB_MAX_QUEUE_NAME 127
 #define JB_MAX_DEDUPE_KEY 1024
@@ -168,8 +169,10 @@ static jb_err running_job(const jb_new_job *nj, jb_time at, jb_job *j) {
   j->dedupe_key = nj->dedupe_key != NULL ? strdup(nj->dedupe_key) : NULL;
   j->locked_by = strdup(nj->run_by);
   j->locked_until = at + (jb_time)nj->lease_s * 1000000;
+  memcpy(j->traceparent, nj->traceparent, sizeof j->traceparent);
+  j->tracestate = nj->tracestate != NULL ? strdup(nj->tracestate) : NULL;
   if (j->queue_name && j->job_type && j->payload && j->metadata && j->locked_by &&
-      (nj->dedupe_key == NULL || j->dedupe_key))
+      (nj->dedupe_key == NULL || j->dedupe_key) && (nj->tracestate == NULL || j->tracestate))
     return JB_OK;
   jb_job_clear(j);
   return JB_ERR_NOMEM;
@@ -194,6 +197,22 @@ static void hand_over(jb_job_service *svc, const jb_new_job *jobs, size_t n, con
              "expires",
              "job_id", jobs[i].id, JB_LOG_END);
     }
+  }
+}
+
+/* The job's trace context: its cause's, or a new trace (logged when the cause's was malformed:
+ * the job is created anyway, in a trace of its own). */
+static void job_trace(const jb_job_request *r, jb_new_job *nj) {
+  if (jb_traceparent_parse(r->opts.traceparent, nj->traceparent)) {
+    nj->tracestate = jb_tracestate_valid(r->opts.tracestate) ? r->opts.tracestate : NULL;
+    return;
+  }
+  jb_traceparent_new(nj->traceparent);
+  if (r->opts.traceparent != NULL) {
+    char id[33];
+    jb_trace_id(nj->traceparent, id);
+    jb_log(JB_LOG_WARN, "malformed traceparent; the job starts a new trace", "job_id", nj->id,
+           "job_type", r->job_type, "traceparent", r->opts.traceparent, "trace_id", id, JB_LOG_END);
   }
 }
 
@@ -222,6 +241,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
     jobs[i].metadata = r->opts.metadata;
     jobs[i].dedupe_key = r->opts.dedupe_key;
     jobs[i].events = jb_lifecycle_events(svc->cfg, r->job_type);
+    job_trace(r, &jobs[i]);
   }
   if (svc->dispatch.ops != NULL && (slot = malloc(n * sizeof *slot)) != NULL) {
     for (size_t i = 0; i < n; i++) slot[i] = -1;

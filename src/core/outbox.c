@@ -11,6 +11,8 @@ void jb_outbox_rows_free(jb_outbox_row *rows, size_t n) {
     free(rows[i].routing_key);
     free(rows[i].correlation_id);
     free(rows[i].data);
+    free(rows[i].traceparent);
+    free(rows[i].tracestate);
   }
   free(rows);
 }

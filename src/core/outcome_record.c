@@ -54,6 +54,11 @@ jb_finish jb_decide_outcome(const jb_config *cfg, const jb_job *job, const jb_jo
     jb_log(JB_LOG_ERROR, "bug: no outcome decided", "job_id", job->id, "error", e.msg, JB_LOG_END);
     d = (jb_decision){.status = JB_STATUS_RUNNING, .error = "no outcome decided"};
   }
+  /* A handler that asked for a delay (Retry-After) gets it, within the type's cap. */
+  if (d.status == JB_STATUS_RETRYING && d.burn_retry && r->retry_after_ms > 0) {
+    int64_t cap = (int64_t)(policy.max_s * 1000.0);
+    d.delay_ms = r->retry_after_ms < cap ? r->retry_after_ms : cap;
+  }
   return finish_of(job->id, &d, r->result_data);
 }
 

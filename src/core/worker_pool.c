@@ -19,6 +19,7 @@
 #include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
+#include "jobbridge/trace.h"
 
 /* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
  * round trip per job) and falls back to 1 when they are slow (a worker must not sit on many
@@ -172,9 +173,17 @@ static void record(worker *w, jb_finish *items, size_t n) {
   }
 }
 
+/* The job's trace id for its log lines, in buf (33 bytes); NULL (no such field) when it has
+ * none. */
+static const char *trace_id(const jb_job *job, char *buf) {
+  jb_trace_id(job->traceparent, buf);
+  return buf[0] ? buf : NULL;
+}
+
 static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish *out,
                     jb_job_result *res) {
   jb_worker_pool *p = w->pool;
+  char tid[33];
   memset(res, 0, sizeof *res);
   const jb_job_run_metrics *jm = jb_job_run_metrics_for(job->job_type);
   jb_job_metrics_started(jm, job, claimed_at);
@@ -217,15 +226,16 @@ static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish 
     jb_log(JB_LOG_ERROR,
            "jobbridge is short of a resource: the job goes back without burning a retry, and "
            "its worker pauses before it claims again",
-           "job_id", job->id, "job_type", job->job_type, "reason",
+           "job_id", job->id, "job_type", job->job_type, "trace_id", trace_id(job, tid), "reason",
            res->error_message ? res->error_message : "(no reason given)",
            JB_LOG_I64("pause_ms", w->pause_ms), "worker", w->owner, JB_LOG_END);
   } else if (stop == JB_STOP_NONE) {
     w->pause_ms = 0;
   }
   if (jb_log_enabled(JB_LOG_DEBUG))
-    jb_log(JB_LOG_DEBUG, "job ran", "job_id", job->id, "job_type", job->job_type, "status",
-           jb_status_name(out->status), "error", out->error, JB_LOG_END);
+    jb_log(JB_LOG_DEBUG, "job ran", "job_id", job->id, "job_type", job->job_type, "trace_id",
+           trace_id(job, tid), "status", jb_status_name(out->status), "error", out->error,
+           JB_LOG_END);
 }
 
 /* ---- handing new jobs straight to idle workers (the dispatcher) ---- */

@@ -16,6 +16,7 @@
 #include "handlers/shepherd.h"
 #include "jobbridge/json.h"
 #include "jobbridge/log.h"
+#include "jobbridge/trace.h"
 
 #define EXIT_NON_RETRIABLE 65 /* EX_DATAERR: the job itself is bad, retrying will not help */
 #define KILL_GRACE_MS 5000    /* SIGTERM, then SIGKILL this much later */
@@ -59,6 +60,14 @@ char *jb_exec_job_input(const jb_job *job) {
       json_pack("{s:s, s:s, s:s, s:O, s:o, s:i, s:i}", "id", job->id, "job_type", job->job_type,
                 "queue_name", job->queue_name, "payload", job->payload, "metadata", meta,
                 "retry_count", job->retry_count, "max_retries", job->max_retries);
+  /* The W3C trace context, when the job has one (a process handler's only way to see it). */
+  if (o != NULL && job->traceparent[0] != '\0' &&
+      (json_object_set_new(o, "traceparent", json_string(job->traceparent)) != 0 ||
+       (job->tracestate != NULL &&
+        json_object_set_new(o, "tracestate", json_string(job->tracestate)) != 0))) {
+    json_decref(o);
+    o = NULL;
+  }
   char *text = o ? jb_json_dumps(o, JB_JSON_COMPACT, NULL) : NULL;
   json_decref(o);
   return text;
@@ -283,11 +292,18 @@ static void reap_shepherd(pid_t pid, const char *job_id) {
  * bounded time to end the tree (shorter when ctx asks to stop); past it the worker kills the
  * shepherd and goes on: the program's status stands. Returns the stop reason (-1 for a
  * timeout). */
+/* The job's trace id in out (33 bytes), NULL when it has none. */
+static const char *trace_id(const jb_job *job, char *out) {
+  jb_trace_id(job->traceparent, out);
+  return out[0] ? out : NULL;
+}
+
 static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job,
                           jb_handler_ctx *ctx) {
   int64_t deadline = jb_mono_ms() + (int64_t)(h->timeout_s * 1000);
   int64_t give_up_at = 0;
   int stopped = JB_STOP_NONE;
+  char tid[33]; /* the job's trace id, for its log lines */
   bool exit_seen = false, stop_after_exit = false;
   while (s->run.msg_fd >= 0) {
     int64_t now = jb_mono_ms();
@@ -308,7 +324,8 @@ static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job
       jb_log(JB_LOG_ERROR,
              "an exec handler's shepherd did not end its process tree in time; it is killed, "
              "and processes of the job's tree may remain",
-             "job_id", job->id, "job_type", job->job_type, JB_LOG_END);
+             "job_id", job->id, "job_type", job->job_type, "trace_id", trace_id(job, tid),
+             JB_LOG_END);
       kill(s->run.shepherd, SIGKILL);
       break;
     }
@@ -318,7 +335,8 @@ static int run_until_done(run_state *s, const exec_handler *h, const jb_job *job
     jb_log(JB_LOG_ERROR,
            "an exec handler's shepherd could not end every process of the job's tree (one "
            "survives SIGKILL, may not be signalled, or cannot be found); processes may remain",
-           "job_id", job->id, "job_type", job->job_type, JB_LOG_END);
+           "job_id", job->id, "job_type", job->job_type, "trace_id", trace_id(job, tid),
+           JB_LOG_END);
   /* What the program wrote before it ended is still in the pipes: read it. Every writer is
    * gone, so end-of-file comes at once (bounded anyway, should a process have escaped). */
   int64_t drain_end = jb_mono_ms() + 1000;
@@ -382,7 +400,8 @@ static void exec_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
   exec_handler *h = self;
   run_state s = {.run = {-1, -1, -1, -1, -1, -1}, .ctx = ctx};
   char *input = jb_exec_job_input(job), *path = NULL;
-  char **base_env = jb_exec_env_build(h->env, h->passthrough, job->id, job->job_type);
+  char **base_env = jb_exec_env_build(h->env, h->passthrough, job->id, job->job_type,
+                                      job->traceparent, job->tracestate);
   char **envp = with_progress_fd(base_env);
   if (input == NULL || envp == NULL) {
     fail_start(r, h->argv[0], "cannot prepare", ENOMEM);

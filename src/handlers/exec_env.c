@@ -39,17 +39,22 @@ static bool has_name(char *const *envp, size_t k, const char *entry) {
 }
 
 char **jb_exec_env_build(char *const *fixed, char *const *passthrough, const char *job_id,
-                         const char *job_type) {
+                         const char *job_type, const char *traceparent, const char *tracestate) {
   size_t nf = 0, np = 0;
   while (fixed && fixed[nf]) nf++;
   while (passthrough && passthrough[np]) np++;
-  /* One block: the pointer array, then the two job variables' text. */
-  size_t nptr = nf + np + 2 + 4 + 1;
+  if (traceparent != NULL && *traceparent == '\0') traceparent = NULL;
+  if (traceparent == NULL || (tracestate != NULL && *tracestate == '\0')) tracestate = NULL;
+  /* One block: the pointer array, then the job variables' text. */
+  size_t nptr = nf + np + 4 + 4 + 1;
   size_t id_len = strlen("JOBBRIDGE_JOB_ID=") + strlen(job_id) + 1;
   size_t type_len = strlen("JOBBRIDGE_JOB_TYPE=") + strlen(job_type) + 1;
-  char **envp = malloc(nptr * sizeof *envp + id_len + type_len);
+  size_t tp_len = traceparent ? strlen("TRACEPARENT=") + strlen(traceparent) + 1 : 0;
+  size_t ts_len = tracestate ? strlen("TRACESTATE=") + strlen(tracestate) + 1 : 0;
+  char **envp = malloc(nptr * sizeof *envp + id_len + type_len + tp_len + ts_len);
   if (envp == NULL) return NULL;
   char *id_var = (char *)(envp + nptr), *type_var = id_var + id_len;
+  char *tp_var = type_var + type_len, *ts_var = tp_var + tp_len;
   snprintf(id_var, id_len, "JOBBRIDGE_JOB_ID=%s", job_id);
   snprintf(type_var, type_len, "JOBBRIDGE_JOB_TYPE=%s", job_type);
   size_t k = 0;
@@ -57,6 +62,14 @@ char **jb_exec_env_build(char *const *fixed, char *const *passthrough, const cha
    * through, then the base names; a later entry of a name already there is skipped. */
   envp[k++] = id_var;
   envp[k++] = type_var;
+  if (traceparent != NULL) {
+    snprintf(tp_var, tp_len, "TRACEPARENT=%s", traceparent);
+    envp[k++] = tp_var;
+  }
+  if (tracestate != NULL) {
+    snprintf(ts_var, ts_len, "TRACESTATE=%s", tracestate);
+    envp[k++] = ts_var;
+  }
   for (size_t i = 0; i < nf; i++)
     if (!has_name(envp, k, fixed[i])) envp[k++] = fixed[i];
   for (size_t i = 0; i < np; i++) {

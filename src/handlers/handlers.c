@@ -51,7 +51,11 @@ jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out, jb_er
   size_t built = 0;
   for (; built < n; built++) {
     const jb_job_type_cfg *jt = &cfg->job_types[built];
-    if (strcmp(jt->handler, "process") == 0) {
+    if (strcmp(jt->handler, "http") == 0) {
+      jb_http_config hc = {jt->name,      jt->url,     jt->method,        jt->headers,
+                           jt->timeout_s, jt->ca_file, jt->signing_secret};
+      rc = jb_http_handler_create(&hc, &hs[built], e);
+    } else if (strcmp(jt->handler, "process") == 0) {
       jb_process_config pc = {jt->command, jt->processes, jt->timeout_s,
                               jt->name,    jt->env,       jt->env_passthrough};
       rc = jb_process_handler_create(&pc, &hs[built], e);

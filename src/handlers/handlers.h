@@ -18,7 +18,8 @@
  * (forked, a child subreaper), and when the program ends, is timed out, cancelled or stopped by
  * shutdown, or jobbridge dies, every process it started, even in a session of its own, is
  * killed; the handler returns only once none is left.
- * The environment is clean: JOBBRIDGE_JOB_ID, JOBBRIDGE_JOB_TYPE, then `env` (fixed values),
+ * The environment is clean: JOBBRIDGE_JOB_ID, JOBBRIDGE_JOB_TYPE, TRACEPARENT (and TRACESTATE
+ * when the job has one: W3C trace context), then `env` (fixed values),
  * then the names of `env_passthrough` set in jobbridge's environment, then PATH, HOME, LANG and
  * TZ when set in jobbridge's environment; nothing else (jobbridge's URLs hold passwords). PATH
  * (the child's) is searched for argv[0] when it holds no '/'.
@@ -66,6 +67,28 @@ typedef struct jb_process_config {
 jb_err jb_process_handler_create(const jb_process_config *config, jb_job_handler *out,
                                  jb_error *e) JB_MUST_CHECK;
 
+/* The http handler (http_handler.c): each job is one request to url ({id} and {job_type}
+ * replaced) with method (NULL: POST), the job as the exec handler's stdin as its JSON body, the
+ * static headers (object of name -> string, may be NULL) and Content-Type, Idempotency-Key (the
+ * job id), traceparent (and tracestate) and, with a signing_secret, Jobbridge-Signature. TLS is
+ * verified (ca_file: the CAs, NULL: the system's). 2xx: success (a JSON object body is the result);
+ * 408, 425, 429, 5xx, connection errors and timeout_s passed: retriable, Retry-After asking for the
+ * delay; other statuses: a final failure with the status and the body's first bytes. One thread per
+ * handler drives every request in flight (libcurl multi, connections kept alive). */
+typedef struct jb_http_config {
+  const char *name; /* the job type, for log lines */
+  const char *url;
+  const char *method;
+  const json_t *headers;
+  double timeout_s;
+  const char *ca_file;
+  const char *signing_secret; /* NULL or "": unsigned */
+} jb_http_config;
+
+/* JB_ERR_INVALID naming the key for a url that is not http(s), a bad method or header. */
+jb_err jb_http_handler_create(const jb_http_config *config, jb_job_handler *out,
+                              jb_error *e) JB_MUST_CHECK;
+
 /* A handler from a C function, for embedders. `fn` must be thread-safe; `self` is passed on. */
 typedef void (*jb_handler_fn)(void *self, const jb_job *job, jb_handler_ctx *ctx,
                               jb_job_result *result);
@@ -73,9 +96,10 @@ jb_job_handler jb_callback_handler(jb_handler_fn fn, void *self);
 
 /* The handler of every job type of cfg, in cfg's order: (*out)[i] serves cfg->job_types[i].name
  * (`handler` "exec": jb_exec_handler_create with its command, timeout_s, env and
- * env_passthrough; anything else: noop). *out (n = cfg->job_types_len entries) and the handlers
- * are the caller's: hand each to jb_worker_pool_register, or release it (jb_job_handler_release)
- * and free *out. On failure nothing is left and the error names the job type. */
+ * env_passthrough; "http": jb_http_handler_create; anything else: noop). *out (n =
+ * cfg->job_types_len entries) and the handlers are the caller's: hand each to
+ * jb_worker_pool_register, or release it (jb_job_handler_release) and free *out. On failure nothing
+ * is left and the error names the job type. */
 jb_err jb_handlers_from_config(const jb_config *cfg, jb_job_handler **out,
                                jb_error *e) JB_MUST_CHECK;
 

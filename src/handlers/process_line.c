@@ -81,7 +81,7 @@ jb_err jb_process_env(const jb_process_config *c, jb_process_handler *h, jb_erro
       return jb_fail(e, JB_ERR_INVALID, "process handler env_passthrough[%zu]: %s", k, problem);
   }
   /* The processes serve many jobs: JOBBRIDGE_JOB_ID is empty; each line names its job. */
-  h->envp = jb_exec_env_build(h->env, c->env_passthrough, "", c->job_type);
+  h->envp = jb_exec_env_build(h->env, c->env_passthrough, "", c->job_type, NULL, NULL);
   if (h->envp == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   return JB_OK;
 }

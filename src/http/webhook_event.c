@@ -35,6 +35,10 @@ unsigned jb_wh_facts_of(const jb_header *hdrs, size_t n, const char *body, size_
       f->content_type = v;
     } else if (strcasecmp(k, "Idempotency-Key") == 0) {
       f->message_id = v;
+    } else if (strcasecmp(k, "traceparent") == 0) { /* W3C Trace Context over HTTP */
+      f->traceparent = v;
+    } else if (strcasecmp(k, "tracestate") == 0) {
+      f->tracestate = v;
     } else if (strncasecmp(k, "ce-", 3) == 0) {
       if (nce == JB_WH_MAX_CE_HEADERS) {
         snprintf(why, whylen, "more than %d ce-* headers", JB_WH_MAX_CE_HEADERS);

@@ -94,13 +94,15 @@ typedef struct hdr_list {
   bool overflow;
 } hdr_list;
 
-/* Keeps the headers jb_wh_facts_of reads: Content-Type, Idempotency-Key, ce-*. */
+/* Keeps the headers jb_wh_facts_of reads: Content-Type, Idempotency-Key, traceparent,
+ * tracestate, ce-*. */
 static enum MHD_Result keep_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value) {
   (void)kind;
   hdr_list *l = cls;
   if (key == NULL || value == NULL) return MHD_YES;
   if (strcasecmp(key, "Content-Type") != 0 && strcasecmp(key, "Idempotency-Key") != 0 &&
+      strcasecmp(key, "traceparent") != 0 && strcasecmp(key, "tracestate") != 0 &&
       strncasecmp(key, "ce-", 3) != 0)
     return MHD_YES;
   if (l->n == sizeof l->h / sizeof l->h[0]) {

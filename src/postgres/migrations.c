@@ -121,6 +121,11 @@ const jb_migration jb_migrations[] = {
      /* Outbox rows set aside (never published) are pruned with their job; rows still to
       * publish never enter this index, so the relay's inserts do not pay for it. */
      "CREATE INDEX outbox_set_aside_job_idx ON outbox (job_id) WHERE failed_at IS NOT NULL;\n"},
+    /* Issue 16: the W3C trace context of each job (from its cause, or a new trace), carried
+     * onto its outbound events. Nullable columns without a default: no rewrite. */
+    {10, "trace context of jobs and their events",
+     "ALTER TABLE jobs ADD COLUMN traceparent text, ADD COLUMN tracestate text;\n"
+     "ALTER TABLE outbox ADD COLUMN traceparent text, ADD COLUMN tracestate text;\n"},
     /* What a running job last said of its progress, beside `progress` (0..100). Nullable, no
      * default: no rewrite. */
     {11, "progress messages", "ALTER TABLE jobs ADD COLUMN progress_message text;\n"},

@@ -435,6 +435,10 @@ jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) 
   job->locked_by = dup_or_null(res, row, 20, &lost);
   job->locked_until = time_col(res, row, 21);
   job->progress_message = dup_or_null(res, row, 22, &lost);
+  if (PQnfields(res) > 24) { /* trace context (migration 10) */
+    snprintf(job->traceparent, sizeof job->traceparent, "%s", PQgetvalue(res, row, 23));
+    job->tracestate = dup_or_null(res, row, 24, &lost);
+  }
   if (lost || job->queue_name == NULL || job->job_type == NULL || job->payload == NULL ||
       job->metadata == NULL) {
     jb_job_clear(job); /* and zeroes it */

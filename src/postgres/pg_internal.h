@@ -8,7 +8,7 @@
 #include "postgres/pg_array.h"
 
 /* The columns enqueue sends, one array parameter each; the most of any statement. */
-#define JB_ENQUEUE_COLUMNS 12
+#define JB_ENQUEUE_COLUMNS 14
 
 /* Every prepared statement has a slot; a connection prepares each on first use. */
 typedef enum {
@@ -80,7 +80,7 @@ struct jb_pg {
   JB_US("scheduled_at") ", " JB_US("started_at") ", " JB_US("completed_at") ", "                 \
   JB_US("failed_at") ", " JB_US("created_at") ", " JB_US("updated_at") ", status, "             \
   "error_message, created_by::text, metadata::text, result::text, progress, dedupe_key, "        \
-  "locked_by, " JB_US("locked_until") ", progress_message"
+  "locked_by, " JB_US("locked_until") ", progress_message, traceparent, tracestate"
 
 /* The job snapshot every outbox event carries, from a row of jobs (or of a CTE returning one). */
 #define JB_SNAPSHOT                                                                         \

@@ -17,7 +17,7 @@
 static const jb_pg_stmt st_outbox_fetch = {
     ST_OUTBOX_FETCH, "jb_outbox_fetch",
     "SELECT id, job_id::text, message_id::text, event_type, routing_key, correlation_id,\n"
-    "  data::text, " JB_US("created_at") " FROM outbox\n"
+    "  data::text, " JB_US("created_at") ", traceparent, tracestate FROM outbox\n"
     "WHERE id <> ALL($2::int8[]) AND failed_at IS NULL\n"
     "ORDER BY id LIMIT $1::int",
     2, true};
@@ -79,8 +79,12 @@ static jb_err ob_fetch(void *self, const int64_t *skip, size_t nskip, int max, j
      * (parsing it to write it out again was half of the relay's CPU). */
     r[i].data = strdup(PQgetvalue(res, i, 6));
     r[i].created_at = strtoll(PQgetvalue(res, i, 7), NULL, 10);
+    r[i].traceparent = PQgetisnull(res, i, 8) ? NULL : strdup(PQgetvalue(res, i, 8));
+    r[i].tracestate = PQgetisnull(res, i, 9) ? NULL : strdup(PQgetvalue(res, i, 9));
     if (r[i].event_type == NULL || r[i].routing_key == NULL || r[i].data == NULL ||
-        (r[i].correlation_id == NULL && !PQgetisnull(res, i, 5))) {
+        (r[i].correlation_id == NULL && !PQgetisnull(res, i, 5)) ||
+        (r[i].traceparent == NULL && !PQgetisnull(res, i, 8)) ||
+        (r[i].tracestate == NULL && !PQgetisnull(res, i, 9))) {
       PQclear(res);
       jb_outbox_rows_free(r, (size_t)i + 1);
       return jb_fail(e, JB_ERR_NOMEM, "out of memory reading outbox rows");

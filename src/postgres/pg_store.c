@@ -11,44 +11,45 @@
  * transaction. A dedupe key already stored, or earlier in the same batch, skips the row
  * (DO NOTHING): the rows it returns are the ones created. The arrays (all of one length)
  * are unnested side by side in the select list, which yields the rows as it goes; unnest
- * of twelve arrays in FROM first copied every row into a tuplestore (PostgreSQL: 2 us less
+ * of the arrays in FROM first copied every row into a tuplestore (PostgreSQL: 2 us less
  * CPU per ingested event this way). */
-#define ENQUEUE_INSERT                                                                  \
-  "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"       \
-  "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"  \
-  "  locked_until)\n"                                                                   \
-  "SELECT id, q, t, p, pr, mr, s,\n"                                                    \
-  "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"          \
-  "    ELSE 'PENDING' END,\n"                                                           \
-  "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"            \
-  "  now() + l * interval '1 second'\n"                                                 \
-  "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"                      \
-  "  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS q,\n"                 \
-  "    unnest($3::text[]) AS t, unnest($4::jsonb[]) AS p, unnest($5::int[]) AS pr,\n"   \
-  "    unnest($6::int[]) AS mr, unnest($7::int8[]) AS su, unnest($8::uuid[]) AS cb,\n"  \
-  "    unnest($9::jsonb[]) AS m, unnest($10::text[]) AS d, unnest($11::text[]) AS o,\n" \
-  "    unnest($12::int[]) AS l) u) x\n"                                                 \
+#define ENQUEUE_INSERT                                                                        \
+  "INSERT INTO jobs (id, queue_name, job_type, payload, priority, max_retries,\n"             \
+  "  scheduled_at, status, created_by, metadata, dedupe_key, started_at, locked_by,\n"        \
+  "  locked_until, traceparent, tracestate)\n"                                                \
+  "SELECT id, q, t, p, pr, mr, s,\n"                                                          \
+  "  CASE WHEN o IS NOT NULL THEN 'RUNNING' WHEN s > now() THEN 'SCHEDULED'\n"                \
+  "    ELSE 'PENDING' END,\n"                                                                 \
+  "  cb, coalesce(m, '{}'), d, CASE WHEN o IS NOT NULL THEN now() END, o,\n"                  \
+  "  now() + l * interval '1 second', tp, ts\n"                                               \
+  "FROM (SELECT *, coalesce(to_timestamp(su / 1e6), now()) AS s\n"                            \
+  "  FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS q,\n"                       \
+  "    unnest($3::text[]) AS t, unnest($4::jsonb[]) AS p, unnest($5::int[]) AS pr,\n"         \
+  "    unnest($6::int[]) AS mr, unnest($7::int8[]) AS su, unnest($8::uuid[]) AS cb,\n"        \
+  "    unnest($9::jsonb[]) AS m, unnest($10::text[]) AS d, unnest($11::text[]) AS o,\n"       \
+  "    unnest($12::int[]) AS l, unnest($13::text[]) AS tp, unnest($14::text[]) AS ts) u) x\n" \
   "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
 #define ENQUEUE_RESULT "id::text, " JB_US("created_at") ", locked_by IS NULL"
 #define ENQUEUE_RETURNING "RETURNING " ENQUEUE_RESULT
 
 static const jb_pg_stmt stmts[] = {
-    [ST_ENQUEUE] = {ST_ENQUEUE, "jb_enqueue", ENQUEUE_INSERT ENQUEUE_RETURNING, 12},
-    /* The same, writing the lifecycle events asked for ($13: JB_EVENT_* bits per job) in the
+    [ST_ENQUEUE] = {ST_ENQUEUE, "jb_enqueue", ENQUEUE_INSERT ENQUEUE_RETURNING, 14},
+    /* The same, writing the lifecycle events asked for ($15: JB_EVENT_* bits per job) in the
      * same statement: job.created, then job.started for a job stored RUNNING. Used only for
      * batches where some job asks for one. */
     [ST_ENQUEUE_EVENTS] =
         {ST_ENQUEUE_EVENTS, "jb_enqueue_events",
          "WITH ins AS (" ENQUEUE_INSERT "RETURNING *),\n"
-         "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"
+         "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data,\n"
+         "    traceparent, tracestate)\n"
          "  SELECT id, 'job.' || k_name, 'job.' || k_name || '.' || job_type,\n"
-         "    " JB_CORRELATION ", " JB_SNAPSHOT "\n"
-         "  FROM ins JOIN unnest($1::uuid[], $13::int[]) AS ev(ev_id, ev_bits) ON ev_id = id\n"
+         "    " JB_CORRELATION ", " JB_SNAPSHOT ", traceparent, tracestate\n"
+         "  FROM ins JOIN unnest($1::uuid[], $15::int[]) AS ev(ev_id, ev_bits) ON ev_id = id\n"
          "  CROSS JOIN (VALUES (1, 'created'), (2, 'started')) AS k(k_bit, k_name)\n"
          "  WHERE ev_bits & k_bit <> 0 AND (k_bit = 1 OR status = 'RUNNING')\n"
          "  ORDER BY id, k_bit)\n"
          "SELECT " ENQUEUE_RESULT " FROM ins",
-         13},
+         15},
     [ST_DEDUPE_LOOKUP] =
         {ST_DEDUPE_LOOKUP, "jb_dedupe_lookup",
          "SELECT dedupe_key, id::text FROM jobs WHERE dedupe_key = ANY($1::text[])", 1},
@@ -141,11 +142,12 @@ static jb_err encode_jobs(jb_pg *pg, const jb_new_job *jobs, size_t n, const cha
                           int *lengths, jb_error *e) {
   /* Binary arrays: the server takes each element as it is (see pg_array.h). */
   static const jb_pg_type types[JB_ENQUEUE_COLUMNS] = {
-      JB_PG_UUID, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4,
-      JB_PG_INT8, JB_PG_UUID, JB_PG_JSONB, JB_PG_TEXT,  JB_PG_TEXT, JB_PG_INT4};
+      JB_PG_UUID, JB_PG_TEXT,  JB_PG_TEXT, JB_PG_JSONB, JB_PG_INT4, JB_PG_INT4, JB_PG_INT8,
+      JB_PG_UUID, JB_PG_JSONB, JB_PG_TEXT, JB_PG_TEXT,  JB_PG_INT4, JB_PG_TEXT, JB_PG_TEXT};
   static const char *const names[JB_ENQUEUE_COLUMNS] = {
-      "id",           "queue_name", "job_type", "payload",    "priority", "max_retries",
-      "scheduled_at", "created_by", "metadata", "dedupe_key", "run_by",   "lease"};
+      "id",          "queue_name",   "job_type",    "payload",   "priority",
+      "max_retries", "scheduled_at", "created_by",  "metadata",  "dedupe_key",
+      "run_by",      "lease",        "traceparent", "tracestate"};
   jb_pg_array *a = pg->arrays;
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) jb_pg_array_begin_binary(&a[c], types[c]);
   for (size_t i = 0; i < n; i++) {
@@ -168,6 +170,8 @@ static jb_err encode_jobs(jb_pg *pg, const jb_new_job *jobs, size_t n, const cha
       jb_pg_array_int(&a[11], j->lease_s);
     else
       jb_pg_array_text(&a[11], NULL);
+    jb_pg_array_text(&a[12], j->traceparent[0] ? j->traceparent : NULL);
+    jb_pg_array_text(&a[13], j->tracestate);
   }
   for (int c = 0; c < JB_ENQUEUE_COLUMNS; c++) {
     if ((params[c] = jb_pg_array_end(&a[c])) == NULL)

@@ -12,10 +12,11 @@
 /* Every status change a worker or the reaper makes writes its outbox event in the same
  * statement, so the event exists if and only if the change committed. */
 #define OUTBOX_FROM_UPD                                                                 \
-  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n" \
+  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data,\n" \
+  "    traceparent, tracestate)\n"                                                      \
   "  SELECT id, 'job.' || lower(status), 'job.' || lower(status) || '.' || job_type,\n" \
   "    coalesce(metadata->>'event_id', metadata->>'correlation_id'), " SNAPSHOT         \
-  "\n"                                                                                  \
+  ", traceparent, tracestate\n"                                                         \
   "  FROM upd ORDER BY id)\n"
 
 /* The attempt that just ended, in the same statement as its outcome (one row per job; its
@@ -58,9 +59,11 @@
   CLAIM_NEXT(queue_filter)                                                                   \
   ", upd AS (" CLAIM_UPDATE                                                                  \
   "RETURNING *),\n"                                                                          \
-  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"      \
+  "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data,\n"      \
+  "    traceparent, tracestate)\n"                                                           \
   "  SELECT id, 'job.started', 'job.started.' || job_type, " JB_CORRELATION ", " JB_SNAPSHOT \
-  "\n  FROM upd WHERE $5::text[] IS NULL OR job_type = ANY($5::text[]) ORDER BY id)\n"       \
+  ", traceparent, tracestate\n"                                                              \
+  "  FROM upd WHERE $5::text[] IS NULL OR job_type = ANY($5::text[]) ORDER BY id)\n"         \
   "SELECT " JB_JOB_COLUMNS " FROM upd"
 
 static const jb_pg_stmt st_claim_events = {
@@ -184,12 +187,13 @@ static const jb_pg_stmt st_progress = {
     "    AS u(id, owner, pct, msg, ev)\n"
     "  WHERE j.id = u.id AND j.status = 'RUNNING' AND (u.owner IS NULL OR j.locked_by = u.owner)\n"
     "  RETURNING j.*, u.ev\n"
-    "), ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data)\n"
+    "), ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data,\n"
+    "    traceparent, tracestate)\n"
     "  SELECT id, 'job.progress', 'job.progress.' || job_type,\n"
     "    coalesce(metadata->>'event_id', metadata->>'correlation_id'),\n"
     "    " SNAPSHOT
     " || jsonb_build_object('progress', progress, 'progress_message',\n"
-    "      progress_message)\n"
+    "      progress_message), traceparent, tracestate\n"
     "  FROM upd WHERE ev ORDER BY id RETURNING 1)\n"
     "SELECT (SELECT count(*) FROM upd), (SELECT count(*) FROM ob)",
     5, false};

@@ -143,6 +143,16 @@ class Webhooks(unittest.TestCase):
         self.duplicates(self.post_gh(ev), ids)
         self.assertEqual(self.b.count("metadata->>'event_id' = 'gh-1'"), 2)
 
+    def test_traceparent_header_is_stored_with_the_jobs(self):
+        """Issue 16, item 4: a W3C traceparent arriving in the webhook's HTTP headers is the
+        trace of the jobs it creates (unchanged), like one in AMQP headers."""
+        tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ev = {"event_type": "order.created", "id": "gh-trace", "payload": {"order": 7}}
+        ids = self.created(self.post_gh(ev, {"traceparent": tp, "tracestate": "shop=1"}), 2)
+        got = jbtest.psql(f"SELECT DISTINCT traceparent || ' ' || tracestate FROM "
+                          f"{self.b.schema}.jobs WHERE id IN ('{ids[0]}', '{ids[1]}')")
+        self.assertEqual(got.strip(), tp + " shop=1")
+
     def test_github_style_event_type_and_delivery_headers(self):
         push = {"ref": "refs/heads/main", "commits": [{"id": "abc"}]}
         delivery = str(uuid.uuid4())

@@ -57,13 +57,27 @@ Test(config, example_file_loads) {
   cr_expect_str_eq(cfg->mappings[0].event_type, "order.created");
   cr_expect_str_eq(cfg->mappings[0].payload, "/data");
   cr_expect_eq(cfg->mappings[0].priority, 10);
-  cr_expect_eq(cfg->job_types_len, 4);
+  cr_expect_eq(cfg->job_types_len, 5);
   const jb_job_type_cfg *jt = jb_config_job_type(cfg, "sync_profile");
   cr_assert_not_null(jt);
   cr_expect_str_eq(jt->handler, "exec");
   cr_expect_eq(jt->command_len, 1);
   cr_expect_str_eq(jt->command[0], "/bin/cat");
   cr_expect_null(jt->command[1]);
+  jt = jb_config_job_type(cfg, "notify_crm");
+  cr_assert_not_null(jt);
+  cr_expect_str_eq(jt->handler, "http");
+  cr_expect_str_eq(jt->method, "POST");
+  cr_expect_str_eq(json_string_value(json_object_get(jt->headers, "Authorization")),
+                   "Bearer change-me");
+  /* The signing secret is a password: the effective config shows only that it is set. */
+  json_t *dump = jb_config_to_json(cfg);
+  json_t *shown = json_object_get(json_object_get(dump, "job_types"), "notify_crm");
+  cr_expect_str_eq(json_string_value(json_object_get(shown, "signing_secret")), "(set)");
+  cr_expect_str_eq(
+      json_string_value(json_object_get(json_object_get(shown, "headers"), "Authorization")),
+      "(set)", "a header may hold a credential");
+  json_decref(dump);
   jb_config_free(cfg);
   free(path);
 }
@@ -175,9 +189,11 @@ Test(config, bad_values) {
   expect_bad("{\"amqp\": {\"input\": {\"queue_type\": \"stream\"}}}", "amqp.input.queue_type");
   expect_bad("{\"database\": {\"schema\": \"Job-Bridge\"}}", "database.schema");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"python\"}}}",
-             "job_types.a.handler: \"python\" is not noop, exec or process");
+             "job_types.a.handler: \"python\" is not noop, exec, process or http");
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"exec\"}}}",
              "job_types.a.command: the exec handler needs a command");
+  expect_bad("{\"job_types\": {\"a\": {\"handler\": \"http\"}}}",
+             "job_types.a.url: the http handler needs a url");
   expect_bad("{\"job_types\": {\"a\": {}}}", "job_types.a.handler: required key is missing");
   expect_bad("{\"amqp\": {\"prefetch\": 5, \"prefetch\": 6}}", "duplicate object key");
 }

@@ -214,3 +214,33 @@ Test(job_service, bad_ids_are_refused_before_the_queue) {
   cr_expect(jb_is_uuid("1DE07A1B-676C-45BC-B465-0D67FC9F3FEE"));
   cr_expect(!jb_is_uuid("1de07a1b-676c-45bc-b465-0d67fc9f3feg"));
 }
+
+/* Issue 16, item 4: a job keeps a valid traceparent (and its tracestate); a malformed one or
+ * none gives it a new trace, and a tracestate without a valid traceparent is dropped. */
+Test(job_service, trace_context_kept_or_started) {
+  static const char tp[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  json_t *payload = json_object();
+  jb_job_request reqs[3] = {
+      {.job_type = "email", .payload = payload, .opts = {.max_retries = -1}},
+      {.job_type = "email", .payload = payload, .opts = {.max_retries = -1}},
+      {.job_type = "email", .payload = payload, .opts = {.max_retries = -1}},
+  };
+  reqs[0].opts.traceparent = tp;
+  reqs[0].opts.tracestate = "k=v";
+  reqs[1].opts.traceparent = "00-garbage";
+  reqs[1].opts.tracestate = "k=v";
+  jb_create_outcome oc[3];
+  jb_error e;
+  cr_assert_eq(creator.ops->create_jobs(creator.self, reqs, 3, oc, &e), JB_OK, "%s", e.msg);
+  cr_expect_str_eq(rec.jobs[0].traceparent, tp);
+  cr_expect_str_eq(rec.jobs[0].tracestate, "k=v");
+  for (int i = 1; i < 3; i++) {
+    const char *t = rec.jobs[i].traceparent;
+    cr_expect_eq(strlen(t), 55, "a new trace: %s", t);
+    cr_expect_eq(strncmp(t, "00-", 3), 0);
+    cr_expect_neq(strncmp(t + 3, tp + 3, 32), 0);
+    cr_expect_null(rec.jobs[i].tracestate, "no tracestate without its traceparent");
+  }
+  cr_expect_neq(strcmp(rec.jobs[1].traceparent, rec.jobs[2].traceparent), 0);
+  json_decref(payload);
+}

@@ -217,6 +217,30 @@ Test(retry_policy, the_worker_decides_with_its_types_policy) {
   jb_config_free(cfg);
 }
 
+/* Issue 16: a handler's Retry-After replaces the backoff, capped by the type's retry.max_s; it
+ * never turns a job whose retries are spent into a retry. */
+Test(retry_policy, a_handlers_retry_after_is_capped_by_the_types_max) {
+  jb_config *cfg = parse("{" GLOBAL
+                         ", \"job_types\": {"
+                         "\"h\": {\"handler\": \"noop\", \"retry\": {\"base_s\": 1, "
+                         "\"max_s\": 60, \"jitter\": 0}}}}");
+  jb_job j;
+  memset(&j, 0, sizeof j);
+  strcpy(j.id, "1de07a1b-676c-45bc-b465-0d67fc9f3fee");
+  j.job_type = "h";
+  j.max_retries = 3;
+  jb_job_result r = {.retriable = true, .error_message = "HTTP 429", .retry_after_ms = 7000};
+  jb_finish f = jb_decide_outcome(cfg, &j, &r, JB_STOP_NONE, 0.5);
+  cr_expect_eq(f.status, JB_STATUS_RETRYING);
+  cr_expect_eq(f.delay_ms, 7000, "Retry-After 7 s, not the 1 s backoff: %lld",
+               (long long)f.delay_ms);
+  r.retry_after_ms = 3600000;
+  cr_expect_eq(jb_decide_outcome(cfg, &j, &r, JB_STOP_NONE, 0.5).delay_ms, 60000, "the cap");
+  j.retry_count = 3;
+  cr_expect_eq(jb_decide_outcome(cfg, &j, &r, JB_STOP_NONE, 0.5).status, JB_STATUS_DEAD_LETTER);
+  jb_config_free(cfg);
+}
+
 Test(retry_policy, bad_values_name_the_key) {
   expect_bad("{\"job_types\": {\"a\": {\"handler\": \"noop\", \"retry\": {\"base_s\": -1}}}}",
              "job_types.a.retry.base_s: -1 is out of range");
