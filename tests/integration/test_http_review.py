@@ -4,13 +4,17 @@ raw sockets for what requests would not send):
 - HEAD was 405 on every GET route (RFC 9110: a server that answers GET answers HEAD);
 - a path or header with bytes that are not UTF-8 (%FF, or a detail cut mid-character) made the
   problem itself unwritable: 500 "out of memory" in text/plain instead of the 404/415 problem;
-- %00 in the path ended it early: /healthz%00x was answered as /healthz.
+- %00 in the path ended it early: /healthz%00x was answered as /healthz;
+- a 503 told any caller (an unauthenticated webhook sender too) the database's URL, user and
+  port and PostgreSQL's own message: the reason now goes to the log, the caller gets a plain one.
 
 Usage: test_http_review.py BINARY SOURCE_DIR (servers from tests/run.sh or deploy/servers.sh)."""
 import hashlib
+import json
 import os
 import socket
 import sys
+import time
 import unittest
 import urllib.parse
 
@@ -133,6 +137,48 @@ class HttpReviewTest(unittest.TestCase):
         self.assertEqual(r.status_code, 200, r.text)
         r = requests.get(f"{self.url}/v1/jobs?status=PEN%44ING", headers=self.auth(), timeout=30)
         self.assertEqual(r.status_code, 200, r.text)
+
+
+class DatabaseOutageTest(unittest.TestCase):
+    def test_503_names_no_database_detail(self):
+        jbtest.require_servers()
+        b = jbtest.Bridge(BIN, SRC, [], {"noop": {"handler": "noop"}}, http__listen="127.0.0.1:0",
+                          http__webhooks={"direct": {"mode": "job", "signature": "token",
+                                                     "allowed_job_types": ["noop"]}})
+        body = json.dumps({"job_type": "noop", "payload": {}})
+        h = {"Content-Type": "application/json"}
+        try:
+            b.start()
+            url = b.http_url()
+            self.assertEqual(requests.post(url + "/v1/jobs", data=body, headers=h,
+                                           timeout=60).status_code, 202)
+            jbtest.servers("jb_pg_stop", jbtest.STATE_DIR)
+            try:
+                port = os.environ["JB_PG_PORT"]
+                for _ in range(2):  # the connection lost, then the reconnection refused
+                    for method, path in [("POST", "/v1/jobs"), ("POST", "/v1/webhooks/direct"),
+                                         ("GET", "/v1/queues"), ("GET", "/v1/jobs")]:
+                        r = requests.request(method, url + path, data=body, headers=h,
+                                             timeout=60)
+                        self.assertEqual(r.status_code, 503, r.text)
+                        self.assertEqual(r.headers["Content-Type"], "application/problem+json")
+                        self.assertEqual(r.headers.get("Retry-After"), "1")
+                        for leak in ["postgresql", port, "jobbridge@", "FATAL"]:
+                            self.assertNotIn(leak, r.text)
+                        self.assertIn("database", r.json()["detail"])
+                # The reason is in the log, for the operator.
+                b.wait_log("postgresql://", 30)
+            finally:
+                jbtest.servers("jb_pg_start", jbtest.STATE_DIR, os.environ["JB_PG_PORT"])
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                r = requests.post(url + "/v1/jobs", data=body, headers=h, timeout=60)
+                if r.status_code == 202:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(r.status_code, 202, r.text)
+        finally:
+            b.close()
 
 
 if __name__ == "__main__":
