@@ -8,6 +8,9 @@
 /* Answers a failure of the job service by its code: 404 not found, 409 wrong state, 422 data
  * refused, 503 with Retry-After for the database (down, stopping, timed out), 500 otherwise. */
 void jb_api_reply_error(jb_http_resp *resp, jb_err rc, const jb_error *e);
+/* 503 with Retry-After for a database error: e's message (host, port, user, PostgreSQL's words)
+ * is logged with `who` (the route), the caller gets a plain reason. */
+void jb_api_reply_unavailable(jb_http_resp *resp, const char *who, const jb_error *e);
 
 /* Answers 200 with a job read back from the store (consumes it: jb_job_clear). */
 void jb_api_reply_job(jb_http_resp *resp, unsigned status, jb_job *job);

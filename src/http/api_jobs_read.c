@@ -7,9 +7,21 @@
 
 #include "http/api_jobs.h"
 #include "jobbridge/job_service.h"
+#include "jobbridge/log.h"
 
 #define LIST_DEFAULT 100
 #define LIST_MAX 1000
+
+/* The database's own message names its host, port, user and database and quotes PostgreSQL:
+ * for the operator's log, not for a caller (a webhook's sender is anyone who can sign). */
+void jb_api_reply_unavailable(jb_http_resp *resp, const char *who, const jb_error *e) {
+  jb_log(JB_LOG_WARN, "http: database unavailable, answered 503", "route", who, "error", e->msg,
+         JB_LOG_END);
+  jb_http_problem(resp, 503, NULL,
+                  "the database is unavailable now; nothing was changed, retry after Retry-After "
+                  "(the reason is in jobbridge's log)");
+  jb_http_add_header(resp, "Retry-After", "1");
+}
 
 void jb_api_reply_error(jb_http_resp *resp, jb_err rc, const jb_error *e) {
   switch (rc) {
@@ -24,15 +36,18 @@ void jb_api_reply_error(jb_http_resp *resp, jb_err rc, const jb_error *e) {
     case JB_ERR_DB_REFUSED:
       jb_http_problem(resp, 422, NULL, "%s", e->msg);
       return;
-    case JB_ERR_DB:
-    case JB_ERR_DB_CONN:
     case JB_ERR_STOPPED:
-    case JB_ERR_TIMEOUT:
       jb_http_problem(resp, 503, NULL, "%s", e->msg);
       jb_http_add_header(resp, "Retry-After", "1");
       return;
+    case JB_ERR_DB:
+    case JB_ERR_DB_CONN:
+    case JB_ERR_TIMEOUT:
+      jb_api_reply_unavailable(resp, "the Jobs API", e);
+      return;
     default:
-      jb_http_problem(resp, 500, NULL, "%s", e->msg);
+      jb_log(JB_LOG_ERROR, "http: request failed", "error", e->msg, JB_LOG_END);
+      jb_http_problem(resp, 500, NULL, "the request failed (the reason is in jobbridge's log)");
   }
 }
 

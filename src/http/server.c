@@ -17,6 +17,7 @@
 
 #include "jobbridge/job.h"
 #include "jobbridge/log.h"
+#include "jobbridge/utf8.h"
 
 struct jb_http_server {
   const jb_http_deps *deps;
@@ -134,12 +135,28 @@ static const char *status_title(unsigned status) {
   }
 }
 
+/* Replaces each byte of s that does not begin a valid UTF-8 sequence by '?'. A detail quotes the
+ * client's bytes (a percent-decoded path, a header) and may be cut mid-character at its end;
+ * JSON strings must be UTF-8, or the problem itself could not be written. */
+static void scrub_utf8(char *s) {
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n;) {
+    size_t len = jb_utf8_seq((const unsigned char *)s + i, n - i);
+    if (len == 0) {
+      s[i++] = '?';
+      continue;
+    }
+    i += len;
+  }
+}
+
 void jb_http_problem(jb_http_resp *resp, unsigned status, const char *field, const char *fmt, ...) {
   char detail[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
+  scrub_utf8(detail);
   json_t *doc = json_pack("{s:s, s:s, s:i, s:s}", "type", "about:blank", "title",
                           status_title(status), "status", (int)status, "detail", detail);
   if (doc != NULL && field != NULL) json_object_set_new(doc, "field", json_string(field));
@@ -259,18 +276,22 @@ static bool match(const char *pattern, const char *path, jb_http_req *req, char 
 }
 
 /* Finds the route of req; fills allow[] with the methods the path has when none matches the
- * method (405), leaves it empty when the path is unknown (404). */
+ * method (405), leaves it empty when the path is unknown (404). HEAD is answered by a GET route
+ * (RFC 9110 9.3.2: libmicrohttpd sends the headers of the answer and drops its body). */
 static const jb_http_route *find_route(jb_http_req *req, char *buf, size_t buflen, char *allow,
                                        size_t allowlen) {
+  bool head = strcmp(req->method, "HEAD") == 0;
   allow[0] = '\0';
   for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
     for (size_t i = 0; i < *tables[t].n; i++) {
       const jb_http_route *r = &tables[t].routes[i];
       if (!match(r->pattern, req->path, req, buf, buflen)) continue;
-      if (strcmp(r->method, req->method) == 0) return r;
+      if (strcmp(r->method, req->method) == 0 || (head && strcmp(r->method, "GET") == 0)) return r;
       if (strstr(allow, r->method) == NULL) {
         size_t at = strlen(allow);
-        snprintf(allow + at, allowlen - at, "%s%s", at ? ", " : "", r->method);
+        bool get = strcmp(r->method, "GET") == 0;
+        snprintf(allow + at, allowlen - at, "%s%s%s", at ? ", " : "", r->method,
+                 get ? ", HEAD" : "");
       }
     }
   }
@@ -469,6 +490,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
   *ctx = NULL;
 }
 
+static int unhex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes %HH in a URL's path and in its query's keys and values, as libmicrohttpd does, except
+ * %00: a NUL would end the C string early, so "/healthz%00x" would be answered as /healthz and
+ * "/v1/jobs/<id>%00junk" as that job. It stays "%00", which matches no route and no id. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls;
+  (void)conn;
+  char *o = s;
+  for (const char *p = s; *p != '\0';) {
+    int hi = p[0] == '%' ? unhex(p[1]) : -1, lo = hi >= 0 ? unhex(p[2]) : -1;
+    if (lo < 0 || (hi | lo) == 0) {
+      *o++ = *p++;
+      continue;
+    }
+    *o++ = (char)(hi * 16 + lo);
+    p += 3;
+  }
+  *o = '\0';
+  return (size_t)(o - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
   (void)cls;
   char msg[512];
@@ -599,6 +647,7 @@ jb_err jb_http_server_start(jb_http_server *s, jb_error *e) {
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->max_header_bytes, NULL},
       {MHD_OPTION_CONNECTION_TIMEOUT, c->request_timeout_s, NULL},
       {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+      {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, NULL},
       {s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
       {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
       {MHD_OPTION_END, 0, NULL},

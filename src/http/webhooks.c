@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/api_jobs.h"
 #include "http/http.h"
 #include "http/webhook.h"
 #include "jobbridge/log.h"
@@ -78,10 +79,7 @@ static void create(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cfg *w
   } else if (rc == JB_ERR_INVALID || rc == JB_ERR_UNREGISTERED || rc == JB_ERR_DB_REFUSED) {
     jb_http_problem(resp, 422, NULL, "job creation refused: %s", e.msg);
   } else {
-    jb_log(JB_LOG_WARN, "webhook: cannot create jobs", "webhook", w->name, "error", e.msg,
-           JB_LOG_END);
-    jb_http_problem(resp, 503, NULL, "cannot create the jobs now: %s", e.msg);
-    jb_http_add_header(resp, "Retry-After", "1");
+    jb_api_reply_error(resp, rc, &e); /* the database's reason is logged, not answered */
   }
   free(out);
 }
@@ -231,10 +229,12 @@ static void job_mode(jb_http_req *req, jb_http_resp *resp, const jb_webhook_cfg 
   }
   if (jr.payload == NULL) jr.payload = payload = json_object(); /* no payload: {} */
   jr.opts.metadata = meta = json_pack("{s:s}", "webhook", w->name);
-  if (jr.payload == NULL || meta == NULL)
+  if (jr.payload == NULL || meta == NULL) {
     jb_http_problem(resp, 503, NULL, "out of memory");
-  else
+    jb_http_add_header(resp, "Retry-After", "1");
+  } else {
     create(req, resp, w, NULL, &jr, 1);
+  }
 out:
   free(fallback);
   json_decref(meta);

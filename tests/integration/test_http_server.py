@@ -120,7 +120,7 @@ class HttpServerTest(unittest.TestCase):
         self.assertIn("/no/such/route", r.json()["detail"])
         r = requests.post(f"{self.url}/healthz", timeout=30)
         self.assertEqual(r.status_code, 405)
-        self.assertEqual(r.headers["Allow"], "GET")
+        self.assertEqual(r.headers["Allow"], "GET, HEAD")
 
     def test_body_too_large_413(self):
         r = requests.post(f"{self.url}/v1/jobs", data="x" * 5000,
