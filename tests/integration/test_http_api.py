@@ -131,7 +131,11 @@ class HttpApi(unittest.TestCase):
         self.assertEqual(json.loads(body), job)
         cli = subprocess.run([BIN, "jobs", "get", job["id"], "--config", self.b.config],
                              capture_output=True, text=True, timeout=60, check=True)
-        self.assertEqual(json.loads(cli.stdout), job, "the API's job is the CLI's")
+        shown = json.loads(cli.stdout)
+        # The CLI adds the attempt history, which the API serves at /v1/jobs/{id}/attempts.
+        attempts = self.call("GET", f"/v1/jobs/{job['id']}/attempts").json()["attempts"]
+        self.assertEqual(shown.pop("attempts"), attempts)
+        self.assertEqual(shown, job, "the API's job is the CLI's")
 
     def test_create_with_curl_and_scheduled_at(self):
         out = subprocess.run(
@@ -335,7 +339,9 @@ class HttpApi(unittest.TestCase):
         job = self.post_job({"job_type": "noop", "payload": {}, "queue_name": "parked"}).json()
         run = lambda *a: subprocess.run([BIN, *a, "--config", self.b.config], capture_output=True,
                                         text=True, timeout=60, check=True).stdout
-        self.assertEqual(json.loads(run("jobs", "get", job["id"])), job, "JSON when piped")
+        shown = json.loads(run("jobs", "get", job["id"]))
+        self.assertEqual(shown.pop("attempts"), [], "never run (/v1/jobs/{id}/attempts)")
+        self.assertEqual(shown, job, "JSON when piped")
         self.assertEqual(run("jobs", "get", job["id"]), run("jobs", "get", job["id"], "--output",
                                                             "json"))
         table = [line.split() for line in
