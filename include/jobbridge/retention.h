@@ -73,6 +73,7 @@ typedef struct jb_retention_stats {
   atomic_uint_fast64_t attempts;
   atomic_uint_fast64_t outbox;
   atomic_uint_fast64_t errors;
+  atomic_bool leading; /* this instance holds the pruning lock now */
 } jb_retention_stats;
 
 /* The pruning loop of `jobbridge run`: a thread that prunes every retention.interval_s while

@@ -372,8 +372,12 @@ static int jobs_list(jb_args *p, const job_opts *o, env *v) {
   return o->out == OUT_TABLE ? print_table(arr, job_cols, NSPECS(job_cols)) : print_json(arr);
 }
 
-/* The job with its attempt history ("attempts": oldest first). */
-static int jobs_get(env *v, const char *id) {
+static const char *const attempt_cols[] = {"attempt",     "worker",  "started_at",
+                                           "duration_ms", "outcome", "error"};
+
+/* The job with its attempt history ("attempts": oldest first); as a table, the job's fields
+ * then a table of its attempts. */
+static int jobs_get(env *v, const char *id, out_format f) {
   jb_error e;
   jb_job job;
   if (jb_job_service_get(&v->svc, id, &job, &e) != JB_OK) return jb_report(&e);
@@ -385,9 +389,25 @@ static int jobs_get(env *v, const char *id) {
     json_decref(o);
     return jb_report(&e);
   }
-  if (o != NULL) json_object_set_new(o, "attempts", jb_job_attempts_to_json(at, n));
+  json_t *list = jb_job_attempts_to_json(at, n);
   jb_job_attempts_free(at, n);
-  return print_json(o);
+  if (f != OUT_TABLE) {
+    if (o != NULL)
+      json_object_set_new(o, "attempts", list);
+    else
+      json_decref(list);
+    return print_json(o);
+  }
+  int code = print_record(o);
+  if (code != JB_EXIT_OK) {
+    json_decref(list);
+    return code;
+  }
+  if (list == NULL) return print_record(NULL); /* out of memory */
+  printf("\nattempts: %zu\n", n);
+  if (n > 0) return print_table(list, attempt_cols, NSPECS(attempt_cols));
+  json_decref(list);
+  return code;
 }
 
 int jb_cmd_jobs(int argc, char **argv) {
@@ -426,7 +446,7 @@ int jb_cmd_jobs(int argc, char **argv) {
     code = jobs_list(&a, &o, &v);
   } else {
     if (strcmp(sub, "get") == 0) {
-      code = jobs_get(&v, a.pos[1]);
+      code = jobs_get(&v, a.pos[1], o.out);
       close_env(&v);
       return code;
     } else if (strcmp(sub, "cancel") == 0)

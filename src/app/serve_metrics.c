@@ -3,6 +3,7 @@
  * collector uses (one scrape at a time: the registry serializes them). */
 #include "app/serve.h"
 #include "jobbridge/process_metrics.h"
+#include "jobbridge/time_metrics.h"
 #include "postgres/pg_metrics.h"
 
 /* The queue gauges are read from the database at most this often, however often Prometheus
@@ -18,6 +19,7 @@ jb_err jb_metrics_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   if (!jb_process_metrics_register(jb_metrics_global()) ||
       !jb_pg_metrics_watch(pgs[0], QUEUE_GAUGES_MAX_AGE_S))
     return jb_fail(e, JB_ERR_NOMEM, "out of memory registering the metrics");
+  jb_lifecycle_metrics_register(); /* written by claims and creations, counted there */
   w->metrics_pg = pgs[0];
   return JB_OK;
 }

@@ -12,6 +12,7 @@
 #include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/trace.h"
+#include "jobbridge/time_metrics.h"
 
 #define JB_MAX_QUEUE_NAME 127
 #define JB_MAX_DEDUPE_KEY 1024
@@ -249,6 +250,7 @@ static jb_err service_create_jobs(void *self, const jb_job_request *reqs, size_t
   }
   jb_err rc = svc->store.ops->enqueue(svc->store.self, jobs, n, out, e);
   if (rc == JB_OK) jb_job_metrics_created(jobs, n, out);
+  if (rc == JB_OK) jb_lifecycle_metrics_enqueued(jobs, n, out);
   if (slot != NULL) hand_over(svc, jobs, n, slot, rc, out);
   free(slot);
   free(jobs);

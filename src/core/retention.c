@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 #include "jobbridge/stop.h"
+#include "jobbridge/time_metrics.h"
 
 #define MAX_DURATION_S (100LL * 366 * 86400)
 
@@ -82,8 +84,13 @@ bool jb_retention_enabled(const jb_retention_cfg *r) {
   return r->completed_s >= 0 || r->failed_s >= 0 || r->dead_letter_s >= 0;
 }
 
-jb_err jb_retention_run(jb_retention_store store, const jb_retention_cfg *r, bool dry_run,
-                        atomic_bool *stop, jb_prune_counts *c, jb_error *e) {
+/* A VACUUM may take long on a big table without being wedged: the loop's liveness deadline is
+ * moved out this far before one. */
+#define VACUUM_ALLOW_MS (60LL * 60 * 1000)
+
+/* jb_retention_run, beating `alive` (may be NULL) after each batch. */
+static jb_err run_pass(jb_retention_store store, const jb_retention_cfg *r, bool dry_run,
+                       atomic_bool *stop, jb_health_slot *alive, jb_prune_counts *c, jb_error *e) {
   const struct {
     jb_job_status status;
     int64_t keep_s;
@@ -105,12 +112,20 @@ jb_err jb_retention_run(jb_retention_store store, const jb_retention_cfg *r, boo
           store.ops->prune(store.self, kinds[k].status, kinds[k].keep_s, r->batch, c, &n, e);
       if (rc != JB_OK) return rc;
       deleted += n;
+      jb_health_beat(alive);
       if (n < (uint64_t)r->batch) break;
     }
   }
-  if (!dry_run && deleted > 0 && r->vacuum && store.ops->vacuum != NULL)
+  if (!dry_run && deleted > 0 && r->vacuum && store.ops->vacuum != NULL) {
+    jb_health_busy(alive, VACUUM_ALLOW_MS);
     return store.ops->vacuum(store.self, e);
+  }
   return JB_OK;
+}
+
+jb_err jb_retention_run(jb_retention_store store, const jb_retention_cfg *r, bool dry_run,
+                        atomic_bool *stop, jb_prune_counts *c, jb_error *e) {
+  return run_pass(store, r, dry_run, stop, NULL, c, e);
 }
 
 /* ---- the pruning loop ---- */
@@ -123,6 +138,7 @@ struct jb_retainer {
   bool started;
   bool leader;
   jb_retention_stats stats;
+  jb_health_slot *alive; /* the loop's heartbeat (health.h); owned by the thread */
 };
 
 static void add_stats(jb_retention_stats *s, const jb_prune_counts *c) {
@@ -141,10 +157,11 @@ static void tick(jb_retainer *r) {
     rc = r->store.ops->try_lead(r->store.self, &r->leader, &e);
     if (rc == JB_OK && r->leader)
       jb_log(JB_LOG_INFO, "this instance prunes finished jobs (retention)", JB_LOG_END);
+    atomic_store(&r->stats.leading, r->leader);
   }
   if (rc != JB_OK || !r->leader) goto out;
   jb_prune_counts c = {0};
-  rc = jb_retention_run(r->store, &r->cfg->retention, false, &r->stop.requested, &c, &e);
+  rc = run_pass(r->store, &r->cfg->retention, false, &r->stop.requested, r->alive, &c, &e);
   add_stats(&r->stats, &c); /* what committed before an error counts too */
   if (c.completed + c.failed + c.dead_letter > 0)
     jb_log(JB_LOG_INFO, "pruned finished jobs", JB_LOG_U64("completed", c.completed),
@@ -155,6 +172,7 @@ out:
   if (rc != JB_OK) {
     atomic_fetch_add(&r->stats.errors, 1);
     r->leader = false; /* a lost connection lost the lock too; ask again */
+    atomic_store(&r->stats.leading, false);
     jb_log(JB_LOG_WARN, "pruning failed; trying again at the next interval", "error", e.msg,
            JB_LOG_END);
   }
@@ -162,8 +180,16 @@ out:
 
 static void *loop(void *arg) {
   jb_retainer *r = arg;
-  do tick(r);
-  while (!jb_stop_wait(&r->stop, (long)r->cfg->retention.interval_s * 1000));
+  int64_t interval_ms = (int64_t)r->cfg->retention.interval_s * 1000;
+  /* It wakes every interval, and beats between the batches of a pass. */
+  r->alive = jb_health_thread("retention", interval_ms + 60000);
+  do {
+    jb_health_beat(r->alive);
+    tick(r);
+    jb_health_beat(r->alive);
+  } while (!jb_stop_wait(&r->stop, (long)interval_ms));
+  jb_health_remove(r->alive);
+  r->alive = NULL;
   return NULL;
 }
 
@@ -188,14 +214,17 @@ jb_err jb_retainer_start(jb_retainer *r, jb_error *e) {
   if (err != 0)
     return jb_fail(e, JB_ERR_IO, "cannot start the retention thread: %s", strerror(err));
   r->started = true;
+  jb_retention_metrics_register(&r->stats);
   return JB_OK;
 }
 
 void jb_retainer_stop(jb_retainer *r) {
   if (r == NULL || !r->started) return;
+  jb_retention_metrics_unregister(&r->stats);
   jb_stop_request(&r->stop);
   pthread_join(r->thread, NULL);
   r->started = false;
+  atomic_store(&r->stats.leading, false);
 }
 
 void jb_retainer_free(jb_retainer *r) {

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 #include "jobbridge/schedule.h"
 #include "jobbridge/stop.h"
+#include "jobbridge/time_metrics.h"
 
 #define LATE_S 60               /* a firing this late is a misfire, not an on-time firing */
 #define MAX_ENUMERATE 1000000LL /* firings enumerated by one catch-up at most */
@@ -40,6 +42,7 @@ struct jb_schedule_trigger {
   bool running;
   jb_stop stop;
   uint64_t rng;
+  jb_health_slot *alive; /* the thread's heartbeat (health.h); owned by the thread */
 };
 
 static void cfg_free(jb_schedule_cfg *c) {
@@ -110,17 +113,20 @@ static bool fire(jb_schedule_trigger *t, sched *s, int64_t at, jb_fire_kind kind
   jb_cron_format(NULL, at, when, sizeof when);
   jb_err rc = jb_schedule_fire(&s->cfg, &t->creator, at, kind, next_jitter(t), &out, &e);
   if (rc == JB_ERR_INVALID || rc == JB_ERR_UNREGISTERED || rc == JB_ERR_DB_REFUSED) {
+    jb_schedule_metrics_error(s->cfg.name, true);
     jb_log(JB_LOG_ERROR, "schedule firing refused", "schedule", s->cfg.name, "fire_time", when,
            "error", e.msg, JB_LOG_END);
     return true;
   }
   if (rc != JB_OK) {
+    jb_schedule_metrics_error(s->cfg.name, false);
     jb_log(JB_LOG_WARN, "schedule firing failed, retrying", "schedule", s->cfg.name, "fire_time",
            when, "error", e.msg, JB_LOG_END);
     return false;
   }
   jb_log(JB_LOG_DEBUG, "schedule fired", "schedule", s->cfg.name, "fire_time", when, "job_id",
          out.id, "duplicate", out.status == JB_CREATE_DUPLICATE ? "true" : "false", JB_LOG_END);
+  jb_schedule_metrics_fired(s->cfg.name, at, kind, out.status == JB_CREATE_CREATED);
   if (t->store.ops->record_fire(t->store.self, s->cfg.name, at, &e) != JB_OK)
     jb_log(JB_LOG_WARN, "cannot record a schedule's firing", "schedule", s->cfg.name, "error",
            e.msg, JB_LOG_END);
@@ -140,11 +146,15 @@ static void catch_up(jb_schedule_trigger *t, sched *s, int64_t after, int64_t un
   int64_t first = count > (int64_t)keep ? count - (int64_t)keep : 0, created = 0;
   for (int64_t i = first; (once || all) && i < count && !jb_stop_requested(&t->stop); i++) {
     int64_t at = ring[i % (int64_t)keep];
-    while (!fire(t, s, at, JB_FIRE_CATCH_UP))
+    jb_health_beat(t->alive);
+    while (!fire(t, s, at, JB_FIRE_CATCH_UP)) {
       if (jb_stop_wait(&t->stop, 1000)) break;
+      jb_health_beat(t->alive);
+    }
     created++;
   }
   free(ring);
+  jb_schedule_metrics_missed(s->cfg.name, count);
   char from[40], to[40];
   jb_log(count ? JB_LOG_INFO : JB_LOG_DEBUG, "schedule catch-up", "schedule", s->cfg.name, "policy",
          s->cfg.misfire, JB_LOG_I64("missed", count), JB_LOG_I64("created", created), "after",
@@ -172,7 +182,9 @@ static void start_schedules(jb_schedule_trigger *t) {
       jb_log(JB_LOG_WARN, "cannot read a schedule's last firing, retrying", "schedule", s->cfg.name,
              "error", e.msg, JB_LOG_END);
       if (jb_stop_wait(&t->stop, 1000)) return;
+      jb_health_beat(t->alive);
     }
+    jb_schedule_metrics_seen(s->cfg.name, found ? last : -1);
     if (found && last < now) catch_up(t, s, last, now);
   }
 }
@@ -192,6 +204,7 @@ static void take_pending(jb_schedule_trigger *t) {
   for (size_t i = 0; i < next.n; i++) {
     sched *s = &next.v[i];
     set_next(s, now);
+    if (s->cfg.enabled) jb_schedule_metrics_seen(s->cfg.name, -1);
     for (size_t j = 0; j < t->list.n; j++) {
       sched *o = &t->list.v[j];
       if (strcmp(o->cfg.name, s->cfg.name) == 0 && strcmp(o->cfg.cron, s->cfg.cron) == 0 &&
@@ -231,12 +244,17 @@ static long tick(jb_schedule_trigger *t) {
 
 static void *run(void *arg) {
   jb_schedule_trigger *t = arg;
+  /* Each turn waits a second at most; a catch-up beats at each job it creates. */
+  t->alive = jb_health_thread("schedules", 60000);
   start_schedules(t);
   while (!jb_stop_requested(&t->stop)) {
+    jb_health_beat(t->alive);
     take_pending(t);
     long ms = tick(t);
     if (jb_stop_wait(&t->stop, ms)) break;
   }
+  jb_health_remove(t->alive);
+  t->alive = NULL;
   return NULL;
 }
 

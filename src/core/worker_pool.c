@@ -20,6 +20,7 @@
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
 #include "jobbridge/trace.h"
+#include "jobbridge/time_metrics.h"
 
 /* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
  * round trip per job) and falls back to 1 when they are slow (a worker must not sit on many
@@ -532,6 +533,7 @@ static void *worker_main(void *arg) {
       continue;
     }
     backoff = 100;
+    jb_lifecycle_metrics_claimed(cfg, jobs, n); /* the job.started events the claim wrote */
     bool handed = false;
     must_claim = false;
     if (n == 0) {

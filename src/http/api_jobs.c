@@ -5,27 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "http/api_jobs.h"
 #include "jobbridge/job_service.h"
 
 #define MAX_BATCH 1000
 #define PRIORITY_LIMIT 1000000
-
-/* A write route's body must be JSON (415 otherwise). To be replaced by the server's
- * jb_http_require_json once it lands. */
-static bool require_json(const jb_http_req *req, jb_http_resp *resp) {
-  const char *ct = jb_http_header(req, "Content-Type");
-  size_t n = ct != NULL ? strcspn(ct, "; \t") : 0;
-  if (ct != NULL && ((n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
-                     (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0)))
-    return true;
-  jb_http_problem(resp, 415, "Content-Type",
-                  "the body must be JSON: send Content-Type: application/json (got %s)",
-                  ct != NULL ? ct : "none");
-  return false;
-}
 
 /* Parses the body as one JSON value: 400 with line and column when it is not JSON. */
 static json_t *parse_body(const jb_http_req *req, jb_http_resp *resp) {
@@ -200,7 +185,7 @@ static jb_err create(jb_http_req *req, const jb_job_request *reqs, size_t n, jb_
 
 /* POST /v1/jobs: 202 with the job; a repeated Idempotency-Key 200 with the existing job. */
 static void create_job(jb_http_req *req, jb_http_resp *resp) {
-  if (!require_json(req, resp)) return;
+  if (!jb_http_require_json(req, resp)) return;
   json_t *doc = parse_body(req, resp);
   if (doc == NULL) return;
   jb_job_request r;
@@ -257,7 +242,7 @@ static bool parse_batch(jb_http_req *req, json_t *doc, jb_job_request **reqs, si
 
 /* POST /v1/jobs/batch: up to 1,000 jobs in one transaction, all or none. */
 static void create_batch(jb_http_req *req, jb_http_resp *resp) {
-  if (!require_json(req, resp)) return;
+  if (!jb_http_require_json(req, resp)) return;
   json_t *doc = parse_body(req, resp);
   if (doc == NULL) return;
   jb_job_request *reqs = NULL;

@@ -94,6 +94,8 @@ extern const jb_http_route jb_http_ops_routes[]; /* ops.c: /healthz, /readyz, /m
 extern const size_t jb_http_ops_nroutes;
 extern const jb_http_route jb_http_jobs_routes[]; /* api_jobs.c: /v1/jobs..., /v1/queues */
 extern const size_t jb_http_jobs_nroutes;
+extern const jb_http_route jb_http_attempts_routes[]; /* api_attempts.c: /v1/jobs/{id}/attempts */
+extern const size_t jb_http_attempts_nroutes;
 extern const jb_http_route jb_http_webhook_routes[]; /* webhooks.c: /v1/webhooks/{name} */
 extern const size_t jb_http_webhook_nroutes;
 extern const jb_http_route jb_http_metrics_routes[]; /* metrics.c: /metrics */

@@ -65,6 +65,7 @@ typedef struct route_table {
 static const route_table tables[] = {
     {jb_http_ops_routes, &jb_http_ops_nroutes},
     {jb_http_jobs_routes, &jb_http_jobs_nroutes},
+    {jb_http_attempts_routes, &jb_http_attempts_nroutes},
     {jb_http_webhook_routes, &jb_http_webhook_nroutes},
     {jb_http_metrics_routes, &jb_http_metrics_nroutes},
 };
