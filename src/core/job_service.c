@@ -11,8 +11,8 @@
 
 #include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
-#include "jobbridge/trace.h"
 #include "jobbridge/time_metrics.h"
+#include "jobbridge/trace.h"
 
 #define JB_MAX_QUEUE_NAME 127
 #define JB_MAX_DEDUPE_KEY 1024

@@ -19,8 +19,8 @@
 #include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
-#include "jobbridge/trace.h"
 #include "jobbridge/time_metrics.h"
+#include "jobbridge/trace.h"
 
 /* Claim size adapts: it doubles while handlers finish fast (a claim per job would cost a
  * round trip per job) and falls back to 1 when they are slow (a worker must not sit on many
