@@ -286,6 +286,7 @@ void jb_mapped_clear(jb_mapped *m) {
     free((char *)m->reqs[i].opts.dedupe_key);
   }
   free(m->reqs);
+  free(m->mapping);
   memset(m, 0, sizeof *m);
 }
 
@@ -337,6 +338,7 @@ static jb_err map_one(const jb_config *cfg, size_t i, const jb_event *ev,
                    "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
                    m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
   }
+  out->mapping[out->n] = i;
   jb_job_request *r = &out->reqs[out->n++];
   r->job_type = m->job_type;
   r->queue_name = m->queue;
@@ -383,7 +385,12 @@ jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_
     return jb_fail(e, JB_ERR_INVALID, "no mapping matches event type \"%s\"", ev->event_type);
   }
   out->reqs = calloc(matches, sizeof *out->reqs);
-  if (out->reqs == NULL) {
+  out->mapping = calloc(matches, sizeof *out->mapping);
+  if (out->reqs == NULL || out->mapping == NULL) {
+    free(out->reqs);
+    free(out->mapping);
+    out->reqs = NULL;
+    out->mapping = NULL;
     free(idx);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   }

@@ -44,6 +44,8 @@ static const route_table tables[] = {
     {jb_http_jobs_routes, &jb_http_jobs_nroutes},
     {jb_http_webhook_routes, &jb_http_webhook_nroutes},
     {jb_http_metrics_routes, &jb_http_metrics_nroutes},
+    {jb_http_dash_routes, &jb_http_dash_nroutes},
+    {jb_http_ui_routes, &jb_http_ui_nroutes},
 };
 
 /* ---- answers ---- */

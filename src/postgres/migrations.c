@@ -101,6 +101,12 @@ const jb_migration jb_migrations[] = {
     /* What a running job last said of its progress, beside `progress` (0..100). Nullable, no
      * default: no rewrite. */
     {11, "progress messages", "ALTER TABLE jobs ADD COLUMN progress_message text;\n"},
+    /* The dashboard's throughput chart counts jobs finished per minute over the last hour: this
+     * index holds finished rows only (one entry per finish, none for waiting or running jobs),
+     * so the count reads the hour's finishes and nothing else. */
+    {12, "finished jobs by time",
+     "CREATE INDEX jobs_finished_idx ON jobs (updated_at)\n"
+     "  WHERE status IN ('COMPLETED', 'FAILED', 'DEAD_LETTER');\n"},
 };
 
 const int jb_migrations_len = (int)(sizeof jb_migrations / sizeof jb_migrations[0]);
