@@ -22,11 +22,23 @@ trap 'echo "stopping servers..."; jb_servers_stop "$state"' EXIT
 
 export JOBBRIDGE_CONFIG="$root/config/jobbridge.example.json"
 build/jobbridge migrate >/dev/null
+# The HTTP face's address, from the example config (http.listen; null: no HTTP server).
+http_listen=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["http"]["listen"] or "")' \
+  "$JOBBRIDGE_CONFIG")
+if [ -n "$http_listen" ]; then
+  http_line="  HTTP        http://$http_listen   (health: /healthz, readiness: /readyz)"
+  http_try="  curl -s http://$http_listen/readyz
+  curl -s -H 'Authorization: Bearer dev-token-change-me' http://$http_listen/v1/jobs/<id>"
+else
+  http_line="  HTTP        off (http.listen is null)"
+  http_try=""
+fi
 cat <<MSG
 
   PostgreSQL  127.0.0.1:$JB_PG_PORT   ($JOBBRIDGE_DATABASE_URL)
   RabbitMQ    127.0.0.1:$JB_AMQP_PORT   (amqp://guest:***@127.0.0.1:$JB_AMQP_PORT)
   config      $JOBBRIDGE_CONFIG
+$http_line
 
 In another terminal:
   export JOBBRIDGE_CONFIG=$JOBBRIDGE_CONFIG
@@ -35,6 +47,7 @@ In another terminal:
   build/jobbridge jobs create audit_log --payload '{"order_id": 42}'
   build/jobbridge jobs list
   build/jobbridge stats
+$http_try
   amqp-publish -u "\$JOBBRIDGE_AMQP_URL" -e jobbridge.events -r order.created \\
       -C application/json -b '{"event_type": "order.created", "id": "evt-1", "data": {"order_id": 42}}'
 

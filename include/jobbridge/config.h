@@ -103,13 +103,29 @@ typedef struct jb_workers_cfg {
   double shutdown_grace_s;
 } jb_workers_cfg;
 
+/* http.tokens[]: a bearer token, known by its SHA-256 digest. */
+typedef struct jb_http_token_cfg {
+  char *name;       /* logged instead of the token */
+  char *sha256;     /* 64 hex digits; filled from sha256_env by loading when that is set */
+  char *sha256_env; /* NULL, or the environment variable holding the digest */
+  char **scopes;    /* "read", "write", "admin"; NULL-terminated */
+  size_t scopes_len;
+} jb_http_token_cfg;
+
 /* http.*: the HTTP face (src/http/). */
 typedef struct jb_http_cfg {
   char *listen; /* host:port; NULL: no HTTP server */
   int max_body_bytes;
   int max_connections;
   int request_timeout_s;
-  int db_connections; /* database connections lent to requests that read or change jobs */
+  int db_connections;         /* database connections lent to requests that read or change jobs */
+  int max_header_bytes;       /* a connection's memory for the request line and headers */
+  int max_connections_per_ip; /* 0: no limit */
+  int header_timeout_s;       /* the request line and headers must be in within this */
+  jb_http_token_cfg *tokens;  /* http.tokens[] */
+  size_t tokens_len;
+  char *tls_cert; /* http.tls.cert: PEM file; NULL: plain HTTP */
+  char *tls_key;  /* http.tls.key */
 } jb_http_cfg;
 
 /* One entry of schedules[]: a cron expression in a zone that creates a job at each firing

@@ -30,6 +30,8 @@ typedef struct consumer {
   pthread_t thread;
   jb_job_creator *creator;
   amqp_connection_state_t conn; /* consume + ack */
+  struct jb_health_slot *alive; /* this thread's heartbeat (jobbridge/health.h) */
+  struct jb_health_slot *ready; /* connected and consuming */
   amqp_connection_state_t pub;  /* dead-letter publishes, confirm mode */
   size_t node, pub_node;        /* the cluster node each connection tries first (amqp_conn.h) */
   uint64_t pub_seq;             /* publishes on the pub channel since it opened */

@@ -24,6 +24,7 @@
 #include "amqp/mq_internal.h"
 #include "amqp/mq_metrics.h"
 #include "jobbridge/event.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 
 /* ---- connections and topology ---- */
@@ -99,6 +100,7 @@ static void drop_consumer_conn(consumer *c, const char *why) {
   c->conn = NULL;
   jb_amqp_drop(c->pub);
   c->pub = NULL;
+  jb_health_not_ready(c->ready, "broker connection lost: %.170s", why);
 }
 
 static jb_err connect_consumer(consumer *c, jb_error *e) {
@@ -331,11 +333,13 @@ static bool ensure_connected(consumer *c) {
   if (connect_consumer(c, &e) != JB_OK) {
     jb_log(JB_LOG_WARN, "broker unavailable, retrying", JB_LOG_I64("consumer", c->index), "error",
            e.msg, JB_LOG_I64("retry_in_ms", c->amqp_backoff_ms), JB_LOG_END);
+    jb_health_not_ready(c->ready, "broker unavailable: %.170s", e.msg);
     jb_stop_wait(&c->t->stop, c->amqp_backoff_ms);
     c->amqp_backoff_ms = jb_backoff_next(c->amqp_backoff_ms, 30000);
     return false;
   }
   c->amqp_backoff_ms = 250;
+  jb_health_ready(c->ready);
   jb_log(JB_LOG_INFO, "consuming", JB_LOG_I64("consumer", c->index), "queue",
          c->t->amqp->input.queue, JB_LOG_END);
   return true;
@@ -381,7 +385,13 @@ static void *consumer_main(void *arg) {
   c->db_backoff_ms = 100;
   c->dl_backoff_ms = 100;
   c->amqp_backoff_ms = 250;
+  /* A turn takes at most a backoff (30 s) or a batch's commit: a minute late is wedged. */
+  char name[64];
+  snprintf(name, sizeof name, "ingest consumer %d", c->index);
+  c->alive = jb_health_thread(name, 60000);
+  c->ready = jb_health_component(name);
   while (!jb_stop_requested(&t->stop)) {
+    jb_health_beat(c->alive);
     if (!ensure_connected(c)) continue; /* backed off, or stopping */
     jb_time now = jb_time_now();
     jb_mq_service_publisher(c, now);
@@ -417,6 +427,9 @@ static void *consumer_main(void *arg) {
   c->pub = NULL;
   jb_amqp_close(c->conn);
   c->conn = NULL;
+  jb_health_remove(c->alive);
+  jb_health_remove(c->ready);
+  c->alive = c->ready = NULL;
   return NULL;
 }
 

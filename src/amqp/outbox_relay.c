@@ -23,6 +23,7 @@
 
 #include "amqp/amqp_conn.h"
 #include "amqp/mq_metrics.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 #include "jobbridge/stop.h"
 
@@ -536,6 +537,8 @@ static void publish_failed(jb_outbox_relay *r, const pipe_state *ps, jb_err rc,
   }
 }
 
+/* The relay's thread. Health: a turn waits at most a backoff (30 s), so a minute late is
+ * wedged; ready when connected to the broker, or standing by while another instance leads. */
 static void *relay_main(void *arg) {
   jb_outbox_relay *r = arg;
   long backoff = 250;
@@ -550,14 +553,20 @@ static void *relay_main(void *arg) {
     free(ps.ids);
     return NULL;
   }
+  jb_health_slot *alive = jb_health_thread("outbox relay", 60000);
+  jb_health_slot *ready = jb_health_component("outbox relay");
   for (;;) {
+    jb_health_beat(alive);
     bool stopping = jb_stop_requested(&r->stop);
     if (stopping && jb_mono_ms() >= atomic_load(&r->flush_until_ms)) break;
     jb_error e;
     jb_error_clear(&e);
     if (!leader) {
-      if (r->ob.ops->try_lead(r->ob.self, &leader, &e) != JB_OK || !leader) {
+      jb_err lrc = r->ob.ops->try_lead(r->ob.self, &leader, &e);
+      if (lrc != JB_OK || !leader) {
         if (stopping) break;
+        if (lrc == JB_OK) jb_health_ready(ready); /* standing by */
+        if (lrc != JB_OK) jb_health_not_ready(ready, "cannot read the outbox: %.170s", e.msg);
         jb_stop_wait(&r->stop, 1000);
         continue;
       }
@@ -571,10 +580,12 @@ static void *relay_main(void *arg) {
       if (relay_connect(r, &e) != JB_OK) {
         jb_log(JB_LOG_WARN, "broker unavailable for job events; they wait in the outbox", "error",
                e.msg, JB_LOG_I64("retry_in_ms", backoff), JB_LOG_END);
+        jb_health_not_ready(ready, "cannot publish job events: %.170s", e.msg);
         pause_ms(r, backoff);
         backoff = jb_backoff_next(backoff, 30000);
         continue;
       }
+      jb_health_ready(ready);
     }
     bool idle = false, progress = false;
     jb_err rc = relay_round(r, &ps, stopping, &fetch_due, &last_fetch_ms, &idle, &progress, &e);
@@ -604,6 +615,8 @@ static void *relay_main(void *arg) {
   free(ps.ids);
   jb_amqp_close(r->conn);
   r->conn = NULL;
+  jb_health_remove(alive);
+  jb_health_remove(ready);
   return NULL;
 }
 

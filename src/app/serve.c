@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "handlers/handlers.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 #include "postgres/pg_schedule.h"
 
@@ -141,8 +142,9 @@ static void ingest_destroy(jb_wiring *w) {
   w->creators = NULL;
 }
 
-/* ---- the HTTP server: a connection per job service lent to requests, and one per committer of
- * the group commit that creates jobs (jobbridge/coalesce.h) ---- */
+/* ---- the HTTP server: a connection per job service lent to requests, one per committer of
+ * the group commit that creates jobs (jobbridge/coalesce.h), and one for the readiness probe of
+ * the database ---- */
 
 /* Two committers: one gathers its group while the other is in its transaction. */
 #define HTTP_COMMITTERS 2
@@ -150,12 +152,14 @@ static void ingest_destroy(jb_wiring *w) {
 #define HTTP_MAX_GROUP 1000
 
 static size_t http_connections(const jb_config *cfg) {
-  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + HTTP_COMMITTERS : 0;
+  return cfg->http.listen != NULL ? (size_t)cfg->http.db_connections + HTTP_COMMITTERS + 1 : 0;
 }
 
 static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = http_connections(w->cfg);
   if (n == 0) return JB_OK; /* http.listen: null */
+  /* Checked when /readyz asks, at most once a second; on the last connection. */
+  w->db_probe = jb_health_probe("database", jb_pg_schema_ready, pgs[--n], 1000);
   size_t nsvcs = n - HTTP_COMMITTERS;
   w->http_svcs = calloc(n, sizeof *w->http_svcs);
   w->http_inner = calloc(HTTP_COMMITTERS, sizeof *w->http_inner);
@@ -194,6 +198,8 @@ static void http_stop(jb_wiring *w) {
 }
 
 static void http_destroy(jb_wiring *w) {
+  jb_health_remove(w->db_probe);
+  w->db_probe = NULL;
   jb_http_server_free(w->http);
   w->http = NULL;
   jb_coalescer_free(w->http_creator);

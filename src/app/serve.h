@@ -42,6 +42,7 @@ typedef struct jb_wiring {
   jb_job_service sched_svc;       /* the schedule trigger's, over its own connection */
   jb_schedule_trigger *schedules; /* always built: SIGHUP may add schedules */
   jb_pg *metrics_pg; /* the cached queue gauges' connection (serve_metrics.c), or NULL */
+  struct jb_health_slot *db_probe; /* /readyz's database check, on the HTTP's last connection */
 } jb_wiring;
 
 /* One piece of a running jobbridge. Components are built and started in list order; on

@@ -134,6 +134,8 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
     if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
     if (rc != JB_OK) return rc;
   }
+  jb_err hrc = jb_config_check_http(c->name, cfg, c->e);
+  if (hrc != JB_OK) return hrc;
   for (size_t i = 0; i < cfg->mappings_len; i++) {
     const jb_mapping *m = &cfg->mappings[i];
     char why[160];

@@ -10,4 +10,9 @@
  * JB_ERR_CONFIG with e->msg naming `name` (the file) and the key path at fault. */
 jb_err jb_config_cross_check(const char *name, jb_config *cfg, jb_error *e) JB_MUST_CHECK;
 
+/* http.*: tokens (one of sha256 / sha256_env, the latter read from the environment now; 64 hex
+ * digits, lower-cased; scopes read, write, admin; unique names), http.tls.cert and .key given
+ * together, and no token-less API on an address other than loopback (config_http.c). */
+jb_err jb_config_check_http(const char *file, jb_config *cfg, jb_error *e) JB_MUST_CHECK;
+
 #endif

@@ -91,6 +91,21 @@ static const key_decl schedule_keys[] = {
 };
 
 static const table SCHEDULE = {schedule_keys, NKEYS(schedule_keys), "schedules[].", "schedule"};
+#define TOK(field) offsetof(jb_http_token_cfg, field)
+
+static const key_decl token_keys[] = {
+    {"name", K_STRING, TOK(name), 0, NULL, 0, 0, false,
+     "the token's name: logged instead of the token, never the token itself", NULL, 0, 0},
+    {"sha256", K_STRING, TOK(sha256), 0, "null", 0, 0, false,
+     "hex SHA-256 digest of the token (64 hex digits); or sha256_env", NULL, 0, 0},
+    {"sha256_env", K_STRING, TOK(sha256_env), 0, "null", 0, 0, false,
+     "environment variable holding the token's hex SHA-256 digest (read at start)", NULL, 0, 0},
+    {"scopes", K_STRINGS, TOK(scopes), TOK(scopes_len), NULL, 0, 0, false,
+     "what the token may do: read, write, admin (each granted only when listed)", NULL, 0, 0},
+};
+
+static const table TOKEN = {token_keys, NKEYS(token_keys), "http.tokens[].", "token"};
+
 static const table MAPPING = {mapping_keys, NKEYS(mapping_keys), "mappings[].", "mapping"};
 static const table JOB_TYPE = {job_type_keys, NKEYS(job_type_keys), "job_types.*.", "job type"};
 
@@ -193,6 +208,23 @@ static const key_decl root_keys[] = {
      "database connections serving API reads, cancels and retries (a request waits for a free "
      "one)",
      NULL, 0, 0},
+    {"http.max_header_bytes", K_INT, CFG(http.max_header_bytes), 0, "32768", 4096, 1048576, false,
+     "memory of a connection for the request line and headers; larger ones are refused (431)", NULL,
+     0, 0},
+    {"http.max_connections_per_ip", K_INT, CFG(http.max_connections_per_ip), 0, "64", 0, 65536,
+     false, "HTTP connections one client address may hold at once (0: no limit)", NULL, 0, 0},
+    {"http.header_timeout_s", K_INT, CFG(http.header_timeout_s), 0, "10", 1, 3600, false,
+     "a request whose line and headers are not all in this long after the connection opened (or "
+     "its previous request ended) is cut off (slow clients)",
+     NULL, 0, 0},
+    {"http.tokens", K_ARRAY, CFG(http.tokens), CFG(http.tokens_len), "[]", 0, 0, false,
+     "bearer tokens of the API: {name, sha256 | sha256_env, scopes}; none: the API is open, "
+     "allowed only on a loopback http.listen",
+     &TOKEN, sizeof(jb_http_token_cfg), 0},
+    {"http.tls.cert", K_STRING, CFG(http.tls_cert), 0, "null", 0, 0, false,
+     "PEM certificate (chain) file: serve HTTPS (with http.tls.key)", NULL, 0, 0},
+    {"http.tls.key", K_STRING, CFG(http.tls_key), 0, "null", 0, 0, false,
+     "PEM private key file of http.tls.cert", NULL, 0, 0},
     {"mappings", K_ARRAY, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
      "the mapping table: event type pattern -> job (reloaded on SIGHUP)", &MAPPING,
      sizeof(jb_mapping), 0},

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/worker_pool_internal.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 
 static void cancel_running(jb_worker_pool *p, char (*ids)[37], size_t n) {
@@ -77,7 +78,10 @@ void *jb_worker_maint_main(void *arg) {
   if (renew_every < 500) renew_every = 500;
   int64_t next_renew = 0, next_reap = 0;
   unsigned seed = (unsigned)jb_time_now() ^ (unsigned)(uintptr_t)p; /* the reaper's jitter */
+  /* A turn waits half a second, or a database call: a minute late is wedged. */
+  jb_health_slot *alive = jb_health_thread("worker maintenance", 60000);
   while (!jb_stop_requested(&p->maint_stop)) {
+    jb_health_beat(alive);
     int64_t now = jb_mono_ms();
     jb_error e;
     /* Every half second: which running jobs were cancelled? On the renew beat, extend the
@@ -99,5 +103,6 @@ void *jb_worker_maint_main(void *arg) {
     }
     jb_stop_wait(&p->maint_stop, 500); /* the next beat, or the stop at once */
   }
+  jb_health_remove(alive);
   return NULL;
 }

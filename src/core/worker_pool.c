@@ -16,6 +16,7 @@
 
 #include "core/worker_pool_internal.h"
 #include "jobbridge/job_metrics.h"
+#include "jobbridge/health.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
 
@@ -129,6 +130,7 @@ static void record(worker *w, jb_finish *items, size_t n) {
   jb_worker_pool *p = w->pool;
   n = legal_outcomes(w, items, n);
   while (n > 0) {
+    jb_health_beat(w->alive); /* retrying while the database is away is alive, not wedged */
     jb_error e;
     size_t applied = 0;
     jb_err rc = w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e);
@@ -191,6 +193,9 @@ static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish 
     snprintf(msg, sizeof msg, "no handler registered for job type %s", job->job_type);
     res->error_message = strdup(msg);
   } else if (atomic_load(&w->slot.ctx.stop) == JB_STOP_NONE) {
+    /* A handler may run until its job type's timeout: not wedged meanwhile. */
+    const jb_job_type_cfg *jt = jb_config_job_type(p->cfg, job->job_type);
+    jb_health_busy(w->alive, jt != NULL ? (int64_t)(jt->timeout_s * 1000) : 0);
     h->ops->handle(h->self, job, &w->slot.ctx, res);
   }
   pthread_mutex_lock(&w->slot.lock);
@@ -495,7 +500,13 @@ static void *worker_main(void *arg) {
    * and after a full claim. Otherwise the worker waits idle, where new jobs are handed to it
    * straight from the transaction that creates them. */
   bool must_claim = true;
+  /* Each turn waits at most the idle wait (200 ms) or a claim's backoff (10 s); a handler moves
+   * the deadline out by its timeout (run_job). */
+  char name[64];
+  snprintf(name, sizeof name, "worker %d", w->index);
+  w->alive = jb_health_thread(name, 60000);
   while (!jb_stop_requested(&p->stopping)) {
+    jb_health_beat(w->alive);
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
@@ -538,6 +549,8 @@ static void *worker_main(void *arg) {
       pause_worker(w, w->pause_ms);
     }
   }
+  jb_health_remove(w->alive);
+  w->alive = NULL;
   pthread_mutex_lock(&p->idle_lock); /* for jb_worker_pool_stop's wait */
   p->live--;
   pthread_cond_broadcast(&p->quiet);

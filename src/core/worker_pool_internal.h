@@ -55,6 +55,7 @@ typedef struct worker {
   int wait_fd;     /* an epoll set of wake_fd and the pool's stop: what an idle worker waits on */
   long pause_ms;   /* after a resource shortage: the pause before the next claim */
   bool must_pause; /* a job of this batch went back for a resource shortage */
+  struct jb_health_slot *alive; /* this thread's heartbeat (jobbridge/health.h) */
 } worker;
 
 struct jb_worker_pool {

@@ -137,6 +137,12 @@ bool jb_http_authorize(jb_http_req *req, unsigned scope, jb_http_resp *resp);
  * request has been answered. The same one is returned on every call during one request. */
 jb_job_service *jb_http_service(jb_http_req *req);
 
+/* Checks that the request's body is JSON by its Content-Type: application/json or any
+ * application/<x>+json (application/cloudevents+json, ...), parameters such as "; charset=utf-8"
+ * allowed, case-insensitive. True to go on; false when resp holds the 415 problem naming the
+ * Content-Type received (or its absence). */
+bool jb_http_require_json(const jb_http_req *req, jb_http_resp *resp);
+
 /* Answers with a JSON document (written by jb_json_write: exact numbers stay exact). */
 void jb_http_reply_json(jb_http_resp *resp, unsigned status, const json_t *doc);
 /* Answers with text of the given content type (copied). */

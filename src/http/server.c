@@ -2,6 +2,8 @@
  * http.max_body_bytes, and dispatch over the route modules' tables (http.h). */
 #include "http/http.h"
 
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -9,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include "jobbridge/job.h"
 #include "jobbridge/log.h"
 
 struct jb_http_server {
@@ -22,7 +27,24 @@ struct jb_http_server {
   pthread_mutex_t mu;
   pthread_cond_t freed;
   bool *lent;
+  /* HTTPS: the PEM texts of http.tls.cert and .key, read at build (NULL: plain HTTP). */
+  char *tls_cert, *tls_key;
+  /* The slow-client guard (guard.c's part of the server): every open connection and the time
+   * by which its request must be in; a thread cuts off the late ones. */
+  pthread_mutex_t wmu;
+  pthread_cond_t wcv;
+  struct conn_watch *watched;
+  pthread_t guard;
+  bool guard_running, guard_stop;
 };
+
+/* An open connection, watched by the guard. deadline_ms (jb_mono_ms clock, under wmu): by when
+ * the request's line and headers (or its body) must be in; 0 while a handler answers. */
+typedef struct conn_watch {
+  int fd;
+  int64_t deadline_ms;
+  struct conn_watch *prev, *next;
+} conn_watch;
 
 /* One request in progress (MHD's per-request context). */
 typedef struct http_call {
@@ -151,6 +173,33 @@ const char *jb_http_header(const jb_http_req *req, const char *name) {
 
 const char *jb_http_query(const jb_http_req *req, const char *name) {
   return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* True when the media type `ct` (up to ';' or the end, blanks trimmed) is application/json or
+ * application/<x>+json. */
+static bool is_json_type(const char *ct) {
+  while (*ct == ' ' || *ct == '\t') ct++;
+  size_t n = strcspn(ct, ";");
+  while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+  static const char app[] = "application/";
+  size_t al = sizeof app - 1;
+  if (n <= al || strncasecmp(ct, app, al) != 0) return false;
+  const char *sub = ct + al;
+  size_t sl = n - al;
+  if (sl == 4 && strncasecmp(sub, "json", 4) == 0) return true;
+  return sl > 5 && strncasecmp(sub + sl - 5, "+json", 5) == 0;
+}
+
+bool jb_http_require_json(const jb_http_req *req, jb_http_resp *resp) {
+  const char *ct = jb_http_header(req, "Content-Type");
+  if (ct != NULL && is_json_type(ct)) return true;
+  if (ct == NULL)
+    jb_http_problem(resp, 415, "Content-Type",
+                    "the request has no Content-Type; send the body as application/json");
+  else
+    jb_http_problem(resp, 415, "Content-Type",
+                    "Content-Type \"%.100s\" is not JSON; send the body as application/json", ct);
+  return false;
 }
 
 /* ---- the job services lent to requests ---- */
@@ -284,6 +333,86 @@ static bool gather(http_call *call, const char *data, size_t n, size_t max) {
   return true;
 }
 
+/* ---- the slow-client guard ----
+ * libmicrohttpd closes a connection only when it is idle for http.request_timeout_s; a client
+ * sending a byte a second is never idle. The guard gives each request a deadline: its line and
+ * headers within http.header_timeout_s of the connection opening, its body within
+ * http.request_timeout_s of its headers, the next request on a kept-alive connection within
+ * http.request_timeout_s of the previous answer. A late connection's socket is shut down, which
+ * ends it in its own thread; the handler of a request never runs for it. */
+
+static conn_watch *watch_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void set_deadline(jb_http_server *s, struct MHD_Connection *conn, int64_t in_ms) {
+  conn_watch *w = watch_of(conn);
+  if (w == NULL) return;
+  pthread_mutex_lock(&s->wmu);
+  w->deadline_ms = in_ms > 0 ? jb_mono_ms() + in_ms : 0;
+  pthread_mutex_unlock(&s->wmu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  jb_http_server *s = cls;
+  conn_watch *w = *socket_context;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL || (w = calloc(1, sizeof *w)) == NULL) return; /* unwatched: idle timeout */
+    w->fd = ci->connect_fd;
+    pthread_mutex_lock(&s->wmu);
+    w->deadline_ms = jb_mono_ms() + (int64_t)s->deps->cfg->http.header_timeout_s * 1000;
+    w->next = s->watched;
+    if (s->watched != NULL) s->watched->prev = w;
+    s->watched = w;
+    pthread_mutex_unlock(&s->wmu);
+    *socket_context = w;
+    return;
+  }
+  if (w == NULL) return;
+  /* Closed: libmicrohttpd closes the socket after this, so the guard never shuts down an fd
+   * that another connection reuses. */
+  pthread_mutex_lock(&s->wmu);
+  if (w->prev != NULL) w->prev->next = w->next;
+  if (w->next != NULL) w->next->prev = w->prev;
+  if (s->watched == w) s->watched = w->next;
+  pthread_mutex_unlock(&s->wmu);
+  free(w);
+  *socket_context = NULL;
+}
+
+static void *guard_main(void *arg) {
+  jb_http_server *s = arg;
+  pthread_mutex_lock(&s->wmu);
+  while (!s->guard_stop) {
+    int64_t now = jb_mono_ms();
+    size_t cut = 0;
+    for (conn_watch *w = s->watched; w != NULL; w = w->next) {
+      if (w->deadline_ms == 0 || now < w->deadline_ms) continue;
+      shutdown(w->fd, SHUT_RDWR);
+      w->deadline_ms = 0;
+      cut++;
+    }
+    if (cut > 0)
+      jb_log(JB_LOG_WARN, "http: cut off connections too slow to send their request",
+             JB_LOG_U64("connections", cut), JB_LOG_END);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 250000000;
+    if (until.tv_nsec >= 1000000000) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&s->wcv, &s->wmu, &until);
+  }
+  pthread_mutex_unlock(&s->wmu);
+  return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *data,
                                   size_t *data_size, void **ctx) {
@@ -296,6 +425,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     call = calloc(1, sizeof *call);
     if (call == NULL) return MHD_NO;
     *ctx = call;
+    set_deadline(s, conn, (int64_t)s->deps->cfg->http.request_timeout_s * 1000); /* the body */
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
     if (cl == NULL || strtoull(cl, NULL, 10) <= max) return MHD_YES;
     call->too_large = true; /* answered at once: the body is never read */
@@ -304,6 +434,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     *data_size = 0;
     return ok ? MHD_YES : MHD_NO;
   }
+  set_deadline(s, conn, 0); /* answering */
   if (call->too_large) {
     jb_http_problem(&resp, 413, NULL, "the request body is larger than http.max_body_bytes (%zu)",
                     max);
@@ -328,8 +459,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
                          enum MHD_RequestTerminationCode why) {
-  (void)conn;
   (void)why;
+  jb_http_server *s = cls;
+  /* Kept alive: the next request must come within http.request_timeout_s. */
+  set_deadline(s, conn, (int64_t)s->deps->cfg->http.request_timeout_s * 1000);
   http_call *call = *ctx;
   if (call == NULL) return;
   give_back(cls, call);
@@ -382,6 +515,55 @@ static jb_err parse_listen(jb_http_server *s, const char *listen, jb_error *e) {
   return JB_OK;
 }
 
+/* Reads a PEM file whole (NUL-terminated) into *out. */
+static jb_err read_pem(const char *path, const char *key, char **out, jb_error *e) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return jb_fail(e, JB_ERR_CONFIG, "%s: cannot read \"%s\": %s", key, path, strerror(errno));
+  char *buf = NULL;
+  size_t len = 0, cap = 0, n;
+  char chunk[4096];
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    if (len + n + 1 > cap) {
+      cap = (len + n + 1) * 2;
+      char *b = realloc(buf, cap);
+      if (b == NULL) break;
+      buf = b;
+    }
+    memcpy(buf + len, chunk, n);
+    len += n;
+  }
+  bool bad = ferror(f) || n > 0;
+  fclose(f);
+  if (bad || buf == NULL) {
+    free(buf);
+    return jb_fail(e, JB_ERR_CONFIG, "%s: cannot read \"%s\" (empty, or a read error)", key, path);
+  }
+  buf[len] = '\0';
+  *out = buf;
+  return JB_OK;
+}
+
+/* Reads http.tls.cert and .key and checks with GnuTLS that they are PEM and belong together,
+ * so a bad pair is a config error at start, not a silent handshake failure later. */
+static jb_err load_tls(jb_http_server *s, const jb_http_cfg *c, jb_error *e) {
+  jb_err rc = read_pem(c->tls_cert, "http.tls.cert", &s->tls_cert, e);
+  if (rc == JB_OK) rc = read_pem(c->tls_key, "http.tls.key", &s->tls_key, e);
+  if (rc != JB_OK) return rc;
+  gnutls_certificate_credentials_t cred;
+  if (gnutls_certificate_allocate_credentials(&cred) != 0)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory checking http.tls");
+  gnutls_datum_t cd = {(unsigned char *)s->tls_cert, (unsigned)strlen(s->tls_cert)};
+  gnutls_datum_t kd = {(unsigned char *)s->tls_key, (unsigned)strlen(s->tls_key)};
+  int g = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+  gnutls_certificate_free_credentials(cred);
+  if (g < 0)
+    return jb_fail(e, JB_ERR_CONFIG,
+                   "http.tls: \"%s\" and \"%s\" are not a PEM certificate and its private key: %s",
+                   c->tls_cert, c->tls_key, gnutls_strerror(g));
+  return JB_OK;
+}
+
 jb_err jb_http_server_new(const jb_http_deps *deps, jb_http_server **out, jb_error *e) {
   *out = NULL;
   jb_http_server *s = calloc(1, sizeof *s);
@@ -392,7 +574,10 @@ jb_err jb_http_server_new(const jb_http_deps *deps, jb_http_server **out, jb_err
   s->deps = deps;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->freed, NULL);
+  pthread_mutex_init(&s->wmu, NULL);
+  pthread_cond_init(&s->wcv, NULL);
   jb_err rc = parse_listen(s, deps->cfg->http.listen, e);
+  if (rc == JB_OK && deps->cfg->http.tls_cert != NULL) rc = load_tls(s, &deps->cfg->http, e);
   if (rc != JB_OK) {
     jb_http_server_free(s);
     return rc;
@@ -406,23 +591,47 @@ jb_err jb_http_server_start(jb_http_server *s, jb_error *e) {
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                    MHD_USE_ERROR_LOG | MHD_USE_POLL;
   if (s->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                               (struct sockaddr *)&s->addr, MHD_OPTION_NOTIFY_COMPLETED,
-                               on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                               (unsigned)c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                               (unsigned)c->request_timeout_s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                               NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-  if (s->daemon == NULL)
+  if (s->tls_cert != NULL) flags |= MHD_USE_TLS;
+  struct MHD_OptionItem opts[] = {
+      {MHD_OPTION_SOCK_ADDR, 0, &s->addr},
+      {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+      {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+      {MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, c->max_connections_per_ip, NULL},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, c->max_header_bytes, NULL},
+      {MHD_OPTION_CONNECTION_TIMEOUT, c->request_timeout_s, NULL},
+      {MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL},
+      {s->tls_cert != NULL ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key},
+      {MHD_OPTION_END, 0, NULL},
+  };
+  s->guard_stop = false;
+  if (pthread_create(&s->guard, NULL, guard_main, s) != 0)
+    return jb_fail(e, JB_ERR_IO, "cannot start the HTTP slow-client guard thread");
+  s->guard_running = true;
+  s->daemon =
+      /* The logger first: libmicrohttpd logs its own way until it knows it. */
+      MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                       NULL, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+  if (s->daemon == NULL) {
+    jb_http_server_stop(s);
     return jb_fail(e, JB_ERR_IO,
                    "http.listen: cannot listen on %s (in use, or not an address "
                    "of this machine?)",
                    c->listen);
+  }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
   s->port = info != NULL ? info->port : 0;
   char url[300];
   const char *colon = strrchr(c->listen, ':');
-  snprintf(url, sizeof url, "http://%.*s:%u", (int)(colon - c->listen), c->listen, s->port);
+  snprintf(url, sizeof url, "%s://%.*s:%u", s->tls_cert != NULL ? "https" : "http",
+           (int)(colon - c->listen), c->listen, s->port);
   jb_log(JB_LOG_INFO, "http listening", "url", url, JB_LOG_U64("port", s->port), JB_LOG_END);
+  if (c->tokens_len == 0)
+    jb_log(JB_LOG_WARN,
+           "http.tokens is empty: the Jobs API is open to every local user of this machine "
+           "(allowed on a loopback http.listen only; README: HTTP tokens)",
+           JB_LOG_END);
   return JB_OK;
 }
 
@@ -431,9 +640,16 @@ unsigned jb_http_server_port(const jb_http_server *s) {
 }
 
 void jb_http_server_stop(jb_http_server *s) {
-  if (s == NULL || s->daemon == NULL) return;
-  MHD_stop_daemon(s->daemon);
+  if (s == NULL) return;
+  if (s->daemon != NULL) MHD_stop_daemon(s->daemon);
   s->daemon = NULL;
+  if (!s->guard_running) return;
+  pthread_mutex_lock(&s->wmu);
+  s->guard_stop = true;
+  pthread_cond_signal(&s->wcv);
+  pthread_mutex_unlock(&s->wmu);
+  pthread_join(s->guard, NULL);
+  s->guard_running = false;
 }
 
 void jb_http_server_free(jb_http_server *s) {
@@ -441,6 +657,10 @@ void jb_http_server_free(jb_http_server *s) {
   jb_http_server_stop(s);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->freed);
+  pthread_mutex_destroy(&s->wmu);
+  pthread_cond_destroy(&s->wcv);
+  free(s->tls_cert);
+  free(s->tls_key);
   free(s->lent);
   free(s);
 }

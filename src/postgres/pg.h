@@ -44,4 +44,9 @@ PGconn *jb_pg_conn(jb_pg *pg);
 /* Makes sure the connection is usable, resetting it if it was lost. */
 jb_err jb_pg_ensure(jb_pg *pg, jb_error *e) JB_MUST_CHECK;
 
+/* The readiness probe of the database (a jb_health_probe_fn over a jb_pg * of its own, used by
+ * one thread at a time): reachable and at the latest migration version; otherwise false with the
+ * reason (the server's name, never a password) in why. */
+bool jb_pg_schema_ready(void *pg, char *why, size_t len);
+
 #endif

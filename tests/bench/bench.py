@@ -5,6 +5,7 @@ started by tests/bench/run.sh. Each figure is the median of --reps runs.
 usage: bench.py BUILD_DIR [--quick] [--events N] [--reps R]
 """
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pika
@@ -217,11 +220,133 @@ class Bench:
                 "latency_p99_ms": res["p99_ms"], "latency_max_ms": res["max_ms"],
                 "latency_finish_to_receive_p50_ms": res["finish_to_receive_p50_ms"]}
 
+    # --- the HTTP face ---
+
+    def wrk(self, url, script, connections, seconds, latency=False):
+        """Runs wrk (2 threads); returns requests/s, non-2xx count and, with latency, the
+        percentiles (ms) wrk prints."""
+        path = os.path.join(self.tmp, f"wrk-{uuid.uuid4().hex[:6]}.lua")
+        with open(path, "w") as f:
+            f.write(script)
+        args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", path]
+        out = subprocess.run(args + (["--latency"] if latency else []) + [url],
+                             capture_output=True, text=True, timeout=seconds + 120)
+        if out.returncode != 0:
+            raise RuntimeError(f"wrk failed: {out.stderr}{out.stdout}")
+        res = {"bad": 0, "requests": 0}
+        units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+        for line in out.stdout.splitlines():
+            parts = line.split()
+            if line.startswith("Requests/sec:"):
+                res["rate"] = float(parts[1])
+            elif line.strip().startswith("Non-2xx or 3xx responses:"):
+                res["bad"] = int(parts[-1])
+            elif "requests in" in line:
+                res["requests"] = int(parts[0])
+            elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+                num = parts[1].rstrip("usm")
+                unit = parts[1][len(num):]
+                res["p" + parts[0][:-1]] = float(num) * units.get(unit, 1.0)
+        return res
+
+    @staticmethod
+    def http_status(url, body, token):
+        req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+            "Content-Type": "application/json", "Authorization": "Bearer " + token})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def http(self):
+        """POST /v1/jobs (or GET /healthz while the Jobs API is not there) and a webhook at 64
+        connections with wrk, beside the raw batched insert ceiling of the same run; and
+        latency at a fixed 1,000 requests/s (wrk's delay(): 20 connections, each request about
+        20 ms after the last answer, calibrated by a trial run)."""
+        tag = uuid.uuid4().hex[:8]
+        token = uuid.uuid4().hex
+        http_cfg = {"listen": "127.0.0.1:0", "max_connections_per_ip": 0,
+                    "tokens": [{"name": "bench", "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                                "scopes": ["read", "write", "admin"]}]}
+        keys = subprocess.run([self.jb, "config-keys"], capture_output=True, text=True).stdout
+        webhooks = "http.webhooks" in keys
+        if webhooks:
+            http_cfg["webhooks"] = {"bench": {"mode": "job", "signature": "token",
+                                              "allowed_job_types": ["noop"]}}
+        # No workers: this measures job creation over HTTP, as ingest measures it over AMQP.
+        path = self.config(tag, [], {"noop": {"handler": "noop"}}, workers={"enabled": False},
+                           http=http_cfg)
+        proc = self.start(path, tag)
+        log = os.path.join(self.tmp, f"{tag}.log")
+        base = None
+        for _ in range(600):
+            with open(log) as f:
+                for line in f:
+                    if '"http listening"' in line:
+                        base = json.loads(line)["url"]
+            if base or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        if base is None:
+            raise RuntimeError("http: jobbridge did not listen; see " + log)
+        secs = 3 if self.n <= 3000 else 15
+        auth = (f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+        post = auth + 'wrk.method = "POST"\nwrk.body = \'{"job_type": "noop", "payload": {"n": 1}}\'\n'
+        fig = {}
+        create = self.http_status(base + "/v1/jobs", '{"job_type": "noop", "payload": {}}', token)
+        if create in (200, 201, 202):
+            before = int(psql(f"SELECT count(*) FROM bench_{tag}.jobs"))
+            r = self.wrk(base + "/v1/jobs", post, 64, secs)
+            made = int(psql(f"SELECT count(*) FROM bench_{tag}.jobs")) - before
+            # wrk counts the answers it read; up to one request per connection is still in
+            # flight when it stops, and creates its job too.
+            if r["bad"] or not r["requests"] <= made <= r["requests"] + 64:
+                raise RuntimeError(f"http: {r['bad']} failed requests, {made} jobs for "
+                                   f"{r['requests']} requests")
+            fig["http_create_jobs_per_s"] = r["rate"]
+            lat_url, lat_script = base + "/v1/jobs", post
+        else:
+            print(f"http: POST /v1/jobs answers {create}: measuring GET /healthz instead",
+                  file=sys.stderr)
+            lat_url, lat_script = base + "/healthz", ""
+        fig["http_healthz_req_per_s"] = self.wrk(base + "/healthz", "", 64, secs)["rate"]
+        if webhooks:
+            hook = self.http_status(base + "/v1/webhooks/bench",
+                                    '{"job_type": "noop", "payload": {}}', token)
+            if hook in (200, 201, 202):
+                r = self.wrk(base + "/v1/webhooks/bench", post, 64, secs)
+                fig["http_webhook_per_s"] = r["rate"]
+            else:
+                print(f"http: the bench webhook answers {hook}: not measured", file=sys.stderr)
+        # wrk waits delay() ms after each answer before a connection's next request: 20
+        # connections 20 ms apart would be 1,000/s if an answer took no time. A 2 s trial run
+        # measures the rest of each turn, and the delay is shortened by it.
+        conns, want = 20, 1000.0
+        trial = self.wrk(lat_url, lat_script + "function delay() return 20 end\n", conns, 2)
+        turn_ms = conns * 1000.0 / max(trial["rate"], 1.0)
+        wait_ms = max(1, round(20 - (turn_ms - 20)))
+        wait_ms = min(wait_ms, round(conns * 1000.0 / want))
+        r = self.wrk(lat_url, lat_script + f"function delay() return {wait_ms} end\n", conns,
+                     secs, latency=True)
+        fig.update({"http_fixed_rate_req_per_s": r["rate"], "http_latency_p50_ms": r["p50"],
+                    "http_latency_p99_ms": r["p99"]})
+        self.stop(proc)
+        self.cleanup(tag)
+        if "raw_pg_insert" not in self.last_raw:  # --only http: the ceiling in this run too
+            fig["raw_pg_insert"] = self.tool_json("pg-insert", DB_URL, self.n, 100)["rate"]
+        raw_insert = fig.get("raw_pg_insert") or self.last_raw["raw_pg_insert"]
+        if "http_create_jobs_per_s" in fig:
+            fig["http_create_over_raw_insert"] = fig["http_create_jobs_per_s"] / raw_insert
+        return fig
+
     def run(self):
         runs = []
         for r in range(self.reps):
             fig = {}
-            for part in (self.raw, self.ingest, self.work, self.latency):
+            self.last_raw = fig
+            for part in (self.raw, self.ingest, self.work, self.latency, self.http):
                 if self.only is None or part.__name__ in self.only:
                     fig.update(part())
             if self.only is None:
@@ -237,6 +362,8 @@ TARGETS = {
     "ingest_events_per_s": (">=", 10000), "ingest_over_raw_consume": (">=", 0.5),
     "work_jobs_per_s": (">=", 5000), "work_over_raw_publish": (">=", 0.6),
     "latency_p50_ms": ("<=", 5), "latency_p99_ms": ("<=", 25), "peak_rss_mib": ("<=", 64),
+    "http_create_jobs_per_s": (">=", 15000), "http_create_over_raw_insert": (">=", 0.5),
+    "http_latency_p99_ms": ("<=", 20),
 }
 
 
@@ -251,11 +378,21 @@ def report(median, runs, args, out_dir):
             ("latency p50 (ms)", "latency_p50_ms"), ("latency p95 (ms)", "latency_p95_ms"),
             ("latency p99 (ms)", "latency_p99_ms"), ("latency max (ms)", "latency_max_ms"),
             ("  of which finish -> received, p50 (ms)", "latency_finish_to_receive_p50_ms"),
-            ("peak RSS during ingest (MiB)", "peak_rss_mib")]
+            ("peak RSS during ingest (MiB)", "peak_rss_mib"),
+            ("HTTP POST /v1/jobs, 64 conns (jobs/s)", "http_create_jobs_per_s"),
+            ("  ratio to raw batched insert", "http_create_over_raw_insert"),
+            ("HTTP webhook, 64 conns (jobs/s)", "http_webhook_per_s"),
+            ("HTTP GET /healthz, 64 conns (req/s)", "http_healthz_req_per_s"),
+            ("HTTP at a fixed rate: achieved (req/s)", "http_fixed_rate_req_per_s"),
+            ("  latency p50 (ms)", "http_latency_p50_ms"),
+            ("  latency p99 (ms)", "http_latency_p99_ms")]
     print(f"\njobbridge benchmark: N={args.events}, median of {args.reps} run(s), "
           f"latency at 1000 events/s for {args.latency_s}s, ingest.consumers={args.consumers or 'default'}")
     print(f"{'figure':42} {'median':>12}  target")
     for label, key in rows:
+        if key not in median:
+            print(f"{label:42} {'-':>12}  not measured (see above)")
+            continue
         target = TARGETS.get(key)
         t = ""
         if target:
@@ -296,7 +433,7 @@ def main():
     ap.add_argument("--latency-seconds", dest="latency_s", type=float, default=30)
     ap.add_argument("--consumers", type=int, default=0,
                     help="ingest.consumers for jobbridge (default: jobbridge's own default)")
-    ap.add_argument("--only", help="comma-separated parts to run (raw,ingest,work,latency); "
+    ap.add_argument("--only", help="comma-separated parts to run (raw,ingest,work,latency,http); "
                     "prints the runs only, for profiling one scenario")
     args = ap.parse_args()
     if args.quick:
