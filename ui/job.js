@@ -91,11 +91,11 @@ export function job(id, ctx) {
       meta.event_id ? h("dl.fields", {}, EVENT.filter(([k]) => meta[k]).map(([k, l]) =>
         [h("dt", {}, l), h("dd.mono", { "data-event": k }, k === "received_at" ? when(meta[k]) : meta[k])]).flat()) : null,
       h("h3", {}, "Jobs from the same event"), h("div.siblings-box", {}, h("div.skeleton")));
-    root.replaceChildren(root.firstChild, h("h1.mono", {}, j.id), h("div.head", {}, statusBadge(j.status), h("span", {}, j.job_type), actions),
+    root.replaceChildren(...[root.firstChild, h("h1.mono", {}, j.id), h("div.head", {}, statusBadge(j.status), h("span", {}, j.job_type), actions),
       j.error_message ? h("div.note.error", { "data-testid": "error" }, h("strong", {}, "Error"), h("pre.err", {}, j.error_message)) : null,
       h("div.grid", {}, h("section.card", {}, h("h2", {}, "Fields"), fields), h("section.card", {}, h("h2", {}, "Timeline"), timeline(j))),
       h("div.grid", {}, event, json("payload")),
-      h("div.grid", {}, json("result"), json("metadata")));
+      h("div.grid", {}, json("result"), json("metadata"))].filter(Boolean));
     try {
       event.querySelector(".siblings-box").replaceChildren(await others(j));
     } catch (e) {

@@ -44,11 +44,11 @@ export function overview() {
   };
   const root = h("div.overview", {},
     h("h1", {}, "Overview"),
-    h("div.grid", {}, el.queues, el.chart),
-    h("div.grid.four", {}, el.ingest, el.dead, el.outbox, el.health));
+    el.queues,
+    h("div.grid", {}, el.chart, h("div.grid.four", {}, el.ingest, el.dead, el.outbox, el.health)));
   let last = null; // the previous scrape, for rates
 
-  const fill = (c, ...body) => c.replaceChildren(c.firstChild, ...body);
+  const fill = (c, ...body) => c.replaceChildren(c.firstChild, ...body.filter((b) => b !== null && b !== undefined));
 
   async function queues() {
     try {
@@ -59,7 +59,7 @@ export function overview() {
       }
       const head = h("tr", {}, h("th", {}, "Queue"), COLS.map(([, l]) => h("th.num", {}, l)));
       const rows = qs.map((q) => h("tr", { "data-queue": q.queue_name }, h("th", {}, h("a", { href: `#/jobs?queue=${encodeURIComponent(q.queue_name)}` }, q.queue_name)),
-        COLS.map(([k]) => h("td.num", { "data-testid": `q-${q.queue_name}-${k}` }, fmtNum(q[k])))));
+        COLS.map(([k]) => h("td.num", { "data-testid": `q-${q.queue_name}-${k}` }, fmtNum(q[`${k}_count`])))));
       fill(el.queues, h("div.scroll", {}, h("table.data", {}, h("thead", {}, head), h("tbody", {}, rows))));
     } catch (e) {
       fill(el.queues, note("error", "Cannot read the queues.", e.message));
