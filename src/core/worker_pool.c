@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "core/worker_pool_internal.h"
-#include "jobbridge/job_metrics.h"
 #include "jobbridge/health.h"
+#include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
 
