@@ -73,7 +73,7 @@ export function jobs(params, ctx) {
     const results = await Promise.allSettled(ids.map((id) => api(`/v1/jobs/${id}/${verb}`, { method: "POST" })));
     const failed = results.map((r, i) => [r, ids[i]]).filter(([r]) => r.status === "rejected");
     status.textContent = failed.length
-      ? `${ids.length - failed.length} done; ${failed.length} refused: ${failed.map(([r, id]) => `${id.slice(0, 8)}: ${r.reason.message}`).join("; ")}`
+      ? `${ids.length - failed.length} done; ${failed.length} refused: ${failed.map(([r, id]) => `${id}: ${r.reason.message}`).join("; ")}`
       : `${verb === "retry" ? "Retried" : "Cancelled"} ${ids.length} job${ids.length > 1 ? "s" : ""}.`;
     selected.clear();
     await refresh();
@@ -101,7 +101,7 @@ export function jobs(params, ctx) {
           box.checked = selected.has(j.id);
           return h("tr", { "data-job": j.id, "data-status": j.status },
             ctx.canWrite ? h("td.check", {}, box) : null,
-            h("td.mono", {}, h("a", { href: `#/jobs/${j.id}`, title: j.id }, j.id.slice(0, 8) + "…")),
+            h("td.mono", {}, h("a", { href: `#/jobs/${j.id}` }, j.id)),
             h("td", {}, statusBadge(j.status), j.status === "RUNNING" && j.progress ? h("span.muted", {}, ` ${j.progress}%`) : null),
             h("td", {}, j.job_type), h("td", {}, j.queue_name), h("td.num", {}, `${j.retry_count}/${j.max_retries}`),
             h("td", {}, when(j.created_at)), h("td", {}, when(j.updated_at)));

@@ -184,6 +184,20 @@ async function screenshots(tag) {
 
 await step("screenshots of every page in both colour schemes", () => screenshots(""));
 
+await step("a phone-sized window: no page wider than the screen", async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: "light" });
+  for (const [name, hash, ready] of [["overview", "#/overview", '[data-testid="hour-created"]'], ["jobs", "#/jobs", "tr[data-job]"],
+    ["job", `#/jobs/${spec.event_jobs[0]}`, '[data-testid="siblings"]']]) {
+    await go(hash);
+    await page.waitForSelector(ready);
+    const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(sw <= iw, `${name}: the page is ${sw}px wide in a ${iw}px window`);
+    await page.screenshot({ path: `${spec.out}/${name}-narrow-light.png`, fullPage: true });
+  }
+  await page.setViewportSize({ width: 1440, height: 1000 });
+});
+
 await step("a read token sees no action buttons", async () => {
   await page.emulateMedia({ colorScheme: "light" });
   await page.click("#sign-out");
