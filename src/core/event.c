@@ -285,8 +285,7 @@ void jb_mapped_clear(jb_mapped *m) {
     json_decref(m->reqs[i].opts.metadata);
     free((char *)m->reqs[i].opts.dedupe_key);
   }
-  free(m->reqs);
-  free(m->mapping);
+  free(m->reqs); /* and m->mapping, allocated with it */
   memset(m, 0, sizeof *m);
 }
 
@@ -384,16 +383,15 @@ jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_
     free(idx);
     return jb_fail(e, JB_ERR_INVALID, "no mapping matches event type \"%s\"", ev->event_type);
   }
-  out->reqs = calloc(matches, sizeof *out->reqs);
-  out->mapping = calloc(matches, sizeof *out->mapping);
-  if (out->reqs == NULL || out->mapping == NULL) {
-    free(out->reqs);
-    free(out->mapping);
-    out->reqs = NULL;
-    out->mapping = NULL;
+  _Static_assert(_Alignof(jb_job_request) >= _Alignof(size_t), "size_t indices after requests");
+  /* One allocation for both arrays (no extra malloc per event): the mapping indices follow the
+   * requests, whose alignment is at least a size_t's. */
+  out->reqs = calloc(1, matches * (sizeof *out->reqs + sizeof *out->mapping));
+  if (out->reqs == NULL) {
     free(idx);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   }
+  out->mapping = (size_t *)(void *)(out->reqs + matches);
   jb_err rc = JB_OK;
   for (size_t k = 0; k < matches && rc == JB_OK; k++) rc = map_one(cfg, idx[k], ev, f, out, e);
   free(idx);
