@@ -76,6 +76,7 @@ json_t *jb_json_pointer(json_t *root, const char *pointer);
  * to; release with jb_mapped_clear. */
 typedef struct jb_mapped {
   jb_job_request *reqs;
+  size_t *mapping; /* mapping[i]: the mapping table row reqs[i] came from (in reqs' block) */
   size_t n;
 } jb_mapped;
 

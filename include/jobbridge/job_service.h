@@ -71,6 +71,9 @@ jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out,
                             jb_error *e) JB_MUST_CHECK;
 jb_err jb_job_service_stats(jb_job_service *svc, jb_queue_stats **out, size_t *n,
                             jb_error *e) JB_MUST_CHECK;
+/* Jobs per minute over the last hour (jb_job_store_ops.throughput). */
+jb_err jb_job_service_throughput(jb_job_service *svc, jb_throughput_minute **out, size_t *n,
+                                 jb_error *e) JB_MUST_CHECK;
 
 /* True if s is a UUID in its 36-character text form. */
 bool jb_is_uuid(const char *s);

@@ -46,6 +46,13 @@ typedef struct jb_job_filter {
    * offset must then be 0. */
   jb_time after_created_at;
   const char *after_id;
+  /* The dashboard's narrowing (0 / NULL: any): created in [created_after, created_before), and
+   * exactly this job id, metadata.event_id (the source event's id) or dedupe key. An event id
+   * is not indexed: give a time range with it on a large table. */
+  jb_time created_after, created_before;
+  const char *id;
+  const char *event_id;
+  const char *dedupe_key;
 } jb_job_filter;
 
 /* One finished attempt of a job (a row of job_attempts). Strings owned (jb_job_attempts_free). */
@@ -63,6 +70,13 @@ void jb_job_attempts_free(jb_job_attempt *a, size_t n);
 /* A new JSON array of attempt objects: attempt, worker, started_at, finished_at (RFC 3339),
  * outcome, error, duration_ms. Caller owns it; NULL when memory ran out. */
 json_t *jb_job_attempts_to_json(const jb_job_attempt *a, size_t n);
+/* Jobs per minute over the last hour (the dashboard's chart): minute `at` (microseconds since
+ * the epoch, the minute's start) and how many jobs were created, and how many ended COMPLETED,
+ * FAILED and DEAD_LETTER in it (still in that status now: a retried job leaves the count). */
+typedef struct jb_throughput_minute {
+  jb_time at;
+  int64_t created, completed, failed, dead_letter;
+} jb_throughput_minute;
 
 typedef struct jb_job_store_ops {
   /* Stores n jobs in one transaction; a dedupe_key already present (or repeated in the batch)
@@ -83,6 +97,9 @@ typedef struct jb_job_store_ops {
   /* The job's finished attempts, oldest first; *out a new array (jb_job_attempts_free), empty
    * (not an error) for an unknown job or one that never finished an attempt. */
   jb_err (*get_attempts)(void *self, const char *id, jb_job_attempt **out, size_t *n, jb_error *e);
+  /* The last hour's minutes, oldest first, only those with jobs. *out is a new array (free()).
+   * NULL in a store without it: JobService then answers JB_ERR_INVALID. */
+  jb_err (*throughput)(void *self, jb_throughput_minute **out, size_t *n, jb_error *e);
 } jb_job_store_ops;
 
 /* Each instance is used by one thread at a time (one connection). */

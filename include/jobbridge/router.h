@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "jobbridge/config.h"
 #include "jobbridge/event.h"
@@ -39,6 +40,11 @@ void jb_router_release(jb_route_table *t);
 
 /* The mapping config of a held table (borrowed for as long as the table is held). */
 const jb_config *jb_route_table_config(const jb_route_table *t);
+
+/* How many events mapping i of a held table turned into a job request since the table was
+ * loaded (process start, or the reload that made it): one relaxed atomic add per match, in
+ * jb_router_route. 0 for an i out of range. */
+uint64_t jb_route_table_matched(const jb_route_table *t, size_t i);
 
 /* What one event became. Owned: release with jb_routed_clear (zero-initialise before the first
  * use). The requests point into `event` and into the table they were routed with. */

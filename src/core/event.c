@@ -287,7 +287,7 @@ void jb_mapped_clear(jb_mapped *m) {
     free((char *)m->reqs[i].opts.traceparent);
     free((char *)m->reqs[i].opts.tracestate);
   }
-  free(m->reqs);
+  free(m->reqs); /* and m->mapping, allocated with it */
   memset(m, 0, sizeof *m);
 }
 
@@ -369,6 +369,7 @@ static jb_err map_one(const jb_config *cfg, size_t i, const jb_event *ev,
                    "mappings[%zu] (job type %s): the payload%s%s is not a JSON object", i,
                    m->job_type, m->payload ? " selected by " : "", m->payload ? m->payload : "");
   }
+  out->mapping[out->n] = i;
   jb_job_request *r = &out->reqs[out->n++];
   r->job_type = m->job_type;
   r->queue_name = m->queue;
@@ -420,11 +421,15 @@ jb_err jb_event_map(const jb_config *cfg, const jb_event *ev, const jb_delivery_
     free(idx);
     return jb_fail(e, JB_ERR_INVALID, "no mapping matches event type \"%s\"", ev->event_type);
   }
-  out->reqs = calloc(matches, sizeof *out->reqs);
+  _Static_assert(_Alignof(jb_job_request) >= _Alignof(size_t), "size_t indices after requests");
+  /* One allocation for both arrays (no extra malloc per event): the mapping indices follow the
+   * requests, whose alignment is at least a size_t's. */
+  out->reqs = calloc(1, matches * (sizeof *out->reqs + sizeof *out->mapping));
   if (out->reqs == NULL) {
     free(idx);
     return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   }
+  out->mapping = (size_t *)(void *)(out->reqs + matches);
   jb_err rc = JB_OK;
   for (size_t k = 0; k < matches && rc == JB_OK; k++) rc = map_one(cfg, idx[k], ev, f, out, e);
   free(idx);

@@ -338,3 +338,12 @@ jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out, jb
 jb_err jb_job_service_stats(jb_job_service *svc, jb_queue_stats **out, size_t *n, jb_error *e) {
   return svc->store.ops->stats(svc->store.self, out, n, e);
 }
+
+jb_err jb_job_service_throughput(jb_job_service *svc, jb_throughput_minute **out, size_t *n,
+                                 jb_error *e) {
+  *out = NULL;
+  *n = 0;
+  if (svc->store.ops->throughput == NULL)
+    return jb_fail(e, JB_ERR_INVALID, "this job store does not count throughput");
+  return svc->store.ops->throughput(svc->store.self, out, n, e);
+}

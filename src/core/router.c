@@ -14,6 +14,9 @@ struct jb_route_table {
   atomic_int refs; /* the router's own reference while current, plus one per reader */
   size_t max_body;
   bool require_id;
+  /* matched[i]: events mapping i turned into a job request (one relaxed add per match) */
+  atomic_uint_fast64_t *matched;
+  size_t nmatched;
 };
 
 struct jb_router {
@@ -26,6 +29,13 @@ struct jb_router {
 static jb_route_table *table_new(const jb_router *r, jb_config *cfg, bool owned) {
   jb_route_table *t = calloc(1, sizeof *t);
   if (t == NULL) return NULL;
+  t->nmatched = cfg->mappings_len;
+  t->matched = calloc(t->nmatched ? t->nmatched : 1, sizeof *t->matched);
+  if (t->matched == NULL) {
+    free(t);
+    return NULL;
+  }
+  for (size_t i = 0; i < t->nmatched; i++) atomic_init(&t->matched[i], 0);
   t->cfg = cfg;
   t->owned = owned;
   t->max_body = r->max_body;
@@ -61,6 +71,7 @@ jb_route_table *jb_router_acquire(jb_router *r) {
 void jb_router_release(jb_route_table *t) {
   if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1) return;
   if (t->owned) jb_config_free(t->cfg);
+  free(t->matched);
   free(t);
 }
 
@@ -82,6 +93,11 @@ const jb_config *jb_route_table_config(const jb_route_table *t) {
   return t->cfg;
 }
 
+uint64_t jb_route_table_matched(const jb_route_table *t, size_t i) {
+  if (i >= t->nmatched) return 0;
+  return atomic_load_explicit(&t->matched[i], memory_order_relaxed);
+}
+
 void jb_routed_clear(jb_routed *r) {
   jb_mapped_clear(&r->jobs);
   jb_event_clear(&r->event);
@@ -92,7 +108,12 @@ jb_route_verdict jb_router_route(const jb_route_table *t, const jb_delivery_fact
   jb_routed_clear(out);
   jb_err rc = jb_event_parse(f, t->max_body, t->require_id, &out->event, why);
   if (rc == JB_OK) rc = jb_event_map(t->cfg, &out->event, f, &out->jobs, why);
-  if (rc == JB_OK) return JB_ROUTE_JOBS;
+  if (rc == JB_OK) {
+    for (size_t i = 0; i < out->jobs.n; i++)
+      if (out->jobs.mapping[i] < t->nmatched)
+        atomic_fetch_add_explicit(&t->matched[out->jobs.mapping[i]], 1, memory_order_relaxed);
+    return JB_ROUTE_JOBS;
+  }
   if (rc == JB_ERR_NOMEM) {
     jb_routed_clear(out);
     return JB_ROUTE_RETRY;

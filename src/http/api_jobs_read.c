@@ -196,6 +196,7 @@ static bool list_filter(const jb_http_req *req, jb_job_filter *f, char idbuf[37]
   if (!query_long(req, "limit", 1, LIST_MAX, &f->limit, resp) ||
       !query_long(req, "offset", 0, 1000000000L, &f->offset, resp))
     return false;
+  if (!jb_api_list_narrow(req, f, resp)) return false;
   const char *cursor = query(req, "cursor");
   if (cursor != NULL && f->offset != 0) {
     jb_http_problem(resp, 400, "cursor", "give cursor or offset, not both");

@@ -100,6 +100,10 @@ extern const jb_http_route jb_http_webhook_routes[]; /* webhooks.c: /v1/webhooks
 extern const size_t jb_http_webhook_nroutes;
 extern const jb_http_route jb_http_metrics_routes[]; /* metrics.c: /metrics */
 extern const size_t jb_http_metrics_nroutes;
+extern const jb_http_route jb_http_dash_routes[]; /* api_dash.c: the dashboard's /v1 reads */
+extern const size_t jb_http_dash_nroutes;
+extern const jb_http_route jb_http_ui_routes[]; /* ui.c: the dashboard's page, / and /ui/... */
+extern const size_t jb_http_ui_nroutes;
 
 /* Counts an answered request in the HTTP metrics (metrics.c): by method, req->route and
  * resp->status, with its duration since t0 (jb_time_now() when dispatch began). */

@@ -68,6 +68,8 @@ static const route_table tables[] = {
     {jb_http_attempts_routes, &jb_http_attempts_nroutes},
     {jb_http_webhook_routes, &jb_http_webhook_nroutes},
     {jb_http_metrics_routes, &jb_http_metrics_nroutes},
+    {jb_http_dash_routes, &jb_http_dash_nroutes},
+    {jb_http_ui_routes, &jb_http_ui_nroutes},
 };
 
 /* ---- answers ---- */

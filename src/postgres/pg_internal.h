@@ -44,6 +44,7 @@ typedef enum {
   ST_ENQUEUE_EVENTS, /* pg_store.c: enqueue writing lifecycle events */
   ST_CLAIM_EVENTS,   /* pg_work.c: claims writing job.started */
   ST_CLAIM_ANY_EVENTS,
+  ST_THROUGHPUT, /* pg_dash.c */
   ST_COUNT
 } jb_pg_slot;
 
@@ -121,6 +122,9 @@ jb_err jb_pg_listen(jb_pg *pg, const char *what, jb_error *e) JB_MUST_CHECK;
 jb_err jb_pg_wait(jb_pg *pg, const char *what, int timeout_ms, int wake_fd, bool *notified,
                   jb_error *e) JB_MUST_CHECK;
 jb_err jb_pg_row_to_job(const PGresult *res, int row, jb_job *job, jb_error *e) JB_MUST_CHECK;
+/* The dashboard's jobs per minute (pg_dash.c): the JobStore's throughput. */
+jb_err jb_pg_throughput(void *self, jb_throughput_minute **out, size_t *n,
+                        jb_error *e) JB_MUST_CHECK;
 /* Rows of jobs into a new array. */
 jb_err jb_pg_rows_to_jobs(const PGresult *res, jb_job **out, size_t *n, jb_error *e) JB_MUST_CHECK;
 

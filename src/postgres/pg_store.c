@@ -31,6 +31,15 @@
   "ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING\n"
 #define ENQUEUE_RESULT "id::text, " JB_US("created_at") ", locked_by IS NULL"
 #define ENQUEUE_RETURNING "RETURNING " ENQUEUE_RESULT
+/* The dashboard's narrowing of the list (jb_job_filter's created_after, created_before, id,
+ * event_id, dedupe_key) as parameters $A .. $E of a list statement. */
+#define JB_AT(p) "'epoch'::timestamptz + $" p "::int8 * interval '1 microsecond'"
+#define JB_LIST_NARROW(A, B, C, D, E) \
+  "  AND ($" A "::int8 IS NULL OR created_at >= " JB_AT(A) ")\n"                         \
+  "  AND ($" B "::int8 IS NULL OR created_at < " JB_AT(B) ")\n"                          \
+  "  AND ($" C "::uuid IS NULL OR id = $" C "::uuid)\n"                                   \
+  "  AND ($" D "::text IS NULL OR metadata->>'event_id' = $" D ")\n"                     \
+  "  AND ($" E "::text IS NULL OR dedupe_key = $" E ")\n"
 
 static const jb_pg_stmt stmts[] = {
     [ST_ENQUEUE] = {ST_ENQUEUE, "jb_enqueue", ENQUEUE_INSERT ENQUEUE_RETURNING, 14},
@@ -57,9 +66,10 @@ static const jb_pg_stmt stmts[] = {
     [ST_LIST] = {ST_LIST, "jb_list",
                  "SELECT " JB_JOB_COLUMNS " FROM jobs\n"
                  "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR job_type = $2)\n"
-                 "  AND ($3::text IS NULL OR queue_name = $3)\n"
-                 "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
-                 5},
+                 "  AND ($3::text IS NULL OR queue_name = $3)\n" JB_LIST_NARROW(
+                     "6", "7", "8", "9",
+                     "10") "ORDER BY created_at DESC, id LIMIT $4::int8 OFFSET $5::int8",
+                 10, true},
     /* The list's next page after a job (keyset): created_at <= the job's is a bound on
      * jobs_created_idx (created_at DESC, id), so a page costs its own rows, however deep. */
     [ST_LIST_AFTER] =
@@ -69,9 +79,9 @@ static const jb_pg_stmt stmts[] = {
          "  AND ($3::text IS NULL OR queue_name = $3)\n"
          "  AND created_at <= 'epoch'::timestamptz + $5::int8 * interval '1 microsecond'\n"
          "  AND (created_at < 'epoch'::timestamptz + $5::int8 * interval '1 microsecond'\n"
-         "       OR id > $6::uuid)\n"
-         "ORDER BY created_at DESC, id LIMIT $4::int8",
-         6},
+         "       OR id > $6::uuid)\n" JB_LIST_NARROW(
+             "7", "8", "9", "10", "11") "ORDER BY created_at DESC, id LIMIT $4::int8",
+         11, true},
     [ST_LOCK_STATUS] = {ST_LOCK_STATUS, "jb_lock_status",
                         "SELECT status FROM jobs WHERE id = $1::uuid FOR UPDATE", 1},
     [ST_CANCEL] =
@@ -281,16 +291,22 @@ static jb_err pg_get(void *self, const char *id, jb_job *out, jb_error *e) {
 
 static jb_err pg_list(void *self, const jb_job_filter *f, jb_job **out, size_t *n, jb_error *e) {
   jb_pg *pg = self;
-  char limit[24], offset[24], after[24];
+  char limit[24], offset[24], after[24], from[24], to[24];
   snprintf(limit, sizeof limit, "%ld", f->limit > 0 ? f->limit : 100);
   snprintf(offset, sizeof offset, "%ld", f->offset);
   snprintf(after, sizeof after, "%lld", (long long)f->after_created_at);
-  const char *params[6] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
-                           f->job_type,
-                           f->queue_name,
-                           limit,
-                           f->after_id != NULL ? after : offset,
-                           f->after_id};
+  snprintf(from, sizeof from, "%lld", (long long)f->created_after);
+  snprintf(to, sizeof to, "%lld", (long long)f->created_before);
+  const char *narrow[5] = {f->created_after != 0 ? from : NULL, f->created_before != 0 ? to : NULL,
+                           f->id, f->event_id, f->dedupe_key};
+  const char *params[11] = {f->status >= 0 ? jb_status_name((jb_job_status)f->status) : NULL,
+                            f->job_type,
+                            f->queue_name,
+                            limit,
+                            f->after_id != NULL ? after : offset,
+                            f->after_id};
+  size_t at = f->after_id != NULL ? 6 : 5;
+  memcpy(&params[at], narrow, sizeof narrow);
   PGresult *res = NULL;
   jb_err rc =
       jb_pg_exec(pg, &stmts[f->after_id != NULL ? ST_LIST_AFTER : ST_LIST], params, &res, e);
@@ -425,6 +441,7 @@ static const jb_job_store_ops store_ops = {
     .retry = pg_retry,
     .stats = pg_stats,
     .get_attempts = pg_get_attempts,
+    .throughput = jb_pg_throughput, /* pg_dash.c */
 };
 
 jb_job_store jb_pg_store(jb_pg *pg) {

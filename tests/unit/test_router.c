@@ -206,3 +206,38 @@ Test(router, release_is_null_safe) {
   jb_router_release(NULL);
   jb_router_free(NULL);
 }
+
+/* Issue 17: each mapping counts the events it turned into a job request (the dashboard's
+ * "matched"); a dead-lettered event counts for none; a reloaded table starts from zero. */
+Test(router, mappings_count_their_matches) {
+  jb_config *cfg = load(CFG);
+  jb_router *r = router_of(cfg);
+  jb_routed out;
+  jb_error why;
+  jb_route_table *t;
+  const char *const bodies[] = {
+      "{\"event_type\": \"order.created\", \"payload\": {\"order\": {}}}",
+      "{\"event_type\": \"order.paid\", \"payload\": {}}",
+      "{\"event_type\": \"user.created\", \"payload\": {\"user\": {}}}",
+      "{\"event_type\": \"order.paid\", \"payload\": {}}",
+      "{\"event_type\": \"order.created\", \"payload\": {}}", /* /payload/order finds nothing */
+  };
+  for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+    jb_route_verdict v = route(r, bodies[i], &out, &why, &t);
+    cr_assert_eq(v, i == 4 ? JB_ROUTE_DEAD_LETTER : JB_ROUTE_JOBS, "%zu: %s", i, why.msg);
+    jb_routed_clear(&out);
+    jb_router_release(t);
+  }
+  t = jb_router_acquire(r);
+  const uint64_t want[] = {1, 3, 2, 1}; /* order.created, order.#, *.created, user.* */
+  for (size_t i = 0; i < 4; i++)
+    cr_expect_eq(jb_route_table_matched(t, i), want[i], "mapping %zu", i);
+  cr_expect_eq(jb_route_table_matched(t, 4), 0, "out of range");
+  jb_router_release(t);
+  cr_assert_eq(jb_router_reload(r, load(CFG), &why), JB_OK, "%s", why.msg);
+  t = jb_router_acquire(r);
+  cr_expect_eq(jb_route_table_matched(t, 1), 0, "a reloaded table counts from zero");
+  jb_router_release(t);
+  jb_router_free(r);
+  jb_config_free(cfg);
+}
