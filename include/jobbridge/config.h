@@ -88,6 +88,8 @@ typedef struct jb_ingest_cfg {
   int consumers;
   int max_body_bytes;
   bool require_event_id;
+  int max_waiting;    /* backpressure: pause consuming at this many waiting jobs (0: off) */
+  int resume_waiting; /* ... and resume below this many (0: 80% of max_waiting) */
 } jb_ingest_cfg;
 
 /* workers.* */

@@ -59,6 +59,11 @@ typedef struct jb_job_store_ops {
   jb_err (*retry)(void *self, const char *id, jb_job *out, jb_error *e);
   /* One entry per queue that has jobs, sorted by name. *out is a new array (free()). */
   jb_err (*stats)(void *self, jb_queue_stats **out, size_t *n, jb_error *e);
+  /* Backpressure: how many jobs wait (PENDING, SCHEDULED, RETRYING) in the n queues named,
+   * counted up to `limit` at most (a bounded count on the waiting index, cheap however long the
+   * backlog is). *out <= limit. */
+  jb_err (*count_waiting)(void *self, const char *const *queues, size_t n, int64_t limit,
+                          int64_t *out, jb_error *e);
 } jb_job_store_ops;
 
 /* Each instance is used by one thread at a time (one connection). */

@@ -120,6 +120,14 @@ static const key_decl root_keys[] = {
     {"ingest.require_event_id", K_BOOL, CFG(ingest.require_event_id), 0, "false", 0, 0, false,
      "dead-letter events that carry no id (otherwise they are accepted without deduplication)",
      NULL, 0, 0},
+    {"ingest.max_waiting", K_INT, CFG(ingest.max_waiting), 0, "0", 0, 100000000, false,
+     "backpressure: stop taking deliveries while the mappings' queues hold this many waiting jobs "
+     "(0: off)",
+     NULL, 0, 0},
+    {"ingest.resume_waiting", K_INT, CFG(ingest.resume_waiting), 0, "0", 0, 100000000, false,
+     "backpressure: take deliveries again below this many waiting jobs (0: 80% of "
+     "ingest.max_waiting)",
+     NULL, 0, 0},
     {"workers.enabled", K_BOOL, CFG(workers.enabled), 0, "true", 0, 0, false,
      "run workers in this instance (false: an ingest-only instance)", NULL, 0, 0},
     {"workers.threads", K_INT, CFG(workers.threads), 0, "0", 0, 256, false,
