@@ -67,7 +67,8 @@ typedef struct jb_amqp_tls_cfg {
 typedef struct jb_amqp_cfg {
   char **urls; /* amqp.url: one URL or a list of a cluster's nodes, tried in turn; NULL-ended */
   size_t urls_len;
-  char *url; /* urls[0] (borrowed from urls) */
+  char *url;      /* urls[0] (borrowed from urls) */
+  char *url_file; /* amqp.url_file: a file holding the URL(s) instead (a secret), or NULL */
   int heartbeat_s;
   int prefetch;
   jb_amqp_input_cfg input;
@@ -78,6 +79,7 @@ typedef struct jb_amqp_cfg {
 /* database.* */
 typedef struct jb_database_cfg {
   char *url;
+  char *url_file; /* database.url_file: a file holding the URL instead (a secret), or NULL */
   char *schema;
 } jb_database_cfg;
 

@@ -60,6 +60,10 @@ static const key_decl root_keys[] = {
      "AMQP 0-9-1 URL of the broker (amqps:// for TLS), or a list of a cluster's nodes tried in "
      "turn; JOBBRIDGE_AMQP_URL (comma-separated for a list) overrides it",
      NULL, 0, 0},
+    {"amqp.url_file", K_STRING, CFG(amqp.url_file), 0, "null", 0, 0, false,
+     "a file holding amqp.url (one URL, or a cluster's, one a line or comma-separated), so the "
+     "password stays out of the config; JOBBRIDGE_AMQP_URL still overrides it",
+     NULL, 0, 0},
     {"amqp.tls.ca_file", K_STRING, CFG(amqp.tls.ca_file), 0, "null", 0, 0, false,
      "amqps: PEM file of the CAs that sign the broker's certificate (null: the system's, "
      "/etc/ssl/certs/ca-certificates.crt)",
@@ -107,6 +111,10 @@ static const key_decl root_keys[] = {
     {"database.url", K_STRING, CFG(database.url), 0,
      "\"postgresql://jobbridge@127.0.0.1:5432/jobbridge\"", 0, 0, false,
      "libpq connection URL; JOBBRIDGE_DATABASE_URL overrides it", NULL, 0, 0},
+    {"database.url_file", K_STRING, CFG(database.url_file), 0, "null", 0, 0, false,
+     "a file holding database.url, so the password stays out of the config; "
+     "JOBBRIDGE_DATABASE_URL still overrides it",
+     NULL, 0, 0},
     {"database.schema", K_STRING, CFG(database.schema), 0, "\"jobbridge\"", 0, 0, false,
      "PostgreSQL schema holding jobbridge's tables", NULL, 0, 0},
     {"ingest.batch_max", K_INT, CFG(ingest.batch_max), 0, "200", 1, 10000, false,
