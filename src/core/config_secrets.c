@@ -52,7 +52,8 @@ static jb_err split_urls(const char *name, const char *path, char *text, char **
   char **v = calloc(cap + 1, sizeof *v);
   if (v == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory");
   size_t k = 0;
-  for (char *tok = strtok(text, ",\n"); tok != NULL; tok = strtok(NULL, ",\n")) {
+  char *save = NULL;
+  for (char *tok = strtok_r(text, ",\n", &save); tok != NULL; tok = strtok_r(NULL, ",\n", &save)) {
     while (isspace((unsigned char)*tok)) tok++;
     size_t l = strlen(tok);
     while (l > 0 && isspace((unsigned char)tok[l - 1])) tok[--l] = '\0';
