@@ -76,6 +76,10 @@ bool jb_mq_backpressure(consumer *c, const char **why);
 /* Starts consuming on c's connection (basic.consume with tag "jobbridge-<index>"). */
 jb_err jb_mq_consume(consumer *c, jb_error *e);
 
+/* Declares the durable queue named after the dead-letter exchange on c's consuming connection,
+ * of the input queue's type (see mq_dead_letter.c). */
+jb_err jb_mq_declare_dead_letter_queue(consumer *c, jb_error *e);
+
 /* Keeps the idle dead-letter connection alive (see mq_dead_letter.c). */
 void jb_mq_service_publisher(consumer *c, jb_time now);
 

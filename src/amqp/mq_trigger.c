@@ -51,10 +51,7 @@ static jb_err declare_and_consume(consumer *c, jb_error *e) {
                         amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter exchange", e)) != JB_OK)
     return rc;
-  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange), 0, 1, 0, 0,
-                     amqp_empty_table);
-  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter queue", e)) != JB_OK)
-    return rc;
+  if ((rc = jb_mq_declare_dead_letter_queue(c, e)) != JB_OK) return rc;
   amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange),
                   amqp_cstring_bytes(cfg->input.dead_letter_exchange), amqp_cstring_bytes("#"),
                   amqp_empty_table);

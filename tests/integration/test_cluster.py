@@ -311,6 +311,19 @@ class Cluster(unittest.TestCase):
             self.assertEqual(set(subjects), job_ids)
         self.assertEqual(len(self.kills), 4)
 
+    def test_dead_letter_queue_of_another_type_is_kept(self):
+        """An older jobbridge declared the dead-letter queue classic: a quorum input now
+        declares it quorum, the broker refuses (406), and jobbridge keeps it and consumes."""
+        b = self.bridge()
+        conn = pika.BlockingConnection(jbtest.pika_params())
+        conn.channel().queue_declare(b.dlx, durable=True)
+        conn.close()
+        b.start(env={"JOBBRIDGE_AMQP_URL": ",".join(n.url() for n in self.nodes)})
+        self.assertIn("exists with another queue type", b.logs())
+        b.publish([(json.dumps({"event_type": "cl.ev", "id": "dlq-1"}), "cl.ev", None)])
+        b.wait_count(1, 60)
+        self.assertEqual(b.stop(), 0)
+
     def outbox_empty(self, b):
         return int(jbtest.psql(f"SELECT count(*) FROM {b.schema}.outbox")) == 0
 
