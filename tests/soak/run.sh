@@ -76,7 +76,9 @@ PY
 
 start_jb() {
   if [ "$VALGRIND" = 1 ]; then
-    valgrind --leak-check=full --show-leak-kinds=definite \
+    # Forked children (the exec handler's) are silent: they exec or _exit at once, and their
+    # copy of the parent's heap is not a leak.
+    valgrind --leak-check=full --show-leak-kinds=definite --child-silent-after-fork=yes \
       --errors-for-leak-kinds=definite --log-file="$state/valgrind.%p.log" \
       "$BIN" run --config "$state/jobbridge.json" 2>>"$state/jobbridge.log" &
   else
@@ -189,10 +191,11 @@ rc=0
 [ "$lost" = 0 ] && [ "$dup" = 0 ] && [ "$completed" = "$out_done" ] || rc=1
 if [ "$VALGRIND" = 1 ]; then
   echo "valgrind (definitely lost, per process):"
-  for f in "$state"/valgrind.*.log; do
+  for pid in $(awk '{print $2}' "$state/processes" | tr -d :); do
+    f="$state/valgrind.$pid.log"
     d=$(grep -o "definitely lost: [0-9,]* bytes" "$f" | tail -1)
-    echo "  $(basename "$f"): ${d:-no leak summary (the process did not exit normally)}"
-    case "$d" in "definitely lost: 0 bytes" | "") ;; *) rc=1 ;; esac
+    echo "  pid $pid: ${d:-no leak summary (the process did not exit normally)}"
+    case "$d" in "definitely lost: 0 bytes") ;; *) rc=1 ;; esac
     grep -q "ERROR SUMMARY: 0 errors" "$f" || { echo "  $(grep 'ERROR SUMMARY' "$f")"; rc=1; }
   done
 fi
