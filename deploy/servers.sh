@@ -2,6 +2,9 @@
 # Throwaway RabbitMQ and PostgreSQL servers on loopback, for the local run, the tests and the
 # benchmarks. Source this file, then call jb_servers_start DIR; it exports JB_PG_PORT,
 # JB_AMQP_PORT, JOBBRIDGE_DATABASE_URL and JOBBRIDGE_AMQP_URL. jb_servers_stop DIR stops both.
+# Hooks for the tests: JB_PG_EXTRA_OPTS is added to postgres's options (e.g. "-c ssl=on -c
+# ssl_cert_file=... -c ssl_key_file=..."), JB_RABBIT_EXTRA_CONF appended to rabbitmq.conf (e.g.
+# a TLS listener and its ssl_options.*).
 # PostgreSQL refuses to run as root, so it runs as the `postgres` system user (created by the
 # postgresql package) or, failing that, a `jobbridge` user this script creates.
 
@@ -36,7 +39,8 @@ jb_pg_start() {
   jb_as_pg "$JB_PG_BIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 start \
     -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir/pg \
         -c fsync=$fsync -c synchronous_commit=$fsync -c full_page_writes=$fsync \
-        -c max_connections=200" >/dev/null || { cat "$dir/pg/server.log" >&2; return 1; }
+        -c max_connections=200 ${JB_PG_EXTRA_OPTS:-}" >/dev/null \
+    || { cat "$dir/pg/server.log" >&2; return 1; }
   local i
   for i in $(seq 1 60); do
     psql -h 127.0.0.1 -p "$port" -U jobbridge -d postgres -Atqc \
@@ -86,6 +90,8 @@ loopback_users = none
 vm_memory_high_watermark.relative = 0.6
 disk_free_limit.absolute = 50MB
 CONF
+  # Extra lines for rabbitmq.conf (a TLS listener, cluster settings): the tests' hook.
+  [ -z "${JB_RABBIT_EXTRA_CONF:-}" ] || printf '%s\n' "$JB_RABBIT_EXTRA_CONF" >>"$dir/rabbit/rabbitmq.conf"
   echo "$port" >"$dir/rabbit/port"
   ( jb_rabbit_env "$dir" "$port"
     "$JB_RABBIT_BIN/rabbitmq-server" -detached >"$dir/rabbit/start.log" 2>&1

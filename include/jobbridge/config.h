@@ -79,7 +79,8 @@ typedef struct jb_amqp_tls_cfg {
 typedef struct jb_amqp_cfg {
   char **urls; /* amqp.url: one URL or a list of a cluster's nodes, tried in turn; NULL-ended */
   size_t urls_len;
-  char *url; /* urls[0] (borrowed from urls) */
+  char *url;      /* urls[0] (borrowed from urls) */
+  char *url_file; /* amqp.url_file: a file holding the URL(s) instead (a secret), or NULL */
   int heartbeat_s;
   int prefetch;
   jb_amqp_input_cfg input;
@@ -90,6 +91,7 @@ typedef struct jb_amqp_cfg {
 /* database.* */
 typedef struct jb_database_cfg {
   char *url;
+  char *url_file; /* database.url_file: a file holding the URL instead (a secret), or NULL */
   char *schema;
 } jb_database_cfg;
 
@@ -100,6 +102,8 @@ typedef struct jb_ingest_cfg {
   int consumers;
   int max_body_bytes;
   bool require_event_id;
+  int max_waiting;    /* backpressure: pause consuming at this many waiting jobs (0: off) */
+  int resume_waiting; /* ... and resume below this many (0: 80% of max_waiting) */
 } jb_ingest_cfg;
 
 /* workers.* */

@@ -48,6 +48,10 @@ typedef bool (*jb_health_probe_fn)(void *self, char *why, size_t len);
 jb_health_slot *jb_health_probe(const char *name, jb_health_probe_fn fn, void *self,
                                 int64_t cache_ms);
 
+/* A note shown with the check in /readyz's JSON ("note"), ready or not, that does not change
+ * readiness (e.g. ingest paused by backpressure); fmt NULL clears it. */
+void jb_health_note(jb_health_slot *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Unregisters and frees the slot (NULL: nothing). */
 void jb_health_remove(jb_health_slot *s);
 
@@ -55,8 +59,8 @@ void jb_health_remove(jb_health_slot *s);
  * JSON object {"status": "ok"|"wedged", "threads": n, "wedged": [{"thread", "late_ms"}]}. */
 bool jb_health_live(json_t **doc);
 /* Readiness: true when every component and probe is ready. *doc (may be NULL) gets a new JSON
- * object {"status": "ready"|"not ready", "checks": [{"name", "ready", "reason"?}]}; the checks
- * of the same name (one per AMQP consumer) are listed each. */
+ * object {"status": "ready"|"not ready", "checks": [{"name", "ready", "reason"?, "note"?}]}; the
+ * checks of the same name (one per AMQP consumer) are listed each. */
 bool jb_health_readiness(json_t **doc);
 
 #endif

@@ -100,6 +100,11 @@ typedef struct jb_job_store_ops {
   /* The last hour's minutes, oldest first, only those with jobs. *out is a new array (free()).
    * NULL in a store without it: JobService then answers JB_ERR_INVALID. */
   jb_err (*throughput)(void *self, jb_throughput_minute **out, size_t *n, jb_error *e);
+  /* Backpressure: how many jobs wait (PENDING, SCHEDULED, RETRYING) in the n queues named,
+   * counted up to `limit` at most (a bounded count on the waiting index, cheap however long the
+   * backlog is). *out <= limit. */
+  jb_err (*count_waiting)(void *self, const char *const *queues, size_t n, int64_t limit,
+                          int64_t *out, jb_error *e);
 } jb_job_store_ops;
 
 /* Each instance is used by one thread at a time (one connection). */

@@ -171,3 +171,36 @@ bool jb_mq_settle_bad(consumer *c, pending *chunk, size_t n, bool held_only) {
   }
   return true;
 }
+
+/* The queue that keeps dead letters until someone binds their own is of the input queue's type:
+ * a classic queue lives on one node, and while that node is down every consumer's re-declare
+ * after a reconnect fails with 404 ("home node ... is down"), so ingest stops until it is back;
+ * a quorum queue has no such home. A queue of that name already declared with another type (by
+ * an older jobbridge) is kept as it is: the broker refuses the declare (406), the channel is
+ * reopened, and the log says how to change it. */
+jb_err jb_mq_declare_dead_letter_queue(consumer *c, jb_error *e) {
+  const jb_amqp_cfg *cfg = c->t->amqp;
+  amqp_connection_state_t conn = c->conn;
+  amqp_table_entry_t type = {
+      amqp_cstring_bytes("x-queue-type"),
+      {AMQP_FIELD_KIND_UTF8, {.bytes = amqp_cstring_bytes(cfg->input.queue_type)}}};
+  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange), 0, 1, 0, 0,
+                     (amqp_table_t){1, &type});
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+      ((amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_PRECONDITION_FAILED) {
+    amqp_channel_close_ok_t ok = {0};
+    if (amqp_send_method(conn, CH, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK)
+      return jb_fail(e, JB_ERR_AMQP_CONN, "declare dead-letter queue: cannot close the channel");
+    amqp_channel_open(conn, CH);
+    jb_err rc = jb_amqp_check(amqp_get_rpc_reply(conn), "reopen the channel", e);
+    if (rc != JB_OK) return rc;
+    jb_log(JB_LOG_WARN,
+           "the dead-letter queue exists with another queue type; keeping it (delete it while "
+           "jobbridge is stopped to have it declared again as the input queue's type)",
+           "queue", cfg->input.dead_letter_exchange, "queue_type", cfg->input.queue_type,
+           JB_LOG_END);
+    return JB_OK;
+  }
+  return jb_amqp_check(r, "declare dead-letter queue", e);
+}

@@ -11,6 +11,7 @@
 #include "amqp/mq_batch.h"
 #include "amqp/mq_trigger.h"
 #include "jobbridge/event.h"
+#include "jobbridge/job_store.h"
 #include "jobbridge/router.h"
 #include "jobbridge/stop.h"
 
@@ -47,6 +48,9 @@ typedef struct consumer {
   long db_backoff_ms;
   long dl_backoff_ms;
   long amqp_backoff_ms;
+  const jb_job_store *store; /* backpressure's count (mq_backpressure.c); NULL: none. Borrowed,
+                              * on this consumer's database connection: this thread only */
+  bool consuming;            /* basic.consume is active on conn (false: paused by backpressure) */
 } consumer;
 
 struct jb_mq_trigger {
@@ -59,7 +63,25 @@ struct jb_mq_trigger {
   atomic_bool running;
   atomic_uint_fast64_t received, created, duplicates, dead_lettered, held, acked;
   atomic_uint_fast64_t ev_created, ev_duplicate; /* events stored, by outcome (metrics) */
+  /* Backpressure (mq_backpressure.c): the shared decision every consumer follows. */
+  atomic_bool bp_paused;
+  atomic_int_fast64_t bp_next_check_ms; /* monotonic ms of the next count; a CAS picks who */
+  atomic_int_fast64_t bp_waiting;       /* the last count (bounded by ingest.max_waiting) */
+  atomic_uint_fast64_t bp_created_seen; /* `created` when it was taken */
+  atomic_uint_fast64_t bp_pauses;       /* times consuming was paused */
 };
+
+/* Backpressure: counts the waiting jobs (at most once a second, by whichever consumer comes
+ * first), decides pause or resume for all, and makes this consumer follow: basic.cancel or
+ * basic.consume on its connection. False when the connection failed (drop it). */
+bool jb_mq_backpressure(consumer *c, const char **why);
+
+/* Starts consuming on c's connection (basic.consume with tag "jobbridge-<index>"). */
+jb_err jb_mq_consume(consumer *c, jb_error *e);
+
+/* Declares the durable queue named after the dead-letter exchange on c's consuming connection,
+ * of the input queue's type (see mq_dead_letter.c). */
+jb_err jb_mq_declare_dead_letter_queue(consumer *c, jb_error *e);
 
 /* Keeps the idle dead-letter connection alive (see mq_dead_letter.c). */
 void jb_mq_service_publisher(consumer *c, jb_time now);

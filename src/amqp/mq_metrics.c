@@ -8,6 +8,7 @@
 
 typedef struct families {
   jb_metric_family *received, *events, *dead, *conns, *connects, *published, *lag;
+  jb_metric_family *paused, *pauses, *waiting;
 } families;
 
 static families fam;
@@ -41,6 +42,16 @@ static void make_families(void) {
       "Attempts to connect to the broker (first connections and reconnects), by result.", result);
   fam.published = jb_metrics_counter(m, "jobbridge_outbox_published_total",
                                      "Job events published and confirmed by the broker.", NULL);
+  fam.paused = jb_metrics_gauge(
+      m, "jobbridge_ingest_paused",
+      "1 while ingest is paused by backpressure (ingest.max_waiting), else 0.", NULL);
+  fam.pauses = jb_metrics_counter(m, "jobbridge_ingest_backpressure_pauses_total",
+                                  "Times ingest was paused by backpressure.", NULL);
+  fam.waiting = jb_metrics_gauge(
+      m, "jobbridge_ingest_waiting_jobs",
+      "Waiting jobs of the mappings' queues at backpressure's last count (bounded by "
+      "ingest.max_waiting; 0 when backpressure is off).",
+      NULL);
   fam.lag = jb_metrics_histogram(
       m, "jobbridge_outbox_publish_lag_seconds",
       "From a job event's commit into the outbox to its publish to the broker.", NULL, lag_bounds,
@@ -61,6 +72,9 @@ static void collect(void *arg) {
                       atomic_load(&t->ev_duplicate));
   jb_metric_set_total(jb_metric_get2(f->events, "amqp", "dead_lettered"),
                       atomic_load(&t->dead_lettered));
+  jb_metric_set(jb_metric_get0(f->paused), atomic_load(&t->bp_paused) ? 1 : 0);
+  jb_metric_set_total(jb_metric_get0(f->pauses), atomic_load(&t->bp_pauses));
+  jb_metric_set(jb_metric_get0(f->waiting), (double)atomic_load(&t->bp_waiting));
 }
 
 void jb_mq_metrics_register(jb_mq_trigger *t) {

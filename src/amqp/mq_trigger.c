@@ -53,10 +53,7 @@ static jb_err declare_and_consume(consumer *c, jb_error *e) {
                         amqp_cstring_bytes("topic"), 0, 1, 0, 0, amqp_empty_table);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter exchange", e)) != JB_OK)
     return rc;
-  amqp_queue_declare(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange), 0, 1, 0, 0,
-                     amqp_empty_table);
-  if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "declare dead-letter queue", e)) != JB_OK)
-    return rc;
+  if ((rc = jb_mq_declare_dead_letter_queue(c, e)) != JB_OK) return rc;
   amqp_queue_bind(conn, CH, amqp_cstring_bytes(cfg->input.dead_letter_exchange),
                   amqp_cstring_bytes(cfg->input.dead_letter_exchange), amqp_cstring_bytes("#"),
                   amqp_empty_table);
@@ -76,9 +73,9 @@ static jb_err declare_and_consume(consumer *c, jb_error *e) {
   }
   amqp_basic_qos(conn, CH, 0, (uint16_t)cfg->prefetch, 0);
   if ((rc = jb_amqp_check(amqp_get_rpc_reply(conn), "set prefetch", e)) != JB_OK) return rc;
-  amqp_basic_consume(conn, CH, amqp_cstring_bytes(cfg->input.queue), amqp_empty_bytes, 0, 0, 0,
-                     amqp_empty_table);
-  return jb_amqp_check(amqp_get_rpc_reply(conn), "start consuming", e);
+  c->consuming = false;
+  if (atomic_load(&c->t->bp_paused)) return JB_OK; /* backpressure resumes it */
+  return jb_mq_consume(c, e);
 }
 
 /* Forgets every pending delivery without settling it: they belong to a dead channel, and the
@@ -393,6 +390,11 @@ static void *consumer_main(void *arg) {
   while (!jb_stop_requested(&t->stop)) {
     jb_health_beat(c->alive);
     if (!ensure_connected(c)) continue; /* backed off, or stopping */
+    const char *why = NULL;
+    if (!jb_mq_backpressure(c, &why)) {
+      drop_consumer_conn(c, why);
+      continue;
+    }
     jb_time now = jb_time_now();
     jb_mq_service_publisher(c, now);
     /* Held deliveries wait for the dead-letter path only; they never delay the others. */
@@ -500,9 +502,10 @@ jb_err jb_mq_trigger_new(const jb_amqp_cfg *amqp, const jb_ingest_cfg *ingest, j
 }
 
 jb_mq_stats jb_mq_trigger_stats(jb_mq_trigger *t) {
-  return (jb_mq_stats){atomic_load(&t->received),   atomic_load(&t->created),
-                       atomic_load(&t->duplicates), atomic_load(&t->dead_lettered),
-                       atomic_load(&t->held),       atomic_load(&t->acked)};
+  return (jb_mq_stats){
+      atomic_load(&t->received),      atomic_load(&t->created),   atomic_load(&t->duplicates),
+      atomic_load(&t->dead_lettered), atomic_load(&t->held),      atomic_load(&t->acked),
+      atomic_load(&t->bp_paused),     atomic_load(&t->bp_pauses), atomic_load(&t->bp_waiting)};
 }
 
 void jb_mq_trigger_free(jb_mq_trigger *t) {

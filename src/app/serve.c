@@ -111,7 +111,8 @@ static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
   size_t n = ingest_connections(w->cfg);
   w->svcs = calloc(n ? n : 1, sizeof *w->svcs);
   w->creators = calloc(n ? n : 1, sizeof *w->creators);
-  if (w->svcs == NULL || w->creators == NULL)
+  w->ingest_stores = calloc(n ? n : 1, sizeof *w->ingest_stores);
+  if (w->svcs == NULL || w->creators == NULL || w->ingest_stores == NULL)
     return jb_fail(e, JB_ERR_NOMEM, "out of memory wiring the ingest consumers");
   for (size_t i = 0; i < n; i++) {
     jb_job_service_init(&w->svcs[i], jb_pg_store(pgs[i]), jb_pg_work_queue(pgs[i]), w->cfg);
@@ -120,11 +121,14 @@ static jb_err ingest_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
     if (w->pool != NULL)
       jb_job_service_set_dispatcher(&w->svcs[i], jb_worker_pool_dispatcher(w->pool));
     w->creators[i] = jb_job_service_creator(&w->svcs[i]);
+    w->ingest_stores[i] = jb_pg_store(pgs[i]);
   }
   jb_err rc = jb_router_new(w->cfg, &w->router, e);
-  if (rc != JB_OK) return rc;
-  return jb_mq_trigger_new(&w->cfg->amqp, &w->cfg->ingest, w->router, w->creators, n, &w->trigger,
+  if (rc == JB_OK)
+    rc = jb_mq_trigger_new(&w->cfg->amqp, &w->cfg->ingest, w->router, w->creators, n, &w->trigger,
                            e);
+  if (rc == JB_OK) jb_mq_trigger_set_backlog(w->trigger, w->ingest_stores);
+  return rc;
 }
 
 static jb_err ingest_start(jb_wiring *w, jb_error *e) {
@@ -137,7 +141,7 @@ static void log_totals(jb_mq_trigger *trigger) {
   jb_log(JB_LOG_INFO, "ingest totals", JB_LOG_U64("received", st.received),
          JB_LOG_U64("jobs_created", st.jobs_created), JB_LOG_U64("duplicates", st.duplicates),
          JB_LOG_U64("dead_lettered", st.dead_lettered), JB_LOG_U64("dead_letters_held", st.held),
-         JB_LOG_U64("acked", st.acked), JB_LOG_END);
+         JB_LOG_U64("acked", st.acked), JB_LOG_U64("backpressure_pauses", st.pauses), JB_LOG_END);
 }
 
 static void ingest_stop(jb_wiring *w) {
@@ -154,8 +158,10 @@ static void ingest_destroy(jb_wiring *w) {
   w->router = NULL;
   free(w->svcs);
   free(w->creators);
+  free(w->ingest_stores);
   w->svcs = NULL;
   w->creators = NULL;
+  w->ingest_stores = NULL;
 }
 
 /* ---- the HTTP server: a connection per job service lent to requests, one per committer of

@@ -33,6 +33,7 @@ typedef struct jb_wiring {
   jb_worker_pool *pool; /* NULL when workers are disabled */
   jb_job_service *svcs; /* one per ingest consumer */
   jb_job_creator *creators;
+  jb_job_store *ingest_stores; /* one per ingest consumer: backpressure's count */
   jb_router *router; /* the mapping table every event trigger routes through; SIGHUP reloads it */
   jb_mq_trigger *trigger;
   jb_job_service *http_svcs;  /* the HTTP server's: one per connection, then the committers' */

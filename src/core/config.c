@@ -422,6 +422,7 @@ static jb_err load_root(ctx *c, json_t *root, jb_config **out) {
   jb_config *cfg = calloc(1, sizeof *cfg);
   if (cfg == NULL) return jb_fail(c->e, JB_ERR_NOMEM, "out of memory");
   jb_err rc = apply_table(c, &jb_config_root, root, "", cfg);
+  if (rc == JB_OK) rc = jb_config_read_secrets(c->name, cfg, c->e);
   if (rc == JB_OK)
     rc = env_override_list(c, &cfg->amqp.urls, &cfg->amqp.urls_len, "JOBBRIDGE_AMQP_URL");
   if (rc == JB_OK) rc = env_override(c, &cfg->database.url, "JOBBRIDGE_DATABASE_URL");

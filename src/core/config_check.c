@@ -122,6 +122,12 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
   if (cfg->retry.max_s < cfg->retry.base_s)
     return jb_fail(c->e, JB_ERR_CONFIG, "%s: retry.max_s: %g is below retry.base_s (%g)", c->name,
                    cfg->retry.max_s, cfg->retry.base_s);
+  if (cfg->ingest.max_waiting > 0 && cfg->ingest.resume_waiting >= cfg->ingest.max_waiting)
+    return jb_fail(c->e, JB_ERR_CONFIG,
+                   "%s: ingest.resume_waiting: %d is not below ingest.max_waiting (%d)", c->name,
+                   cfg->ingest.resume_waiting, cfg->ingest.max_waiting);
+  if (cfg->ingest.max_waiting > 0 && cfg->ingest.resume_waiting == 0)
+    cfg->ingest.resume_waiting = (int)((int64_t)cfg->ingest.max_waiting * 8 / 10);
   for (size_t i = 0; i < cfg->job_types_len; i++) {
     const jb_job_type_cfg *jt = &cfg->job_types[i];
     if (!one_of(jt->handler, handlers))

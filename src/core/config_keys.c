@@ -166,6 +166,10 @@ static const key_decl root_keys[] = {
      "AMQP 0-9-1 URL of the broker (amqps:// for TLS), or a list of a cluster's nodes tried in "
      "turn; JOBBRIDGE_AMQP_URL (comma-separated for a list) overrides it",
      NULL, 0, 0},
+    {"amqp.url_file", K_STRING, CFG(amqp.url_file), 0, "null", 0, 0, false,
+     "a file holding amqp.url (one URL, or a cluster's, one a line or comma-separated), so the "
+     "password stays out of the config; JOBBRIDGE_AMQP_URL still overrides it",
+     NULL, 0, 0},
     {"amqp.tls.ca_file", K_STRING, CFG(amqp.tls.ca_file), 0, "null", 0, 0, false,
      "amqps: PEM file of the CAs that sign the broker's certificate (null: the system's, "
      "/etc/ssl/certs/ca-certificates.crt)",
@@ -213,6 +217,10 @@ static const key_decl root_keys[] = {
     {"database.url", K_STRING, CFG(database.url), 0,
      "\"postgresql://jobbridge@127.0.0.1:5432/jobbridge\"", 0, 0, false,
      "libpq connection URL; JOBBRIDGE_DATABASE_URL overrides it", NULL, 0, 0},
+    {"database.url_file", K_STRING, CFG(database.url_file), 0, "null", 0, 0, false,
+     "a file holding database.url, so the password stays out of the config; "
+     "JOBBRIDGE_DATABASE_URL still overrides it",
+     NULL, 0, 0},
     {"database.schema", K_STRING, CFG(database.schema), 0, "\"jobbridge\"", 0, 0, false,
      "PostgreSQL schema holding jobbridge's tables", NULL, 0, 0},
     {"ingest.batch_max", K_INT, CFG(ingest.batch_max), 0, "200", 1, 10000, false,
@@ -225,6 +233,14 @@ static const key_decl root_keys[] = {
      "larger event bodies are dead-lettered", NULL, 0, 0},
     {"ingest.require_event_id", K_BOOL, CFG(ingest.require_event_id), 0, "false", 0, 0, false,
      "dead-letter events that carry no id (otherwise they are accepted without deduplication)",
+     NULL, 0, 0},
+    {"ingest.max_waiting", K_INT, CFG(ingest.max_waiting), 0, "0", 0, 100000000, false,
+     "backpressure: stop taking deliveries while the mappings' queues hold this many waiting jobs "
+     "(0: off)",
+     NULL, 0, 0},
+    {"ingest.resume_waiting", K_INT, CFG(ingest.resume_waiting), 0, "0", 0, 100000000, false,
+     "backpressure: take deliveries again below this many waiting jobs (0: 80% of "
+     "ingest.max_waiting)",
      NULL, 0, 0},
     {"workers.enabled", K_BOOL, CFG(workers.enabled), 0, "true", 0, 0, false,
      "run workers in this instance (false: an ingest-only instance)", NULL, 0, 0},

@@ -23,6 +23,7 @@ struct jb_health_slot {
   /* components and probes */
   atomic_bool ready;
   char reason[200]; /* under mu */
+  char note[200];   /* under mu: shown beside a ready check (jb_health_note); "" for none */
   /* probes */
   jb_health_probe_fn fn;
   void *self;
@@ -75,6 +76,20 @@ void jb_health_ready(jb_health_slot *s) {
   pthread_mutex_lock(&mu);
   s->reason[0] = '\0';
   atomic_store(&s->ready, true);
+  pthread_mutex_unlock(&mu);
+}
+
+void jb_health_note(jb_health_slot *s, const char *fmt, ...) {
+  if (s == NULL) return;
+  char note[sizeof s->note] = "";
+  if (fmt != NULL) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+  }
+  pthread_mutex_lock(&mu);
+  memcpy(s->note, note, sizeof note);
   pthread_mutex_unlock(&mu);
 }
 
@@ -162,6 +177,7 @@ bool jb_health_readiness(json_t **doc) {
     if (checks == NULL) continue;
     json_t *c = json_pack("{s:s, s:b}", "name", s->name, "ready", ok);
     if (c != NULL && !ok) json_object_set_new(c, "reason", json_string(s->reason));
+    if (c != NULL && s->note[0] != '\0') json_object_set_new(c, "note", json_string(s->note));
     json_array_append_new(checks, c);
   }
   pthread_mutex_unlock(&mu);

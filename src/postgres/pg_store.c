@@ -433,6 +433,33 @@ static jb_err pg_get_attempts(void *self, const char *id, jb_job_attempt **out, 
   return JB_OK;
 }
 
+/* Backpressure's count (job_store.h): planned at each run (no slot), once a second at most, so
+ * the planner sees the queue names and picks jobs_waiting_queue_idx; LIMIT bounds the work. */
+static const jb_pg_stmt count_waiting_stmt = {
+    ST_COUNT, "jb_count_waiting",
+    "SELECT count(*) FROM (SELECT 1 FROM jobs\n"
+    "  WHERE status IN ('PENDING','SCHEDULED','RETRYING') AND queue_name = ANY($1::text[])\n"
+    "  LIMIT $2::int8) s",
+    2, true};
+
+static jb_err pg_count_waiting(void *self, const char *const *queues, size_t n, int64_t limit,
+                               int64_t *out, jb_error *e) {
+  jb_pg *pg = self;
+  jb_pg_array *names = &pg->arrays[0];
+  jb_pg_array_begin(names);
+  for (size_t i = 0; i < n; i++) jb_pg_array_text(names, queues[i]);
+  char lim[32];
+  snprintf(lim, sizeof lim, "%lld", (long long)limit);
+  const char *params[2] = {jb_pg_array_end(names), lim};
+  if (params[0] == NULL) return jb_fail(e, JB_ERR_NOMEM, "out of memory for queue names");
+  PGresult *res = NULL;
+  jb_err rc = jb_pg_exec(pg, &count_waiting_stmt, params, &res, e);
+  if (rc != JB_OK) return rc;
+  *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return JB_OK;
+}
+
 static const jb_job_store_ops store_ops = {
     .enqueue = pg_enqueue,
     .get = pg_get,
@@ -442,6 +469,7 @@ static const jb_job_store_ops store_ops = {
     .stats = pg_stats,
     .get_attempts = pg_get_attempts,
     .throughput = jb_pg_throughput, /* pg_dash.c */
+    .count_waiting = pg_count_waiting,
 };
 
 jb_job_store jb_pg_store(jb_pg *pg) {

@@ -83,12 +83,17 @@ class Bridge:
     def http_url(self, timeout=30):
         """The base URL of the HTTP server of the running jobbridge, from its "http listening"
         log line (the port the kernel chose when http.listen asked for port 0)."""
-        self.wait_log('"http listening"', timeout)
+        # The log is appended to across restarts: the current process's line is the last one,
+        # once there is one per start.
+        self.wait_log('"http listening"', timeout, count=max(1, getattr(self, "starts", 1)))
+        url = None
         with open(self.log_path) as f:
             for line in f:
                 if '"http listening"' in line:
-                    return json.loads(line)["url"]
-        raise AssertionError("no http listening line in the log")
+                    url = json.loads(line)["url"]
+        if url is None:
+            raise AssertionError("no http listening line in the log")
+        return url
 
     def write_config(self, cfg):
         with open(self.config, "w") as f:
@@ -112,6 +117,7 @@ class Bridge:
         conn.close()
 
     def start(self, wait_consuming=True, env=None):
+        self.starts = getattr(self, "starts", 0) + 1
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen([self.binary, "run", "--config", self.config],
                                      stdout=subprocess.DEVNULL, stderr=self.log,
