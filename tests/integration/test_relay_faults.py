@@ -125,6 +125,9 @@ class RelayFaults(unittest.TestCase):
         b.insert_jobs(5, "noop", tag="first")
         b.start()
         b.wait_log("cannot change the type or arguments of an existing exchange", 60)
+        # The relay's refusal can come before the workers have run all five jobs: the events
+        # are in the outbox once the jobs are done.
+        b.wait_count(5, 60, "status = 'COMPLETED'")
         self.assertEqual(b.stop(), 0)
         self.assertEqual(self.outbox(b), 5, "the events wait in the outbox")
         conn = pika.BlockingConnection(jbtest.pika_params())
