@@ -86,11 +86,61 @@ static jb_err resolve_retry(ctx *c, const jb_config *cfg, jb_job_type_cfg *jt) {
                  c->name, jt->name, r->max_s, max_from, r->base_s, base_from);
 }
 
+/* Each job type: a known handler and what it needs, its environment, its retry policy. */
+static jb_err check_job_types(ctx *c, jb_config *cfg) {
+  static const char *const handlers[] = {"noop", "exec", "process", "http", NULL};
+  for (size_t i = 0; i < cfg->job_types_len; i++) {
+    const jb_job_type_cfg *jt = &cfg->job_types[i];
+    if (!one_of(jt->handler, handlers))
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.handler: \"%s\" is not noop, exec, process or http", c->name,
+                     jt->name, jt->handler);
+    if ((strcmp(jt->handler, "exec") == 0 || strcmp(jt->handler, "process") == 0) &&
+        jt->command_len == 0)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.command: the %s handler needs a command (argv array)",
+                     c->name, jt->name, jt->handler);
+    if (strcmp(jt->handler, "http") == 0 && (jt->url == NULL || jt->url[0] == '\0'))
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.url: the http handler needs a url (http:// or https://)",
+                     c->name, jt->name);
+    if (strcmp(jt->handler, "http") == 0 && strncasecmp(jt->url, "http://", 7) != 0 &&
+        strncasecmp(jt->url, "https://", 8) != 0)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: job_types.%s.url: \"%s\" is not an http:// or https:// URL", c->name,
+                     jt->name, jt->url);
+    jb_err rc = check_env(c, jt);
+    if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
+    if (rc != JB_OK) return rc;
+  }
+  return JB_OK;
+}
+
+/* Each mapping: a valid pattern, a registered job type, a JSON pointer. */
+static jb_err check_mappings(ctx *c, const jb_config *cfg) {
+  for (size_t i = 0; i < cfg->mappings_len; i++) {
+    const jb_mapping *m = &cfg->mappings[i];
+    char why[160];
+    if (!jb_topic_pattern_check(m->event_type, why, sizeof why))
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: mappings[%zu].event_type: \"%.80s%s\" is not a valid pattern: %s",
+                     c->name, i, m->event_type, strlen(m->event_type) > 80 ? "..." : "", why);
+    if (jb_config_job_type(cfg, m->job_type) == NULL)
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: mappings[%zu].job_type: job type \"%s\" is not registered in job_types",
+                     c->name, i, m->job_type);
+    if (m->payload != NULL && m->payload[0] != '\0' && m->payload[0] != '/')
+      return jb_fail(c->e, JB_ERR_CONFIG,
+                     "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
+                     c->name, i, m->payload);
+  }
+  return JB_OK;
+}
+
 /* Checks that span several keys. */
 static jb_err cross_check(ctx *c, jb_config *cfg) {
   static const char *const xtypes[] = {"topic", "direct", "fanout", "headers", NULL};
   static const char *const qtypes[] = {"classic", "quorum", NULL};
-  static const char *const handlers[] = {"noop", "exec", "process", "http", NULL};
   if (!one_of(cfg->amqp.input.exchange_type, xtypes))
     return jb_fail(c->e, JB_ERR_CONFIG,
                    "%s: amqp.input.exchange_type: \"%s\" is not topic, direct, fanout or headers",
@@ -128,49 +178,13 @@ static jb_err cross_check(ctx *c, jb_config *cfg) {
                    cfg->ingest.resume_waiting, cfg->ingest.max_waiting);
   if (cfg->ingest.max_waiting > 0 && cfg->ingest.resume_waiting == 0)
     cfg->ingest.resume_waiting = (int)((int64_t)cfg->ingest.max_waiting * 8 / 10);
-  for (size_t i = 0; i < cfg->job_types_len; i++) {
-    const jb_job_type_cfg *jt = &cfg->job_types[i];
-    if (!one_of(jt->handler, handlers))
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.handler: \"%s\" is not noop, exec, process or http", c->name,
-                     jt->name, jt->handler);
-    if ((strcmp(jt->handler, "exec") == 0 || strcmp(jt->handler, "process") == 0) &&
-        jt->command_len == 0)
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.command: the %s handler needs a command (argv array)",
-                     c->name, jt->name, jt->handler);
-    if (strcmp(jt->handler, "http") == 0 && (jt->url == NULL || jt->url[0] == '\0'))
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.url: the http handler needs a url (http:// or https://)",
-                     c->name, jt->name);
-    if (strcmp(jt->handler, "http") == 0 && strncasecmp(jt->url, "http://", 7) != 0 &&
-        strncasecmp(jt->url, "https://", 8) != 0)
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: job_types.%s.url: \"%s\" is not an http:// or https:// URL", c->name,
-                     jt->name, jt->url);
-    jb_err rc = check_env(c, jt);
-    if (rc == JB_OK) rc = resolve_retry(c, cfg, &cfg->job_types[i]);
-    if (rc != JB_OK) return rc;
-  }
-  jb_err hrc = jb_config_check_http(c->name, cfg, c->e);
-  if (hrc != JB_OK) return hrc;
-  for (size_t i = 0; i < cfg->mappings_len; i++) {
-    const jb_mapping *m = &cfg->mappings[i];
-    char why[160];
-    if (!jb_topic_pattern_check(m->event_type, why, sizeof why))
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].event_type: \"%.80s%s\" is not a valid pattern: %s",
-                     c->name, i, m->event_type, strlen(m->event_type) > 80 ? "..." : "", why);
-    if (jb_config_job_type(cfg, m->job_type) == NULL)
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].job_type: job type \"%s\" is not registered in job_types",
-                     c->name, i, m->job_type);
-    if (m->payload != NULL && m->payload[0] != '\0' && m->payload[0] != '/')
-      return jb_fail(c->e, JB_ERR_CONFIG,
-                     "%s: mappings[%zu].payload: \"%s\" is not a JSON pointer (must start with /)",
-                     c->name, i, m->payload);
-  }
-  jb_err rc = jb_schedules_check(c->name, cfg, c->e);
+  jb_err rc = check_job_types(c, cfg);
+  if (rc != JB_OK) return rc;
+  rc = jb_config_check_http(c->name, cfg, c->e);
+  if (rc != JB_OK) return rc;
+  rc = check_mappings(c, cfg);
+  if (rc != JB_OK) return rc;
+  rc = jb_schedules_check(c->name, cfg, c->e);
   return rc == JB_OK ? jb_config_check_webhooks(c->name, cfg, c->e) : rc;
 }
 
