@@ -581,6 +581,8 @@ json_t *jb_config_to_json(const jb_config *cfg) {
   json_object_set_new(json_object_get(o, "amqp"), "url", urls);
   json_object_set_new(json_object_get(o, "database"), "url",
                       json_string(jb_redact_url(cfg->database.url, buf, sizeof buf)));
+  if (cfg->http.progress_key != NULL) /* a credential: shown only as set */
+    json_object_set_new(json_object_get(o, "http"), "progress_key", json_string("***"));
   return o;
 }
 

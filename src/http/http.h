@@ -96,6 +96,8 @@ extern const jb_http_route jb_http_jobs_routes[]; /* api_jobs.c: /v1/jobs..., /v
 extern const size_t jb_http_jobs_nroutes;
 extern const jb_http_route jb_http_webhook_routes[]; /* webhooks.c: /v1/webhooks/{name} */
 extern const size_t jb_http_webhook_nroutes;
+extern const jb_http_route jb_http_progress_routes[]; /* api_progress.c */
+extern const size_t jb_http_progress_nroutes;
 extern const jb_http_route jb_http_metrics_routes[]; /* metrics.c: /metrics */
 extern const size_t jb_http_metrics_nroutes;
 

@@ -44,6 +44,7 @@ static const route_table tables[] = {
     {jb_http_jobs_routes, &jb_http_jobs_nroutes},
     {jb_http_webhook_routes, &jb_http_webhook_nroutes},
     {jb_http_metrics_routes, &jb_http_metrics_nroutes},
+    {jb_http_progress_routes, &jb_http_progress_nroutes},
 };
 
 /* ---- answers ---- */
