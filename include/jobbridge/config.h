@@ -109,7 +109,7 @@ typedef struct jb_http_cfg {
   int max_body_bytes;
   int max_connections;
   int request_timeout_s;
-  int db_connections;    /* database connections lent to requests that read or change jobs */
+  int db_connections; /* database connections lent to requests that read or change jobs */
   char *progress_key; /* keys progress tokens (progress_token.h); NULL: random */
 } jb_http_cfg;
 

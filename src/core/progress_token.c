@@ -34,8 +34,8 @@ jb_err jb_progress_token_set_secret(const char *s, jb_error *e) {
   if (s == NULL || *s == '\0') return JB_OK;
   size_t n = strlen(s);
   if (n < 16 || n > SECRET_MAX)
-    return jb_fail(e, JB_ERR_CONFIG,
-                   "http.progress_key must be 16 to %d characters long, not %zu", SECRET_MAX, n);
+    return jb_fail(e, JB_ERR_CONFIG, "http.progress_key must be 16 to %d characters long, not %zu",
+                   SECRET_MAX, n);
   memcpy(secret, s, n);
   secret_len = n;
   return JB_OK;
