@@ -23,6 +23,12 @@ jb_err jb_progress_token_set_secret(const char *secret, jb_error *e) JB_MUST_CHE
 jb_err jb_progress_token(const char *job_id, char out[JB_PROGRESS_TOKEN_LEN],
                          jb_error *e) JB_MUST_CHECK;
 
+/* The request header a handler sends the token in, and the whole header line for libcurl's
+ * header list: "Jobbridge-Progress-Token: <token>" (out holds JB_PROGRESS_HEADER_LEN bytes). */
+#define JB_PROGRESS_TOKEN_HEADER "Jobbridge-Progress-Token"
+#define JB_PROGRESS_HEADER_LEN (sizeof JB_PROGRESS_TOKEN_HEADER + 2 + JB_PROGRESS_TOKEN_LEN)
+jb_err jb_progress_token_header(const char *job_id, char *out, jb_error *e) JB_MUST_CHECK;
+
 /* Whether token is the job's token, compared in constant time (any thread). */
 bool jb_progress_token_check(const char *job_id, const char *token);
 

@@ -4,6 +4,7 @@
 
 #include <gnutls/crypto.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -64,4 +65,11 @@ bool jb_progress_token_check(const char *job_id, const char *token) {
   unsigned char diff = 0;
   for (size_t i = 0; i < 64; i++) diff |= (unsigned char)(want[i] ^ token[i]);
   return diff == 0;
+}
+
+jb_err jb_progress_token_header(const char *job_id, char *out, jb_error *e) {
+  char t[JB_PROGRESS_TOKEN_LEN];
+  jb_err rc = jb_progress_token(job_id, t, e);
+  if (rc == JB_OK) snprintf(out, JB_PROGRESS_HEADER_LEN, "%s: %s", JB_PROGRESS_TOKEN_HEADER, t);
+  return rc;
 }

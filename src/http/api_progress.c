@@ -10,7 +10,7 @@
 #include "jobbridge/job_service.h"
 #include "jobbridge/progress_token.h"
 
-#define TOKEN_HEADER "Jobbridge-Progress-Token"
+#define TOKEN_HEADER JB_PROGRESS_TOKEN_HEADER
 
 /* The progress token when one is sent (401 when it is not this job's), else the bearer token's
  * write scope. */

@@ -40,6 +40,9 @@ Test(progress_token, random_key_then_configured_key) {
   cr_expect_str_eq(b, WANT);
   cr_expect(jb_progress_token_check(JOB, WANT));
   cr_expect_not(jb_progress_token_check(JOB, a));
+  char h[JB_PROGRESS_HEADER_LEN];
+  cr_assert_eq(jb_progress_token_header(JOB, h, &e), JB_OK);
+  cr_expect_str_eq(h, "Jobbridge-Progress-Token: " WANT);
 }
 
 Test(progress_token, check_refuses_near_misses) {
