@@ -144,7 +144,6 @@ int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "worker") == 0) return worker();
   if (argc >= 5 && strcmp(argv[1], "pipe") == 0)
     return pipes(atol(argv[2]), atoi(argv[3]), argv + 4);
-  fprintf(stderr,
-          "usage: proc_bench pipe JOBS PROCESSES COMMAND [ARGS...] | proc_bench worker\n");
+  fprintf(stderr, "usage: proc_bench pipe JOBS PROCESSES COMMAND [ARGS...] | proc_bench worker\n");
   return 2;
 }
