@@ -160,6 +160,7 @@ typedef struct jb_http_cfg {
   size_t tokens_len;
   char *tls_cert; /* http.tls.cert: PEM file; NULL: plain HTTP */
   char *tls_key;  /* http.tls.key */
+  char *progress_key; /* keys progress tokens (progress_token.h); NULL: random */
 } jb_http_cfg;
 
 /* One entry of schedules[]: a cron expression in a zone that creates a job at each firing

@@ -69,6 +69,14 @@ jb_err jb_job_service_cancel(jb_job_service *svc, const char *id, jb_job *out,
                              jb_error *e) JB_MUST_CHECK;
 jb_err jb_job_service_retry(jb_job_service *svc, const char *id, jb_job *out,
                             jb_error *e) JB_MUST_CHECK;
+/* A progress report of a RUNNING job from outside (the HTTP API): stores progress (0..100) and
+ * message (NULL for none; valid UTF-8 of at most JB_PROGRESS_MESSAGE_MAX bytes, no control
+ * character but tab) through the work queue's progress op, with a job.progress event when the
+ * job's type has progress_events. *out gets the job as read before, with the report applied.
+ * JB_ERR_NOT_FOUND no such job; JB_ERR_STATE it is not RUNNING (or finished meanwhile);
+ * JB_ERR_INVALID a bad argument, named. (job_progress.c) */
+jb_err jb_job_service_progress(jb_job_service *svc, const char *id, int pct, const char *message,
+                               jb_job *out, jb_error *e) JB_MUST_CHECK;
 jb_err jb_job_service_stats(jb_job_service *svc, jb_queue_stats **out, size_t *n,
                             jb_error *e) JB_MUST_CHECK;
 /* Jobs per minute over the last hour (jb_job_store_ops.throughput). */

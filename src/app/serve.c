@@ -9,6 +9,7 @@
 #include "jobbridge/health.h"
 #include "jobbridge/lifecycle.h"
 #include "jobbridge/log.h"
+#include "jobbridge/progress_token.h"
 #include "postgres/pg_schedule.h"
 
 /* ---- the outbox relay: one connection, stops last (flushes the events the others wrote) ---- */
@@ -178,6 +179,8 @@ static size_t http_connections(const jb_config *cfg) {
 }
 
 static jb_err http_create(jb_wiring *w, jb_pg **pgs, jb_error *e) {
+  /* Progress tokens are issued by handlers whether this instance serves HTTP or not. */
+  if (jb_progress_token_set_secret(w->cfg->http.progress_key, e) != JB_OK) return e->code;
   size_t n = http_connections(w->cfg);
   if (n == 0) return JB_OK; /* http.listen: null */
   /* Checked when /readyz asks, at most once a second; on the last connection. */

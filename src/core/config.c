@@ -596,6 +596,8 @@ json_t *jb_config_to_json(const jb_config *cfg) {
       json_object_set_new(json_object_get(jt, "headers"), name, json_string("(set)"));
     }
   }
+  if (cfg->http.progress_key != NULL) /* a credential: shown only as set */
+    json_object_set_new(json_object_get(o, "http"), "progress_key", json_string("***"));
   return o;
 }
 

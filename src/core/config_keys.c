@@ -314,6 +314,10 @@ static const key_decl root_keys[] = {
      "PEM certificate (chain) file: serve HTTPS (with http.tls.key)", NULL, 0, 0},
     {"http.tls.key", K_STRING, CFG(http.tls_key), 0, "null", 0, 0, false,
      "PEM private key file of http.tls.cert", NULL, 0, 0},
+    {"http.progress_key", K_NSTRING, CFG(http.progress_key), 0, "null", 0, 0, false,
+     "secret (16-256 characters) keying the per-job progress tokens; shared by instances that "
+     "accept each other's (null: random per process)",
+     NULL, 0, 0},
     {"mappings", K_ARRAY, CFG(mappings), CFG(mappings_len), "[]", 0, 0, true,
      "the mapping table: event type pattern -> job (reloaded on SIGHUP)", &MAPPING,
      sizeof(jb_mapping), 0},

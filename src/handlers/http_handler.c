@@ -17,6 +17,7 @@
 #include "handlers/handlers.h"
 #include "handlers/http_handler.h"
 #include "jobbridge/log.h"
+#include "jobbridge/progress_token.h"
 #include "jobbridge/trace.h"
 
 #define MAX_RESPONSE (1 << 20) /* larger bodies are cut here (and are no result) */
@@ -196,6 +197,12 @@ static bool prepare(http_handler *h, const jb_job *job, http_req *r) {
     if (job->tracestate != NULL)
       r->headers = add_header(r->headers, "tracestate", job->tracestate, &ok);
   }
+  /* The service may report progress with POST /v1/jobs/{id}/progress and this token (scoped to
+   * this job: an HMAC of its id, jobbridge/progress_token.h). */
+  char token[JB_PROGRESS_TOKEN_LEN];
+  jb_error pe;
+  if (jb_progress_token(job->id, token, &pe) != JB_OK) return false;
+  r->headers = add_header(r->headers, JB_PROGRESS_TOKEN_HEADER, token, &ok);
   r->headers = add_header(r->headers, "Expect", "", &ok); /* no 100-continue round trip */
   if (h->secret != NULL) {
     char sig[JB_HTTP_SIGNATURE_LEN];

@@ -98,6 +98,8 @@ extern const jb_http_route jb_http_attempts_routes[]; /* api_attempts.c: /v1/job
 extern const size_t jb_http_attempts_nroutes;
 extern const jb_http_route jb_http_webhook_routes[]; /* webhooks.c: /v1/webhooks/{name} */
 extern const size_t jb_http_webhook_nroutes;
+extern const jb_http_route jb_http_progress_routes[]; /* api_progress.c */
+extern const size_t jb_http_progress_nroutes;
 extern const jb_http_route jb_http_metrics_routes[]; /* metrics.c: /metrics */
 extern const size_t jb_http_metrics_nroutes;
 extern const jb_http_route jb_http_dash_routes[]; /* api_dash.c: the dashboard's /v1 reads */

@@ -70,6 +70,7 @@ static const route_table tables[] = {
     {jb_http_metrics_routes, &jb_http_metrics_nroutes},
     {jb_http_dash_routes, &jb_http_dash_nroutes},
     {jb_http_ui_routes, &jb_http_ui_nroutes},
+    {jb_http_progress_routes, &jb_http_progress_nroutes},
 };
 
 /* ---- answers ---- */
