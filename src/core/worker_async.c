@@ -14,6 +14,7 @@
 #include "jobbridge/job_metrics.h"
 #include "jobbridge/log.h"
 #include "jobbridge/outcome.h"
+#include "jobbridge/trace.h"
 
 /* The handler's answer (any thread): kept for the worker, which is woken to record it. */
 static void async_complete(jb_handler_ctx *ctx, jb_job_result *r) {
@@ -90,6 +91,12 @@ static jb_finish decide(worker *w, pending_job *pj) {
            "job_id", pj->job.id, "job_type", pj->job.job_type, "reason",
            pj->res.error_message ? pj->res.error_message : "(no reason given)", "worker", w->owner,
            JB_LOG_END);
+  }
+  if (jb_log_enabled(JB_LOG_DEBUG)) {
+    char tid[33];
+    jb_trace_id(pj->job.traceparent, tid);
+    jb_log(JB_LOG_DEBUG, "job ran", "job_id", pj->job.id, "job_type", pj->job.job_type, "trace_id",
+           tid[0] ? tid : NULL, "status", jb_status_name(f.status), "error", f.error, JB_LOG_END);
   }
   double ran_s = (double)(jb_time_now() - pj->ran_from) / 1e6;
   jb_job_metrics_finished(jb_job_run_metrics_for(pj->job.job_type), f.status, ran_s);
