@@ -34,6 +34,7 @@ typedef struct jb_job_type_cfg {
   char **env_passthrough; /* exec: names copied from jobbridge's environment, NULL-terminated */
   size_t env_passthrough_len;
   int processes;        /* process: how many long-lived processes serve this type */
+  int concurrency;      /* asynchronous handlers (http): jobs of this type in flight at most */
   bool progress_events; /* publish job.progress events */
   /* How failed runs of this type are retried: job_types.*.retry.*, each unset field the global
    * retry.* (filled in by loading, so always complete after it). */
@@ -158,8 +159,8 @@ typedef struct jb_http_cfg {
   int header_timeout_s;       /* the request line and headers must be in within this */
   jb_http_token_cfg *tokens;  /* http.tokens[] */
   size_t tokens_len;
-  char *tls_cert; /* http.tls.cert: PEM file; NULL: plain HTTP */
-  char *tls_key;  /* http.tls.key */
+  char *tls_cert;     /* http.tls.cert: PEM file; NULL: plain HTTP */
+  char *tls_key;      /* http.tls.key */
   char *progress_key; /* keys progress tokens (progress_token.h); NULL: random */
 } jb_http_cfg;
 

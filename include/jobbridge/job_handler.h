@@ -19,7 +19,17 @@ typedef struct jb_handler_ctx {
   atomic_int stop;
   /* Set by the worker pool (NULL elsewhere): takes a progress report of the running job. */
   void (*progress)(struct jb_handler_ctx *ctx, int pct, const char *message);
+  /* Set by the worker pool for a job it started with ops->start: takes the job's outcome (see
+   * jb_job_complete). NULL for a job run with ops->handle. */
+  void (*complete)(struct jb_handler_ctx *ctx, jb_job_result *result);
 } jb_handler_ctx;
+
+/* An asynchronous handler's answer for a job it started: called exactly once per started job,
+ * from any thread (never from inside start itself is fine too). The pool takes what *result
+ * holds (it is zeroed); the job and ctx must not be touched after the call. */
+static inline void jb_job_complete(jb_handler_ctx *ctx, jb_job_result *result) {
+  ctx->complete(ctx, result);
+}
 
 /* Reports the running job's progress (pct clamped to 0..100; message may be NULL, is copied,
  * cut to JB_PROGRESS_MESSAGE_MAX bytes and made valid UTF-8). Cheap: it only records the latest
@@ -34,6 +44,14 @@ typedef struct jb_job_handler_ops {
   /* Runs the job (borrowed) and fills *result (zeroed by the caller; the caller then owns what
    * it holds). Called from worker threads, several at once. */
   void (*handle)(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *result);
+  /* Optional: the asynchronous way, preferred by the pool when set. Starts the job and returns
+   * at once; the handler answers later with jb_job_complete(ctx, result) from any thread. job
+   * and ctx stay valid until then. The handler watches ctx->stop (cancel, shutdown) and
+   * completes soon after it is set. The pool holds the job meanwhile (its lease renewed, its
+   * outcome recorded by the worker that claimed it), without a worker thread waiting on it;
+   * job_types.*.concurrency caps how many of a type are in flight. Progress reports of such
+   * jobs are not taken (ctx->progress is NULL). */
+  void (*start)(void *self, const jb_job *job, jb_handler_ctx *ctx);
   /* Releases self. May be NULL. */
   void (*destroy)(void *self);
 } jb_job_handler_ops;

@@ -52,9 +52,11 @@ void jb_expired_jobs_free(jb_expired_job *jobs, size_t n);
 typedef struct jb_work_queue_ops {
   /* Claims up to max due jobs (PENDING, SCHEDULED or RETRYING with scheduled_at <= now) of the
    * given queues (NULL/0: all), highest priority first, then oldest: they become RUNNING with
-   * locked_by = owner and a lease of lease_s. *out is a new array (jb_jobs_free). */
-  jb_err (*claim)(void *self, const char *owner, char *const *queues, size_t nqueues, int max,
-                  int lease_s, jb_job **out, size_t *n, jb_error *e);
+   * locked_by = owner and a lease of lease_s, skipping jobs of the types in skip_types (those
+   * at their concurrency limit; NULL/0: none). *out is a new array (jb_jobs_free). */
+  jb_err (*claim)(void *self, const char *owner, char *const *queues, size_t nqueues,
+                  char *const *skip_types, size_t nskip, int max, int lease_s, jb_job **out,
+                  size_t *n, jb_error *e);
   /* Records outcomes in one transaction, each with its outbox event. Only jobs still RUNNING
    * under `owner` change (a reaped or cancelled job is left alone); *applied counts them. */
   jb_err (*finish)(void *self, const char *owner, const jb_finish *items, size_t n, size_t *applied,

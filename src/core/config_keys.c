@@ -46,6 +46,10 @@ static const key_decl job_type_keys[] = {
      "exec: fixed environment variables of the program (name -> string)", NULL, 0, 0},
     {"env_passthrough", K_STRINGS, JT(env_passthrough), JT(env_passthrough_len), "[]", 0, 0, false,
      "exec: names of variables copied from jobbridge's environment when set there", NULL, 0, 0},
+    {"concurrency", K_INT, JT(concurrency), 0, "100", 1, 100000, false,
+     "asynchronous handlers (http): how many jobs of this type may be in flight at once; at "
+     "the limit workers claim no more of this type",
+     NULL, 0, 0},
     {"processes", K_INT, JT(processes), 0, "2", 1, 256, false,
      "process: how many long-lived processes of `command` serve jobs of this type", NULL, 0, 0},
     {"progress_events", K_BOOL, JT(progress_events), 0, "false", 0, 0, false,

@@ -18,6 +18,10 @@ static void cancel_running(jb_worker_pool *p, char (*ids)[37], size_t n) {
         atomic_store(&s->ctx.stop, JB_STOP_CANCEL);
         jb_log(JB_LOG_INFO, "cancelling running job", "job_id", ids[i], JB_LOG_END);
       }
+      for (pending_job *pj = p->workers[k].pending; pj; pj = pj->next)
+        if (!pj->done && strcmp(pj->job.id, ids[i]) == 0 &&
+            atomic_exchange(&pj->ctx.stop, JB_STOP_CANCEL) != JB_STOP_CANCEL)
+          jb_log(JB_LOG_INFO, "cancelling running job", "job_id", ids[i], JB_LOG_END);
       pthread_mutex_unlock(&s->lock);
     }
 }
@@ -31,15 +35,21 @@ static jb_held_job *held_jobs(jb_worker_pool *p, bool running_only, size_t *n) {
     worker *w = &p->workers[k];
     pthread_mutex_lock(&w->slot.lock);
     size_t more = running_only ? (w->slot.job_id[0] != '\0') : w->slot.held_to - w->slot.held_from;
+    size_t batch = more;
+    more += w->npending; /* asynchronous jobs run while the worker does other things */
     if (len + more > cap) {
       cap = (len + more) * 2;
       jb_held_job *g = realloc(h, cap * sizeof *h);
       if (g == NULL) free(h);
       h = g;
     }
-    for (size_t i = 0; h != NULL && i < more; i++, len++) {
+    for (size_t i = 0; h != NULL && i < batch; i++, len++) {
       const char *id = running_only ? w->slot.job_id : w->slot.held[w->slot.held_from + i].id;
       memcpy(h[len].id, id, sizeof h[len].id);
+      h[len].owner = w->owner;
+    }
+    for (pending_job *pj = w->pending; h != NULL && pj; pj = pj->next, len++) {
+      memcpy(h[len].id, pj->job.id, sizeof h[len].id);
       h[len].owner = w->owner;
     }
     pthread_mutex_unlock(&w->slot.lock);

@@ -46,9 +46,9 @@ size_t jb_worker_pool_connections(const jb_config *cfg) {
   return (size_t)n + 1;
 }
 
-static const jb_job_handler *find_handler(const jb_worker_pool *p, const char *job_type) {
+static handler_entry *find_handler(const jb_worker_pool *p, const char *job_type) {
   for (size_t i = 0; i < p->nhandlers; i++)
-    if (strcmp(p->handlers[i].job_type, job_type) == 0) return &p->handlers[i].h;
+    if (strcmp(p->handlers[i].job_type, job_type) == 0) return &p->handlers[i];
   return NULL;
 }
 
@@ -73,8 +73,11 @@ jb_err jb_worker_pool_register(jb_worker_pool *p, const char *job_type, jb_job_h
                    job_type);
   }
   p->handlers = hs;
+  memset(&hs[p->nhandlers], 0, sizeof hs[p->nhandlers]);
   hs[p->nhandlers].job_type = name;
   hs[p->nhandlers].h = h;
+  const jb_job_type_cfg *jt = jb_config_job_type(p->cfg, job_type);
+  hs[p->nhandlers].cap = jt != NULL && jt->concurrency > 0 ? jt->concurrency : 100;
   p->nhandlers++;
   return JB_OK;
 }
@@ -127,7 +130,7 @@ static size_t legal_outcomes(worker *w, jb_finish *items, size_t n) {
   return k;
 }
 
-static void record(worker *w, jb_finish *items, size_t n) {
+void jb_worker_record(worker *w, jb_finish *items, size_t n) {
   long backoff = 100;
   jb_worker_pool *p = w->pool;
   n = legal_outcomes(w, items, n);
@@ -138,7 +141,7 @@ static void record(worker *w, jb_finish *items, size_t n) {
     jb_err rc = w->q.ops->finish(w->q.self, w->owner, items, n, &applied, &e);
     if (rc == JB_ERR_INVALID || rc == JB_ERR_DB_REFUSED) {
       if (n > 1) { /* find the one at fault: the others keep their results */
-        for (size_t i = 0; i < n; i++) record(w, items + i, 1);
+        for (size_t i = 0; i < n; i++) jb_worker_record(w, items + i, 1);
         return;
       }
       if (make_storable(w, items, &e)) continue;
@@ -181,13 +184,19 @@ static const char *trace_id(const jb_job *job, char *buf) {
   return buf[0] ? buf : NULL;
 }
 
-static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish *out,
+/* Runs job and decides its outcome into *out; or, for a job type with an asynchronous handler,
+ * starts it (taking the job: see jb_worker_async_start) and returns false: no outcome yet. */
+static bool run_job(worker *w, jb_job *job, jb_time claimed_at, jb_finish *out,
                     jb_job_result *res) {
   jb_worker_pool *p = w->pool;
   char tid[33];
   memset(res, 0, sizeof *res);
   const jb_job_run_metrics *jm = jb_job_run_metrics_for(job->job_type);
   jb_job_metrics_started(jm, job, claimed_at);
+  handler_entry *he = find_handler(p, job->job_type);
+  if (he != NULL && he->h.ops->start != NULL && atomic_load(&p->stop_handlers) == JB_STOP_NONE &&
+      jb_worker_async_start(w, he, job, claimed_at))
+    return false;
   jb_time ran_from = jb_time_now();
   pthread_mutex_lock(&w->slot.lock);
   memcpy(w->slot.job_id, job->id, sizeof w->slot.job_id);
@@ -195,7 +204,7 @@ static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish 
   w->slot.progress_dirty = false;
   atomic_store(&w->slot.ctx.stop, atomic_load(&p->stop_handlers));
   pthread_mutex_unlock(&w->slot.lock);
-  const jb_job_handler *h = find_handler(p, job->job_type);
+  const jb_job_handler *h = he != NULL ? &he->h : NULL;
   if (h == NULL) {
     res->success = false;
     res->retriable = false;
@@ -237,6 +246,7 @@ static void run_job(worker *w, const jb_job *job, jb_time claimed_at, jb_finish 
     jb_log(JB_LOG_DEBUG, "job ran", "job_id", job->id, "job_type", job->job_type, "trace_id",
            trace_id(job, tid), "status", jb_status_name(out->status), "error", out->error,
            JB_LOG_END);
+  return true;
 }
 
 /* ---- handing new jobs straight to idle workers (the dispatcher) ---- */
@@ -374,6 +384,7 @@ static size_t idle_wait(worker *w, jb_job **jobs, bool *notified) {
   /* A wake-up left from a hand-over taken after a notification: nothing is handed now. */
   if (read(w->wake_fd, &count, sizeof count) < 0) { /* none left: the usual case */
   }
+  if (atomic_load(&w->ndone) > 0) return 0; /* answers of asynchronous jobs to record first */
   pthread_mutex_lock(&p->idle_lock);
   if (!jb_stop_requested(&p->stopping)) {
     w->state = W_IDLE;
@@ -438,12 +449,14 @@ static void sort_batch(jb_job *jobs, size_t n) {
     }
 }
 
-/* Records the outcomes of jobs[recorded..done) (fin and res hold them from index 0), releases
- * their results, and publishes what the worker still holds. */
+/* Records the outcomes of the jobs run up to jobs[done) (fin and res hold the nfin not yet
+ * recorded, from index 0; a job started asynchronously has none here), releases their results,
+ * publishes what the worker still holds, and records answered asynchronous jobs. */
 static void record_done(worker *w, jb_job *jobs, size_t n, jb_finish *fin, jb_job_result *res,
-                        size_t recorded, size_t done) {
-  record(w, fin, done - recorded);
-  for (size_t k = 0; k < done - recorded; k++) jb_job_result_clear(&res[k]);
+                        size_t nfin, size_t done) {
+  jb_worker_record(w, fin, nfin);
+  for (size_t k = 0; k < nfin; k++) jb_job_result_clear(&res[k]);
+  jb_worker_async_record(w);
   if (done < n)
     set_held(w, jobs, done, n);
   else
@@ -469,11 +482,10 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
            "worker", w->owner, JB_LOG_END);
   }
   set_held(w, jobs, 0, n);
-  size_t done = 0, recorded = 0;
+  size_t done = 0, k = 0; /* k: outcomes in fin not yet recorded */
   int64_t last = jb_mono_ms(), started = last;
   jb_time claimed_at = jb_time_now();
   for (size_t i = 0; i < n; i++) {
-    size_t k = i - recorded;
     bool stopping =
         jb_stop_requested(&p->stopping) && atomic_load(&p->stop_handlers) == JB_STOP_NONE;
     if (stopping || w->must_pause) {
@@ -483,17 +495,18 @@ static int64_t run_batch(worker *w, jb_job *jobs, size_t n) {
       fin[k] = jb_decide_outcome(p->cfg, &jobs[i], &res[k], JB_STOP_SHUTDOWN, 0);
       fin[k].error = stopping ? "not started before shutdown"
                               : "not started: its worker pauses after a resource shortage";
-    } else {
-      run_job(w, &jobs[i], claimed_at, &fin[k], &res[k]);
+      k++;
+    } else if (run_job(w, &jobs[i], claimed_at, &fin[k], &res[k])) {
+      k++;
     }
     done++;
-    if (done - recorded == cap || jb_mono_ms() - last >= RECORD_EVERY_MS) {
-      record_done(w, jobs, n, fin, res, recorded, done);
-      recorded = done;
+    if (k == cap || jb_mono_ms() - last >= RECORD_EVERY_MS) {
+      record_done(w, jobs, n, fin, res, k, done);
+      k = 0;
       last = jb_mono_ms();
     }
   }
-  record_done(w, jobs, n, fin, res, recorded, done);
+  record_done(w, jobs, n, fin, res, k, done);
   if (heap) {
     free(fin);
     free(res);
@@ -516,16 +529,20 @@ static void *worker_main(void *arg) {
   char name[64];
   snprintf(name, sizeof name, "worker %d", w->index);
   w->alive = jb_health_thread(name, 60000);
+  w->skip = p->nhandlers > 0 ? calloc(p->nhandlers, sizeof *w->skip) : NULL;
   while (!jb_stop_requested(&p->stopping)) {
     jb_health_beat(w->alive);
+    jb_worker_async_record(w);
     jb_job *jobs = NULL;
     size_t n = 0;
     jb_error e;
+    int take = claim; /* no more than the room under the asynchronous types' limits */
+    size_t nskip = jb_worker_async_limits(w, &take);
     /* A claim whose reply is lost may have committed: its jobs are held by nobody, and the
      * reaper retries them when their lease expires. */
     if (must_claim &&
-        w->q.ops->claim(w->q.self, w->owner, cfg->workers.queues, cfg->workers.queues_len, claim,
-                        cfg->workers.lease_s, &jobs, &n, &e) != JB_OK) {
+        w->q.ops->claim(w->q.self, w->owner, cfg->workers.queues, cfg->workers.queues_len, w->skip,
+                        nskip, take, cfg->workers.lease_s, &jobs, &n, &e) != JB_OK) {
       jb_log(JB_LOG_WARN, "cannot claim jobs; retrying", "error", e.msg, "worker", w->owner,
              JB_LOG_END);
       pause_worker(w, backoff);
@@ -545,12 +562,12 @@ static void *worker_main(void *arg) {
       if (n == 0) continue;
       handed = true;
     }
-    must_claim = must_claim || (!handed && n == (size_t)claim);
+    must_claim = must_claim || (!handed && n == (size_t)take);
     sort_batch(jobs, n);
     int64_t per_job = run_batch(w, jobs, n);
     if (handed)
       ; /* a job handed over says nothing of how much a claim should take */
-    else if (per_job < FAST_HANDLER_MS && n == (size_t)claim)
+    else if (per_job < FAST_HANDLER_MS && n == (size_t)take)
       claim = claim * 2 > CLAIM_MAX ? CLAIM_MAX : claim * 2;
     else if (per_job >= FAST_HANDLER_MS)
       claim = 1;
@@ -561,6 +578,9 @@ static void *worker_main(void *arg) {
       pause_worker(w, w->pause_ms);
     }
   }
+  jb_worker_async_drain(w); /* the answers of its asynchronous jobs, within the grace */
+  free(w->skip);
+  w->skip = NULL;
   jb_health_remove(w->alive);
   w->alive = NULL;
   pthread_mutex_lock(&p->idle_lock); /* for jb_worker_pool_stop's wait */

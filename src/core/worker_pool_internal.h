@@ -12,7 +12,23 @@
 typedef struct handler_entry {
   char *job_type;
   jb_job_handler h;
+  int cap;              /* asynchronous handlers: jobs in flight at most (concurrency) */
+  atomic_int in_flight; /* asynchronous handlers: jobs started, not yet completed */
 } handler_entry;
+
+/* A job an asynchronous handler runs (ops->start): the worker that claimed it holds it until it
+ * records its outcome. Owned by that worker; its list and `done` are guarded by the worker's
+ * slot lock. */
+typedef struct pending_job {
+  jb_handler_ctx ctx; /* the handler's view; first, so that a ctx is its pending_job */
+  struct worker *w;
+  handler_entry *he;
+  jb_job job; /* owned: moved out of the claimed batch */
+  jb_time claimed_at, ran_from;
+  jb_job_result res; /* the handler's answer, once done */
+  bool done;
+  struct pending_job *next;
+} pending_job;
 
 /* What the maintenance thread sees of a worker: the job it runs, its stop switch, and the jobs
  * it holds (claimed or handed over, outcome not yet recorded: held[held_from..held_to), borrowed
@@ -56,6 +72,10 @@ typedef struct worker {
   long pause_ms;   /* after a resource shortage: the pause before the next claim */
   bool must_pause; /* a job of this batch went back for a resource shortage */
   struct jb_health_slot *alive; /* this thread's heartbeat (jobbridge/health.h) */
+  pending_job *pending;         /* jobs of asynchronous handlers it holds (slot.lock) */
+  size_t npending;              /* slot.lock */
+  atomic_int ndone;             /* of them, answered and not yet recorded */
+  char **skip;                  /* the claim's list of types at their limit (nhandlers) */
 } worker;
 
 struct jb_worker_pool {
@@ -77,6 +97,24 @@ struct jb_worker_pool {
   pthread_cond_t quiet;      /* signalled when a worker thread ends */
   atomic_int idle;           /* how many are IDLE: the dispatcher's quick "nobody" */
 };
+
+/* Records outcomes through the worker's queue, retrying as the pool does (worker_pool.c). */
+void jb_worker_record(worker *w, jb_finish *items, size_t n);
+
+/* ---- asynchronous handlers (worker_async.c) ---- */
+
+/* Starts job (claimed at claimed_at) with its type's asynchronous handler he, taking the job
+ * (*job keeps only its id, for the held range). False when out of memory: *job is untouched,
+ * and the caller runs it the usual way. */
+bool jb_worker_async_start(worker *w, handler_entry *he, jb_job *job, jb_time claimed_at);
+/* Records the outcomes of the worker's answered asynchronous jobs, if any. */
+void jb_worker_async_record(worker *w);
+/* When stopping: records the worker's asynchronous jobs as they answer; at the end of the
+ * grace period asks the rest to stop (they return to RETRYING without burning a retry). */
+void jb_worker_async_drain(worker *w);
+/* The job types at their concurrency limit, into w->skip; lowers *claim to the room left
+ * under the others' limits. Returns how many types are skipped. */
+size_t jb_worker_async_limits(worker *w, int *claim);
 
 /* The pool's jb_handler_ctx.progress: records a report in the ctx's slot. */
 void jb_worker_progress_report(jb_handler_ctx *ctx, int pct, const char *message);

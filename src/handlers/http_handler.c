@@ -1,8 +1,10 @@
 /* The http handler: each job is one HTTP request (libcurl). Every http job type has one engine
- * thread driving one curl multi handle: worker threads hand it requests and wait for their
- * outcome, so any number of requests are in flight on one thread, and connections are kept
- * alive and reused (the multi handle's connection cache). A job type's engine serves only that
- * type: a slow endpoint delays only its own requests. */
+ * thread driving one curl multi handle. The worker pool starts requests asynchronously
+ * (http_start): a worker queues the request and moves on, and the engine answers through the
+ * job's completion when the transfer ends; so any number of requests are in flight on one
+ * thread and no worker waits on a slow endpoint (handle, the synchronous way, is kept for other
+ * callers), and connections are kept alive and reused (the multi handle's connection cache).
+ * A job type's engine serves only that type: a slow endpoint delays only its own requests. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -40,7 +42,12 @@ typedef struct http_req {
   bool abandon; /* worker: stop it (cancel, shutdown) */
   bool done;
   pthread_cond_t done_cv;
-  struct http_req *next; /* engine's list of queued or running requests */
+  struct http_req *next; /* engine's list of queued or running requests, or of answered ones */
+  /* Started asynchronously (http_start): owned by the engine once queued; it answers through
+   * ctx and frees the request. job and ctx are borrowed from the pool until then. */
+  bool async;
+  const jb_job *job;
+  jb_handler_ctx *ctx;
 } http_req;
 
 typedef struct http_handler {
@@ -50,8 +57,9 @@ typedef struct http_handler {
   CURLM *multi;
   pthread_t thread;
   pthread_mutex_t lock;
-  http_req *reqs; /* queued or running (lock) */
-  bool stopping;  /* lock */
+  http_req *reqs;     /* queued or running (lock) */
+  http_req *answered; /* asynchronous ones finished, to answer outside the lock (lock) */
+  bool stopping;      /* lock */
 } http_handler;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -105,6 +113,11 @@ static void finish_req(http_handler *h, http_req *r, CURLcode cc) {
   if (cc == CURLE_OK) curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
   /* Unlinked by the caller; done last, under the lock: the worker may free r right after. */
   r->done = true;
+  if (r->async) { /* answered by the engine after it lets go of the lock */
+    r->next = h->answered;
+    h->answered = r;
+    return;
+  }
   pthread_cond_signal(&r->done_cv);
 }
 
@@ -112,7 +125,7 @@ static void finish_req(http_handler *h, http_req *r, CURLcode cc) {
 static void take_requests(http_handler *h) {
   for (http_req **pp = &h->reqs; *pp;) {
     http_req *r = *pp;
-    if (r->abandon || h->stopping) {
+    if (r->abandon || h->stopping || (r->async && atomic_load(&r->ctx->stop) != JB_STOP_NONE)) {
       *pp = r->next;
       finish_req(h, r, CURLE_ABORTED_BY_CALLBACK);
       continue;
@@ -149,20 +162,37 @@ static void collect_done(http_handler *h) {
   }
 }
 
+static void answer_all(http_handler *h, http_req *list);
+
+/* Takes the answered asynchronous requests (lock held). */
+static http_req *take_answered(http_handler *h) {
+  http_req *a = h->answered;
+  h->answered = NULL;
+  return a;
+}
+
+/* The engine waits at most this long for its transfers, so that it sees a stop switch of an
+ * asynchronous job (cancel, shutdown) within it. */
+#define ENGINE_POLL_MS 100
+
 static void *engine_main(void *arg) {
   http_handler *h = arg;
   for (;;) {
     pthread_mutex_lock(&h->lock);
     take_requests(h);
     bool stop = h->stopping;
+    http_req *ans = take_answered(h);
     pthread_mutex_unlock(&h->lock);
+    answer_all(h, ans);
     if (stop) break;
     int running = 0;
     curl_multi_perform(h->multi, &running);
     pthread_mutex_lock(&h->lock);
     collect_done(h);
+    ans = take_answered(h);
     pthread_mutex_unlock(&h->lock);
-    curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+    answer_all(h, ans);
+    curl_multi_poll(h->multi, NULL, 0, ENGINE_POLL_MS, NULL);
   }
   return NULL;
 }
@@ -300,15 +330,29 @@ static void outcome(http_handler *h, const jb_job *job, http_req *q, jb_job_resu
   }
 }
 
-static void http_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
-  http_handler *h = self;
-  http_req q;
-  memset(&q, 0, sizeof q);
+static void req_init(http_req *q) {
+  memset(q, 0, sizeof *q);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&q.done_cv, &ca);
+  pthread_cond_init(&q->done_cv, &ca);
   pthread_condattr_destroy(&ca);
+}
+
+/* Frees what q holds (not q itself). */
+static void req_clear(http_req *q) {
+  if (q->easy) curl_easy_cleanup(q->easy);
+  curl_slist_free_all(q->headers);
+  free(q->url);
+  free(q->body);
+  free(q->resp);
+  pthread_cond_destroy(&q->done_cv);
+}
+
+static void http_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
+  http_handler *h = self;
+  http_req q;
+  req_init(&q);
   if (!prepare(h, job, &q)) {
     set_error(r, false, "http handler: out of memory preparing the request");
     r->requeue = true;
@@ -317,12 +361,55 @@ static void http_handle(void *self, const jb_job *job, jb_handler_ctx *ctx, jb_j
   submit_and_wait(h, &q, ctx);
   outcome(h, job, &q, r);
 out:
-  if (q.easy) curl_easy_cleanup(q.easy);
-  curl_slist_free_all(q.headers);
-  free(q.url);
-  free(q.body);
-  free(q.resp);
-  pthread_cond_destroy(&q.done_cv);
+  req_clear(&q);
+}
+
+/* Answers each asynchronous request of list through its job's ctx and frees it (engine thread,
+ * lock not held: the pool's completion takes its own locks). */
+static void answer_all(http_handler *h, http_req *list) {
+  while (list != NULL) {
+    http_req *q = list;
+    list = q->next;
+    jb_job_result r = {0};
+    outcome(h, q->job, q, &r);
+    jb_job_complete(q->ctx, &r);
+    req_clear(q);
+    free(q);
+  }
+}
+
+/* The asynchronous way (jb_job_handler_ops.start): queues the request with the engine and
+ * returns; the engine answers through ctx when the transfer ends or ctx->stop is set. */
+static void http_start(void *self, const jb_job *job, jb_handler_ctx *ctx) {
+  http_handler *h = self;
+  jb_job_result r = {0};
+  http_req *q = malloc(sizeof *q);
+  if (q != NULL) req_init(q);
+  if (q == NULL || !prepare(h, job, q)) {
+    set_error(&r, false, "http handler: out of memory preparing the request");
+    r.requeue = true;
+    goto fail;
+  }
+  q->async = true;
+  q->job = job;
+  q->ctx = ctx;
+  pthread_mutex_lock(&h->lock);
+  if (h->stopping) {
+    pthread_mutex_unlock(&h->lock);
+    set_error(&r, true, "the http handler is shutting down");
+    goto fail;
+  }
+  q->next = h->reqs;
+  h->reqs = q;
+  pthread_mutex_unlock(&h->lock);
+  curl_multi_wakeup(h->multi);
+  return;
+fail:
+  if (q != NULL) {
+    req_clear(q);
+    free(q);
+  }
+  jb_job_complete(ctx, &r);
 }
 
 static void http_destroy(void *self) {
@@ -346,7 +433,8 @@ static void http_destroy(void *self) {
   free(h);
 }
 
-static const jb_job_handler_ops http_ops = {.handle = http_handle, .destroy = http_destroy};
+static const jb_job_handler_ops http_ops = {
+    .handle = http_handle, .start = http_start, .destroy = http_destroy};
 
 static char *dup_opt(const char *s, bool *ok) {
   if (s == NULL) return NULL;

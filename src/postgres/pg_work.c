@@ -39,24 +39,28 @@
  * mark them RUNNING under our lease (waiting -> RUNNING, see jb_status_transition). The claimed
  * ids reach the UPDATE as an array: joined to the CTE instead, the generic plan (from the sixth
  * run on) hashed the whole table for every claim. */
-#define CLAIM_NEXT(queue_filter)                                                       \
+/* skip: the parameter listing the job types not to claim (at their concurrency limit; NULL:
+ * none). */
+#define CLAIM_NEXT(queue_filter, skip)                                                 \
   "WITH next AS (\n"                                                                   \
   "  SELECT id AS claim_id FROM jobs\n"                                                \
   "  WHERE status IN ('PENDING', 'SCHEDULED', 'RETRYING') AND scheduled_at <= now()\n" \
   "    " queue_filter                                                                  \
   "\n"                                                                                 \
+  "    AND (" skip "::text[] IS NULL OR job_type <> ALL(" skip                         \
+  "::text[]))\n"                                                                       \
   "  ORDER BY priority DESC, scheduled_at, id\n"                                       \
   "  LIMIT $3::int FOR UPDATE SKIP LOCKED)\n"
 #define CLAIM_UPDATE                                                                              \
   "UPDATE jobs SET status = 'RUNNING', started_at = now(), updated_at = now(), locked_by = $1,\n" \
   "  locked_until = now() + $4::int * interval '1 second'\n"                                      \
   "WHERE id = ANY(ARRAY(SELECT claim_id FROM next))\n"
-#define CLAIM(queue_filter) CLAIM_NEXT(queue_filter) CLAIM_UPDATE "RETURNING " JB_JOB_COLUMNS
+#define CLAIM(queue_filter) CLAIM_NEXT(queue_filter, "$5") CLAIM_UPDATE "RETURNING " JB_JOB_COLUMNS
 
 /* The same, writing a job.started event for each claimed job of the types in $5 (NULL: every
  * type) in the same statement; used only when lifecycle events ask for it. */
 #define CLAIM_EVENTS(queue_filter)                                                           \
-  CLAIM_NEXT(queue_filter)                                                                   \
+  CLAIM_NEXT(queue_filter, "$6")                                                             \
   ", upd AS (" CLAIM_UPDATE                                                                  \
   "RETURNING *),\n"                                                                          \
   "ob AS (INSERT INTO outbox (job_id, event_type, routing_key, correlation_id, data,\n"      \
@@ -67,21 +71,21 @@
   "SELECT " JB_JOB_COLUMNS " FROM upd"
 
 static const jb_pg_stmt st_claim_events = {
-    ST_CLAIM_EVENTS, "jb_claim_events", CLAIM_EVENTS("AND queue_name = ANY($2::text[])"), 5, true};
+    ST_CLAIM_EVENTS, "jb_claim_events", CLAIM_EVENTS("AND queue_name = ANY($2::text[])"), 6, true};
 static const jb_pg_stmt st_claim_any_events = {ST_CLAIM_ANY_EVENTS, "jb_claim_any_events",
-                                               CLAIM_EVENTS("AND $2::text[] IS NULL"), 5, false};
+                                               CLAIM_EVENTS("AND $2::text[] IS NULL"), 6, false};
 
 /* Workers of some queues (workers.queues): planned at every run, so the planner sees the queue
  * list and can use the queue index. */
 static const jb_pg_stmt st_claim = {ST_CLAIM, "jb_claim", CLAIM("AND queue_name = ANY($2::text[])"),
-                                    4, true};
+                                    5, true};
 
 /* Workers of every queue: prepared once. Its generic plan walks the waiting-jobs index in claim
  * order and stops at the limit, whether the plan was made on an empty table, on 100,000
  * finished jobs, or on 100,000 waiting ones (checked with plan_cache_mode force_generic_plan);
  * planning it at every claim had cost more than running it. $2 is unused (NULL). */
 static const jb_pg_stmt st_claim_any = {ST_CLAIM_ANY, "jb_claim_any",
-                                        CLAIM("AND $2::text[] IS NULL"), 4, false};
+                                        CLAIM("AND $2::text[] IS NULL"), 5, false};
 
 static const jb_pg_stmt st_finish = {
     ST_FINISH, "jb_finish",
@@ -200,11 +204,16 @@ static const jb_pg_stmt st_progress = {
 
 /* The connection's first parameter buffer as an array literal of strings; NULL when memory
  * ran out. Valid until the next statement built on this connection. */
-static const char *texts_param(jb_pg *pg, char *const *items, size_t n) {
-  jb_pg_array *a = &pg->arrays[0];
+/* items as an array literal of strings in buffer a; NULL when memory ran out. Valid until the
+ * next statement built with a. */
+static const char *texts_param_in(jb_pg_array *a, char *const *items, size_t n) {
   jb_pg_array_begin(a);
   for (size_t i = 0; i < n; i++) jb_pg_array_text(a, items[i]);
   return jb_pg_array_end(a);
+}
+
+static const char *texts_param(jb_pg *pg, char *const *items, size_t n) {
+  return texts_param_in(&pg->arrays[0], items, n);
 }
 
 /* Forgets the job notifications this session has received so far: a claim sent after them sees
@@ -217,19 +226,26 @@ static void forget_notifications(jb_pg *pg) {
   while ((n = PQnotifies(pg->conn)) != NULL) PQfreemem(n);
 }
 
-static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_t nqueues, int max,
-                       int lease_s, jb_job **out, size_t *n, jb_error *e) {
+static jb_err pg_claim(void *self, const char *owner, char *const *queues, size_t nqueues,
+                       char *const *skip_types, size_t nskip, int max, int lease_s, jb_job **out,
+                       size_t *n, jb_error *e) {
   jb_pg *pg = self;
   forget_notifications(pg);
-  const char *arr = NULL; /* NULL: every queue */
+  const char *arr = NULL, *skip = NULL; /* NULL: every queue; no type skipped */
   if (nqueues > 0 && (arr = texts_param(pg, queues, nqueues)) == NULL)
     return jb_fail(e, JB_ERR_NOMEM, "out of memory for the queue list");
+  if (nskip > 0 && (skip = texts_param_in(&pg->arrays[1], skip_types, nskip)) == NULL)
+    return jb_fail(e, JB_ERR_NOMEM, "out of memory for the list of job types not to claim");
   char maxs[16], lease[16];
   snprintf(maxs, sizeof maxs, "%d", max);
   snprintf(lease, sizeof lease, "%d", lease_s);
-  const char *params[5] = {owner, arr, maxs, lease, pg->started_types};
+  const char *params[6] = {owner, arr, maxs, lease, skip, NULL};
   const jb_pg_stmt *st = arr != NULL ? &st_claim : &st_claim_any;
-  if (pg->started_on) st = arr != NULL ? &st_claim_events : &st_claim_any_events;
+  if (pg->started_on) {
+    st = arr != NULL ? &st_claim_events : &st_claim_any_events;
+    params[4] = pg->started_types;
+    params[5] = skip;
+  }
   PGresult *res = NULL;
   jb_err rc = jb_pg_exec(pg, st, params, &res, e);
   if (rc != JB_OK) return rc;

@@ -498,7 +498,8 @@ Test(pg_queue, notifications_follow_the_commit) {
   jb_job *jobs = NULL;
   size_t n = 0;
   jb_error e;
-  cr_assert_eq(q.ops->claim(q.self, "t/w0", NULL, 0, 10, 60, &jobs, &n, &e), JB_OK, "%s", e.msg);
+  cr_assert_eq(q.ops->claim(q.self, "t/w0", NULL, 0, NULL, 0, 10, 60, &jobs, &n, &e), JB_OK, "%s",
+               e.msg);
   cr_assert_eq(n, 1);
   jb_finish f = {.status = JB_STATUS_COMPLETED};
   memcpy(f.id, jobs[0].id, sizeof f.id);

@@ -18,8 +18,10 @@ static struct {
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static jb_err fake_claim(void *self, const char *owner, char *const *queues, size_t nqueues,
-                         int max, int lease_s, jb_job **out, size_t *n, jb_error *e) {
-  (void)self, (void)owner, (void)queues, (void)nqueues, (void)max, (void)lease_s, (void)e;
+                         char *const *skip, size_t nskip, int max, int lease_s, jb_job **out,
+                         size_t *n, jb_error *e) {
+  (void)skip, (void)nskip, (void)self, (void)owner, (void)queues, (void)nqueues, (void)max,
+      (void)lease_s, (void)e;
   *out = calloc(1, sizeof **out);
   *n = 0;
   return JB_OK;

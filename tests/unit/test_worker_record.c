@@ -37,8 +37,10 @@ static int job_index(const char *id) {
 }
 
 static jb_err fake_claim(void *self, const char *owner, char *const *queues, size_t nqueues,
-                         int max, int lease_s, jb_job **out, size_t *n, jb_error *e) {
-  (void)self, (void)queues, (void)nqueues, (void)max, (void)lease_s, (void)e;
+                         char *const *skip, size_t nskip, int max, int lease_s, jb_job **out,
+                         size_t *n, jb_error *e) {
+  (void)skip, (void)nskip, (void)self, (void)queues, (void)nqueues, (void)max, (void)lease_s,
+      (void)e;
   pthread_mutex_lock(&db.lock);
   bool first = !db.claimed;
   db.claimed = true;
