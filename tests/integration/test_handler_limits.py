@@ -174,8 +174,11 @@ class HandlerLimits(unittest.TestCase):
             self.assertNotIn(SECRET, text, f"the password is in the {where}")
             self.assertNotIn("guest:guest", text, f"the AMQP password is in the {where}")
         names = set(done["result"]["env"])
+        # The allowlist: the job's own variables (issue 16 added its trace context and the
+        # progress descriptor), and the few that programs expect.
         self.assertLessEqual(names, {"JOBBRIDGE_JOB_ID", "JOBBRIDGE_JOB_TYPE", "PATH", "HOME",
-                                     "LANG", "TZ"})
+                                     "LANG", "TZ", "TRACEPARENT", "TRACESTATE",
+                                     "JOBBRIDGE_PROGRESS_FD"})
         self.assertEqual(done["result"]["env"]["JOBBRIDGE_JOB_ID"], done["id"])
         self.assertEqual(done["result"]["env"]["LANG"], "C.UTF-8")
 
