@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import jbtest  # noqa: E402
@@ -316,6 +318,68 @@ class TraceContext(unittest.TestCase):
         lines = [r for r in ran if r.get("job_id") in traced_ids]
         self.assertEqual(len(lines), 2, ran)
         self.assertTrue(all(r["trace_id"] == TRACE_ID for r in lines), lines)
+
+
+class ProgressOverHttp(unittest.TestCase):
+    """Issue 16, item 3: a service the http handler calls reports progress through the API
+    (POST /v1/jobs/{id}/progress) with the token scoped to that job, which jobbridge sends in the
+    request's Jobbridge-Progress-Token header; the progress reaches the row and a job.progress
+    event. A token for another job is refused."""
+
+    def setUp(self):
+        jbtest.require_servers()
+        self.seen = []
+        test = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                job = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                token = self.headers.get("Jobbridge-Progress-Token", "")
+                post = lambda tok: urllib.request.urlopen(urllib.request.Request(
+                    f"{test.base}/v1/jobs/{job['id']}/progress", method="POST",
+                    data=json.dumps({"progress": 50, "message": "half way"}).encode(),
+                    headers={"Content-Type": "application/json",
+                             "Jobbridge-Progress-Token": tok}), timeout=30).status
+                try:
+                    wrong = post("0" * 64)
+                except urllib.error.HTTPError as e:
+                    wrong = e.code
+                test.seen.append((job["id"], token, post(token), wrong))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/jobs/{{id}}"
+        self.b = jbtest.Bridge(BIN, SRC, [], {"call": {"handler": "http", "url": url,
+                                                       "progress_events": True}},
+                               http__listen="127.0.0.1:0")
+
+    def tearDown(self):
+        self.b.close()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def test_the_service_reports_progress_with_its_job_token(self):
+        self.b.start()
+        self.base = self.b.http_url()
+        job = self.b.create_job("call")
+        self.b.wait_count(1, 60, "status = 'COMPLETED'")
+        self.assertEqual(len(self.seen), 1)
+        id, token, ok, wrong = self.seen[0]
+        self.assertEqual(id, job["id"])
+        self.assertEqual(len(token), 64, "a hex HMAC-SHA256 of the job id")
+        self.assertEqual((ok, wrong), (200, 401), "its own token works, another is refused")
+        row = self.b.jobs(f"id = '{id}'")[0]
+        self.assertEqual(row["progress_message"], "half way")
+        events = [e for e in self.b.events(3, 30) if e[0].startswith("job.progress")]
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0][2]["data"]["progress"], 50)
 
 
 if __name__ == "__main__":
