@@ -211,6 +211,21 @@ static void close_from(int first) {
  * sockets): 0 if done, else an errno value. */
 static int place_fds(const int src[5]) {
   int tmp[5], n = src[4] >= 0 ? 5 : 4;
+  /* First drop every copied descriptor but these: the dups below then need no room beyond the
+   * run's own, also when jobbridge holds nearly all it may (RLIMIT_NOFILE): a run that fits in
+   * jobbridge fits here. (Without close_range the dups may fail, as they did before.) */
+  int keep[5];
+  for (int i = 0; i < n; i++) {
+    int j = i;
+    for (; j > 0 && keep[j - 1] > src[i]; j--) keep[j] = keep[j - 1];
+    keep[j] = src[i];
+  }
+  unsigned from = 0;
+  for (int i = 0; i < n; i++) {
+    if ((unsigned)keep[i] > from) close_range(from, (unsigned)keep[i] - 1, 0);
+    from = (unsigned)keep[i] + 1;
+  }
+  close_range(from, ~0U, 0);
   for (int i = 0; i < n; i++) {
     tmp[i] = fcntl(src[i], F_DUPFD, 10);
     if (tmp[i] < 0) return errno;
