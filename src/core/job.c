@@ -1,6 +1,8 @@
 /* The Job model: status names, the state machine, timestamps, JSON views of jobs and stats. */
 #include "jobbridge/job.h"
 
+#include "jobbridge/cron.h" /* jb_days_from_civil: parsing never depends on the time zone */
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,17 +88,6 @@ void jb_sleep_ms(long ms) {
 
 long jb_backoff_next(long ms, long cap_ms) {
   return ms * 2 > cap_ms ? cap_ms : ms * 2;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
- * days_from_civil), so parsing does not depend on the process's time zone. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = (unsigned)(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
 }
 
 /* The inverse (Hinnant's civil_from_days): the date of day z counted from 1970-01-01. */
@@ -247,7 +238,7 @@ jb_err jb_time_parse_err(const char *s, jb_time *out, jb_error *e) {
   if (rc != JB_OK) return rc;
   if (*p != '\0') return jb_fail(e, JB_ERR_INVALID, "has text after the zone");
   int64_t t =
-      days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
+      jb_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset;
   if (t < JB_TIME_MIN_S || t > JB_TIME_MAX_S) return jb_fail(e, JB_ERR_INVALID, RANGE_TEXT);
   *out = t * 1000000 + usec;
   return JB_OK;
