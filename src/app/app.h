@@ -34,4 +34,8 @@ int jb_cmd_stats(int argc, char **argv);
 int jb_cmd_schedules(int argc, char **argv);
 int jb_cmd_prune(int argc, char **argv);
 
+/* Prints v (taken: its reference is released) as indented JSON with jobbridge's writer, exact
+ * numbers verbatim; JB_EXIT_OK, or JB_EXIT_FAILURE when v is NULL or memory ran out. */
+int jb_print_json(json_t *v);
+
 #endif

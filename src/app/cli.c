@@ -67,7 +67,7 @@ static int output_format(const char *opt, out_format *f) {
 }
 
 /* Prints a JSON value on stdout (pretty) and consumes it. */
-static int print_json(json_t *v) {
+int jb_print_json(json_t *v) {
   if (v == NULL) {
     fprintf(stderr, "jobbridge: out of memory\n");
     return JB_EXIT_FAILURE;
@@ -155,7 +155,7 @@ static const char *const stats_cols[] = {"queue_name",     "pending_count",     
 
 static int print_job(jb_job *job, out_format f) {
   json_t *doc = jb_job_to_json(job);
-  int code = f == OUT_TABLE ? print_record(doc) : print_json(doc);
+  int code = f == OUT_TABLE ? print_record(doc) : jb_print_json(doc);
   jb_job_clear(job);
   return code;
 }
@@ -196,8 +196,8 @@ int jb_cmd_migrate(int argc, char **argv) {
   if (jb_pg_migrate(v.pg, &applied, &e) != JB_OK)
     code = jb_report(&e);
   else
-    code =
-        print_json(json_pack("{s:i, s:s}", "applied", applied, "schema", v.cfg->database.schema));
+    code = jb_print_json(
+        json_pack("{s:i, s:s}", "applied", applied, "schema", v.cfg->database.schema));
   close_env(&v);
   return code;
 }
@@ -213,7 +213,7 @@ int jb_cmd_check_config(int argc, char **argv) {
   env v;
   code = open_env(jb_args_get(&a, common_specs, 2, "config"), false, &v);
   if (code != JB_EXIT_OK) return code;
-  code = print_json(jb_config_to_json(v.cfg));
+  code = jb_print_json(jb_config_to_json(v.cfg));
   close_env(&v);
   return code;
 }
@@ -369,7 +369,7 @@ static int jobs_list(jb_args *p, const job_opts *o, env *v) {
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) json_array_append_new(arr, jb_job_to_json(&jobs[i]));
   jb_jobs_free(jobs, n);
-  return o->out == OUT_TABLE ? print_table(arr, job_cols, NSPECS(job_cols)) : print_json(arr);
+  return o->out == OUT_TABLE ? print_table(arr, job_cols, NSPECS(job_cols)) : jb_print_json(arr);
 }
 
 static const char *const attempt_cols[] = {"attempt",     "worker",  "started_at",
@@ -396,7 +396,7 @@ static int jobs_get(env *v, const char *id, out_format f) {
       json_object_set_new(o, "attempts", list);
     else
       json_decref(list);
-    return print_json(o);
+    return jb_print_json(o);
   }
   int code = print_record(o);
   if (code != JB_EXIT_OK) {
@@ -484,7 +484,7 @@ int jb_cmd_stats(int argc, char **argv) {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(arr, jb_queue_stats_to_json(&s[i]));
     free(s);
-    code = f == OUT_TABLE ? print_table(arr, stats_cols, NSPECS(stats_cols)) : print_json(arr);
+    code = f == OUT_TABLE ? print_table(arr, stats_cols, NSPECS(stats_cols)) : jb_print_json(arr);
   }
   close_env(&v);
   return code;

@@ -28,17 +28,7 @@ static int print_counts(const jb_prune_counts *c, bool dry, const jb_retention_c
                 (json_int_t)c->dead_letter, "attempts", (json_int_t)c->attempts, "outbox",
                 (json_int_t)c->outbox, "retention", "completed", r->completed, "failed", r->failed,
                 "dead_letter", r->dead_letter);
-  size_t len = 0;
-  char *text = o != NULL ? jb_json_dumps(o, JB_JSON_INDENT, &len) : NULL;
-  json_decref(o);
-  if (text == NULL) {
-    fprintf(stderr, "jobbridge: out of memory\n");
-    return JB_EXIT_FAILURE;
-  }
-  fwrite(text, 1, len, stdout);
-  fputc('\n', stdout);
-  free(text);
-  return JB_EXIT_OK;
+  return jb_print_json(o);
 }
 
 int jb_cmd_prune(int argc, char **argv) {

@@ -11,20 +11,6 @@
 #include "jobbridge/schedule.h"
 #include "postgres/pg.h"
 
-static int print(json_t *v) {
-  size_t len;
-  char *text = v ? jb_json_dumps(v, JB_JSON_INDENT, &len) : NULL;
-  json_decref(v);
-  if (text == NULL) {
-    fprintf(stderr, "jobbridge: out of memory\n");
-    return JB_EXIT_FAILURE;
-  }
-  fwrite(text, 1, len, stdout);
-  fputc('\n', stdout);
-  free(text);
-  return JB_EXIT_OK;
-}
-
 /* One schedule and its next 5 fire times, in its zone and in UTC. */
 static json_t *describe(const jb_schedule_cfg *s, int64_t now, jb_error *e) {
   jb_cron cron;
@@ -56,7 +42,7 @@ static int list(const jb_config *cfg) {
     }
     json_array_append_new(all, one);
   }
-  return print(all);
+  return jb_print_json(all);
 }
 
 static int run_now(const jb_config *cfg, const char *name) {
@@ -81,8 +67,8 @@ static int run_now(const jb_config *cfg, const char *name) {
     code = jb_report(&e);
   } else {
     char when[40];
-    code = print(json_pack("{s:s, s:s, s:s}", "schedule", s->name, "job_id", out.id, "fire_time",
-                           jb_cron_format(NULL, now, when, sizeof when)));
+    code = jb_print_json(json_pack("{s:s, s:s, s:s}", "schedule", s->name, "job_id", out.id,
+                                   "fire_time", jb_cron_format(NULL, now, when, sizeof when)));
   }
   jb_pg_close(pg);
   return code;
