@@ -192,7 +192,7 @@ static bool read_out(jb_proc *p) {
 static int take_lines(jb_proc *p, const jb_job *job, jb_handler_ctx *ctx, jb_job_result *r) {
   size_t start = 0;
   int done = 0;
-  while (done == 0) {
+  while (done == 0 && start < p->len) { /* nothing read yet: buf may still be NULL */
     char *nl = memchr(p->buf + start, '\n', p->len - start);
     if (nl == NULL) break;
     size_t llen = (size_t)(nl - (p->buf + start));
