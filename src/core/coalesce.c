@@ -133,7 +133,9 @@ static void *committer_main(void *arg) {
     if (c->head == NULL) break; /* stopping, and nothing left to serve */
     size_t total = 0, calls = 0, singles = 0;
     waiter *group = take_group(c, &total);
+    bool more = c->head != NULL; /* the group was full: another committer may take the rest */
     pthread_mutex_unlock(&c->mu);
+    if (more) pthread_cond_signal(&c->work);
     commit_group(m, group, total, &calls, &singles);
     for (waiter *w = group, *next; w != NULL; w = next) {
       next = w->next; /* w may be gone once done is posted */
@@ -164,14 +166,19 @@ static jb_err coalesce_create_jobs(void *self, const jb_job_request *reqs, size_
     sem_destroy(&w.done);
     return jb_fail(e, JB_ERR_STOPPED, "jobbridge is stopping: no new jobs are taken");
   }
+  bool was_empty = c->head == NULL;
   if (c->tail != NULL)
     c->tail->next = &w;
   else
     c->head = &w;
   c->tail = &w;
   c->stats.calls++;
-  pthread_cond_signal(&c->work);
   pthread_mutex_unlock(&c->mu);
+  /* A committer is woken only for the first waiter of a group (the one it wakes for takes the
+   * ones queued behind it), and after the unlock, so that it does not wake only to block on
+   * the mutex still held here. Committers test the queue under the mutex before they wait,
+   * so no wake-up is lost. */
+  if (was_empty) pthread_cond_signal(&c->work);
   while (sem_wait(&w.done) != 0 && errno == EINTR) continue;
   sem_destroy(&w.done);
   if (w.rc != JB_OK && e != NULL) *e = w.e;

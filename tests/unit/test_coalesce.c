@@ -145,3 +145,16 @@ Test(coalesce, a_stopped_coalescer_refuses) {
   cr_expect(strstr(e.msg, "stopping") != NULL, "%s", e.msg);
   json_decref(payload);
 }
+
+Test(coalesce, full_groups_leave_the_rest_to_the_next_committer) {
+  jb_coalescer_free(co);
+  jb_error e;
+  jb_job_creator inners[2] = {{&inner_ops, &in}, {&inner_ops, &in}};
+  cr_assert_eq(jb_coalescer_new(inners, 2, &validator, 4, &co, &e), JB_OK, "%s", e.msg);
+  caller cs[THREADS];
+  run_callers(cs);
+  for (int i = 0; i < THREADS; i++)
+    cr_expect_eq(cs[i].wrong, 0, "caller %d: %d wrong", i, cs[i].wrong);
+  cr_expect_leq(atomic_load(&in.max_n), 4, "a group of %d requests, over max_group 4",
+                atomic_load(&in.max_n));
+}
