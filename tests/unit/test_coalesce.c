@@ -1,7 +1,8 @@
 /* The group-committing JobCreator (jobbridge/coalesce.h) against a recording inner creator (no
  * server): many threads at once each get their own outcomes, groups form under load, a group
  * refused as invalid is retried one caller at a time, a failure reaches every caller of the
- * group, and a stopped coalescer refuses. Labelled `workers` too: the TSan pass runs it. */
+ * group, and a stopped coalescer refuses. (Criterion cannot start under TSan: the group commit
+ * runs under TSan through integration.http_api, POST /v1/jobs.) */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
