@@ -82,4 +82,12 @@ bool jb_json_write(jb_json_buf *b, const json_t *v, unsigned flags);
  * writes to the program's stdin. */
 char *jb_json_dumps(const json_t *v, unsigned flags, size_t *len);
 
+/* Appends n bytes of JSON text as they are (the caller vouches for them: punctuation, keys it
+ * spells itself, numbers it formats). */
+void jb_json_write_raw(jb_json_buf *b, const char *text, size_t n);
+
+/* Appends s (n bytes) as a JSON string, as jb_json_write writes a string value (compact);
+ * false if s is not valid UTF-8. */
+bool jb_json_write_string(jb_json_buf *b, const char *s, size_t n);
+
 #endif

@@ -210,3 +210,11 @@ char *jb_json_dumps(const json_t *v, unsigned flags, size_t *len) {
   if (len != NULL) *len = b.len;
   return b.data;
 }
+
+void jb_json_write_raw(jb_json_buf *b, const char *text, size_t n) {
+  put(b, text, n);
+}
+
+bool jb_json_write_string(jb_json_buf *b, const char *s, size_t n) {
+  return put_string(b, s, n, false);
+}

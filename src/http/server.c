@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,14 @@ struct jb_http_server {
   bool guard_running, guard_stop;
 };
 
-/* An open connection, watched by the guard. deadline_ms (jb_mono_ms clock, under wmu): by when
- * the request's line and headers (or its body) must be in; 0 while a handler answers. */
+/* An open connection, watched by the guard. deadline_ms (jb_mono_ms clock): by when the
+ * request's line and headers (or its body) must be in; 0 while a handler answers. Set by the
+ * connection's thread without wmu (three times a request: the one server-wide mutex was
+ * contended by every connection), read and cleared by the guard with a compare-and-swap; the
+ * list links are under wmu. */
 typedef struct conn_watch {
   int fd;
-  int64_t deadline_ms;
+  _Atomic int64_t deadline_ms;
   struct conn_watch *prev, *next;
 } conn_watch;
 
@@ -371,11 +375,11 @@ static conn_watch *watch_of(struct MHD_Connection *conn) {
 }
 
 static void set_deadline(jb_http_server *s, struct MHD_Connection *conn, int64_t in_ms) {
+  (void)s;
   conn_watch *w = watch_of(conn);
   if (w == NULL) return;
-  pthread_mutex_lock(&s->wmu);
-  w->deadline_ms = in_ms > 0 ? jb_mono_ms() + in_ms : 0;
-  pthread_mutex_unlock(&s->wmu);
+  atomic_store_explicit(&w->deadline_ms, in_ms > 0 ? jb_mono_ms() + in_ms : 0,
+                        memory_order_relaxed);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -387,8 +391,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci == NULL || (w = calloc(1, sizeof *w)) == NULL) return; /* unwatched: idle timeout */
     w->fd = ci->connect_fd;
+    atomic_init(&w->deadline_ms,
+                jb_mono_ms() + (int64_t)s->deps->cfg->http.header_timeout_s * 1000);
     pthread_mutex_lock(&s->wmu);
-    w->deadline_ms = jb_mono_ms() + (int64_t)s->deps->cfg->http.header_timeout_s * 1000;
     w->next = s->watched;
     if (s->watched != NULL) s->watched->prev = w;
     s->watched = w;
@@ -415,9 +420,12 @@ static void *guard_main(void *arg) {
     int64_t now = jb_mono_ms();
     size_t cut = 0;
     for (conn_watch *w = s->watched; w != NULL; w = w->next) {
-      if (w->deadline_ms == 0 || now < w->deadline_ms) continue;
+      int64_t d = atomic_load_explicit(&w->deadline_ms, memory_order_relaxed);
+      if (d == 0 || now < d) continue;
+      /* Cut only if the deadline is still the one that passed: a handler that began
+       * answering meanwhile set 0, and its connection is not cut. */
+      if (!atomic_compare_exchange_strong(&w->deadline_ms, &d, 0)) continue;
       shutdown(w->fd, SHUT_RDWR);
-      w->deadline_ms = 0;
       cut++;
     }
     if (cut > 0)
