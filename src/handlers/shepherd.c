@@ -1,5 +1,6 @@
-/* The shepherd of one exec run: forked from a worker thread, it starts the program and makes sure
- * no process of its tree outlives the run (see shepherd.h). */
+/* The shepherd of one exec run: started from a worker thread (shepherd_spawn.c), it starts the
+ * program and makes sure no process of its tree outlives the run (see shepherd.h). This file is
+ * also linked, alone with shepherd_exe.c, into the small static jb-shepherd program. */
 /* pipe2, close_range, O_CLOEXEC and the prctl options need the GNU names. */
 #define _GNU_SOURCE
 #include "handlers/shepherd.h"
@@ -241,16 +242,6 @@ program_main(pid_t shepherd, const char *path, char *const *argv, char *const *e
   _exit(127);
 }
 
-typedef struct start_args {
-  pid_t parent;
-  const char *path;
-  char *const *argv;
-  char *const *envp;
-  int grace_ms;
-  int fds[5]; /* the program's stdin, stdout, stderr; the report pipe's write end; the progress
-                 pipe's write end or -1 */
-} start_args;
-
 /* Whether the program (our child pid) has exited, without reaping it: while it is an unreaped
  * zombie its pid, and so its group number, cannot be taken by another process. */
 static bool program_exited(pid_t pid) {
@@ -276,7 +267,7 @@ typedef enum { SUP_EXITED, SUP_HANGUP, SUP_LOST } sup_end;
 /* Runs until the program exited (left unreaped: see program_exited), stopping it gracefully on
  * SIGTERM; SUP_HANGUP when jobbridge died (SIGHUP) and the tree must go at once; SUP_LOST when
  * the program is not our child any more (cannot happen). */
-static sup_end supervise(pid_t pid, const start_args *a, const sigset_t *set) {
+static sup_end supervise(pid_t pid, const jb_shepherd_args *a, const sigset_t *set) {
   int64_t kill_at = 0;
   for (;;) {
     if (!reap_others(pid)) return SUP_LOST;
@@ -301,7 +292,7 @@ static sup_end supervise(pid_t pid, const start_args *a, const sigset_t *set) {
   }
 }
 
-static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
+void jb_shepherd_main(const jb_shepherd_args *a) {
   /* Signals stay blocked (as the forking thread set them) and are taken with sigtimedwait. */
   sigset_t set;
   sigemptyset(&set);
@@ -321,7 +312,7 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
     report(a->fds[3], JB_RUN_START_FAILED, errno);
     _exit(1);
   }
-  int err = place_fds(a->fds);
+  int err = a->placed ? 0 : place_fds(a->fds);
   if (err != 0) {
     report(a->fds[3], JB_RUN_START_FAILED, err);
     _exit(1);
@@ -355,48 +346,4 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
   }
   if (!kill_tree(&set)) report(3, JB_RUN_TREE_LEFT, 0);
   _exit(0);
-}
-
-static void close_pair(int p[2]) {
-  for (int i = 0; i < 2; i++)
-    if (p[i] >= 0) close(p[i]);
-  p[0] = p[1] = -1;
-}
-
-int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms,
-                 bool progress, jb_run *run) {
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, msg[2] = {-1, -1};
-  int prog[2] = {-1, -1};
-  int e = 0;
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
-      pipe2(msg, O_CLOEXEC) || (progress && pipe2(prog, O_CLOEXEC))) {
-    e = errno;
-    goto out;
-  }
-  start_args a = {getpid(), path, argv, envp, grace_ms, {in[0], out[1], err[1], msg[1], prog[1]}};
-  /* The child starts with every signal blocked: none may run a jobbridge handler in it, and a
-   * SIGTERM from the worker waits for its sigtimedwait. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  pid_t pid = fork();
-  if (pid == 0) shepherd_main(&a);
-  e = pid < 0 ? errno : 0;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) goto out;
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  close(msg[1]);
-  if (prog[1] >= 0) close(prog[1]);
-  fcntl(in[1], F_SETFL, O_NONBLOCK);
-  *run = (jb_run){pid, in[1], out[0], err[0], msg[0], prog[0]};
-  return 0;
-out:
-  close_pair(prog);
-  close_pair(in);
-  close_pair(out);
-  close_pair(err);
-  close_pair(msg);
-  return e;
 }
