@@ -3,18 +3,24 @@
  * blocked and at its default action. Not meant to be run by hand:
  *   jb-shepherd PARENT_PID GRACE_MS PROGRESS(0|1) PATH ARGV0 [ARG...]   (environment: the
  *   program's) */
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "handlers/shepherd.h"
 
 extern char **environ;
 
+/* A decimal number (no C library's strtol: see shepherd_nolibc.c). */
+static long number(const char *s) {
+  long v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+  return v;
+}
+
 int main(int argc, char **argv) {
   close(5); /* this program's own image (a memfd), passed only to be executed */
   if (argc < 6) return 2;
-  jb_shepherd_args a = {.parent = (pid_t)atol(argv[1]),
-                        .grace_ms = atoi(argv[2]),
+  jb_shepherd_args a = {.parent = (pid_t)number(argv[1]),
+                        .grace_ms = (int)number(argv[2]),
                         .path = argv[4],
                         .argv = argv + 5,
                         .envp = environ,
