@@ -166,6 +166,10 @@ static int wait_signal(const sigset_t *set, int64_t ms) {
 static bool kill_tree(const sigset_t *set) {
   int64_t start = now_ms(), last_reaped = start;
   for (;;) {
+    /* No child at all (the usual end): done, without reading /proc. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return true;
     signal_children(SIGKILL);
     pid_t r;
     while ((r = waitpid(-1, NULL, WNOHANG)) > 0) last_reaped = now_ms();
@@ -332,9 +336,11 @@ void jb_shepherd_main(const jb_shepherd_args *a) {
   report(3, JB_RUN_STARTED, pid);
   sup_end end = supervise(pid, a, &set);
   if (end != SUP_LOST) {
-    /* The program is not reaped yet (a zombie, or alive on SIGHUP): its group is still ours. */
+    /* The program is not reaped yet (a zombie, or alive on SIGHUP): its group is still ours.
+     * The other children (orphans of its tree) are killed by kill_tree below; on SIGHUP also
+     * here, before anything else. */
     signal_group(pid, SIGKILL);
-    signal_children(SIGKILL);
+    if (end == SUP_HANGUP) signal_children(SIGKILL);
   }
   if (end == SUP_EXITED) { /* a zombie: waitpid returns at once */
     int st;
