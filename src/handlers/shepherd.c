@@ -234,10 +234,11 @@ program_main(pid_t shepherd, const char *path, char *const *argv, char *const *e
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != shepherd) _exit(127);
   fcntl(3, F_SETFD, FD_CLOEXEC);
+  /* The shepherd left every signal at its default but SIGPIPE (jb_shepherd_main). */
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+  sigaction(SIGPIPE, &dfl, NULL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -306,7 +307,9 @@ void jb_shepherd_main(const jb_shepherd_args *a) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &sa, NULL);
+  /* The jb-shepherd program was started with every signal at its default (posix_spawn's
+   * SETSIGDEF); a fork of jobbridge has jobbridge's handlers. */
+  for (int sig = 1; !a->placed && sig < NSIG; sig++) sigaction(sig, &sa, NULL);
   sa.sa_handler = SIG_IGN; /* the worker may have given up on us: a write must not kill us */
   sigaction(SIGPIPE, &sa, NULL);
   prctl(PR_SET_NAME, "jb-shepherd");

@@ -72,7 +72,8 @@ typedef struct jb_shepherd_args {
   int grace_ms;
   int fds[5];  /* the program's stdin, stdout, stderr; the report pipe's write end; the progress
                   pipe's write end or -1 */
-  bool placed; /* the fds are already 0-4 and nothing else is open (the jb-shepherd program) */
+  bool placed; /* started as the jb-shepherd program: the fds are already 0-4, nothing else is
+                  open, and every signal is at its default */
 } jb_shepherd_args;
 
 /* The shepherd's life; the calling process must have every signal blocked. Never returns. */
