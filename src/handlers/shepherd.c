@@ -307,9 +307,8 @@ void jb_shepherd_main(const jb_shepherd_args *a) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
-  /* The jb-shepherd program was started with every signal at its default (posix_spawn's
-   * SETSIGDEF); a fork of jobbridge has jobbridge's handlers. */
-  for (int sig = 1; !a->placed && sig < NSIG; sig++) sigaction(sig, &sa, NULL);
+  /* Also in the jb-shepherd program: posix_spawn leaves glibc's internal signals ignored. */
+  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &sa, NULL);
   sa.sa_handler = SIG_IGN; /* the worker may have given up on us: a write must not kill us */
   sigaction(SIGPIPE, &sa, NULL);
   prctl(PR_SET_NAME, "jb-shepherd");

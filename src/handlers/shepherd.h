@@ -72,9 +72,12 @@ typedef struct jb_shepherd_args {
   int grace_ms;
   int fds[5];  /* the program's stdin, stdout, stderr; the report pipe's write end; the progress
                   pipe's write end or -1 */
-  bool placed; /* started as the jb-shepherd program: the fds are already 0-4, nothing else is
-                  open, and every signal is at its default */
+  bool placed; /* started as the jb-shepherd program: the fds are already 0-4 and nothing else
+                  is open */
 } jb_shepherd_args;
+
+/* For tests: start shepherds by forking jobbridge (as where jb-shepherd cannot run) when on. */
+void jb_run_use_fork(bool on);
 
 /* The shepherd's life; the calling process must have every signal blocked. Never returns. */
 void jb_shepherd_main(const jb_shepherd_args *a) __attribute__((noreturn));

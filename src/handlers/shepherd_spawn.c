@@ -26,12 +26,13 @@ static int image_fd = -1;
 static atomic_bool spawn_broken;
 
 static void image_load(void) {
-  int fd = memfd_create("jb-shepherd", MFD_CLOEXEC);
+  int fd = memfd_create("jb-shepherd", MFD_CLOEXEC), e = fd < 0 ? errno : 0;
   size_t len = (size_t)(jb_shepherd_image_end - jb_shepherd_image), off = 0;
   while (fd >= 0 && off < len) {
     ssize_t w = write(fd, jb_shepherd_image + off, len - off);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
+      e = w < 0 ? errno : EIO;
       close(fd);
       fd = -1;
       break;
@@ -41,6 +42,7 @@ static void image_load(void) {
   /* posix_spawn's file actions place it on descriptor 5: keep it above the five below. */
   if (fd >= 0 && fd < 6) {
     int high = fcntl(fd, F_DUPFD_CLOEXEC, 6);
+    e = high < 0 ? errno : 0;
     close(fd);
     fd = high;
   }
@@ -48,7 +50,7 @@ static void image_load(void) {
     jb_log(JB_LOG_WARN,
            "the exec handler cannot keep its shepherd program in memory (memfd); shepherds are "
            "forked from jobbridge instead (slower)",
-           "error", strerror(errno), JB_LOG_END);
+           "error", strerror(e), JB_LOG_END);
   image_fd = fd;
 }
 
@@ -112,6 +114,10 @@ static int fork_shepherd(const jb_shepherd_args *a, pid_t *pid) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   *pid = p;
   return e;
+}
+
+void jb_run_use_fork(bool on) {
+  atomic_store(&spawn_broken, on);
 }
 
 /* Starts the shepherd one way or the other. */
