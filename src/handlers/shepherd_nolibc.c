@@ -1,9 +1,9 @@
 /* The few C library functions the jb-shepherd program uses (shepherd.c, shepherd_exe.c), as
  * bare system calls, and its entry point: the program is linked with no C library at all
- * (x86_64 and aarch64 with GCC; elsewhere it is linked with static glibc instead). Why: a
- * glibc program's start-up runs CPUID dozens of times (cache and CPU feature detection), and
+ * (x86_64 with GCC, where it was measured and tested; elsewhere it is linked with static glibc).
+ * Why: a glibc program's start-up runs CPUID dozens of times (cache and CPU feature detection), and
  * in a virtual machine every CPUID traps to the hypervisor: that start-up cost as much as the
- * rest of the shepherd's life. Only what shepherd.c needs is here, for 64-bit Linux. */
+ * rest of the shepherd's life. Only what shepherd.c needs is here, for x86_64 Linux. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#if !defined(__x86_64__) && !defined(__aarch64__)
-#error "shepherd_nolibc.c: only x86_64 and aarch64 (CMake links static glibc elsewhere)"
+#if !defined(__x86_64__)
+#error "shepherd_nolibc.c: only x86_64 (CMake links static glibc elsewhere)"
 #endif
 
 char **environ;
@@ -29,7 +29,6 @@ int *__errno_location(void) {
 }
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
-#if defined(__x86_64__)
   register long r10 __asm__("r10") = d;
   register long r8 __asm__("r8") = e;
   register long r9 __asm__("r9") = f;
@@ -39,20 +38,6 @@ static long sys6(long n, long a, long b, long c, long d, long e, long f) {
                    : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                    : "rcx", "r11", "memory");
   return ret;
-#else
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  register long x3 __asm__("x3") = d;
-  register long x4 __asm__("x4") = e;
-  register long x5 __asm__("x5") = f;
-  __asm__ volatile("svc 0"
-                   : "+r"(x0)
-                   : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5)
-                   : "memory");
-  return x0;
-#endif
 }
 
 /* A system call's result the C library's way: -1 and errno on failure. */
@@ -264,12 +249,6 @@ __attribute__((used, noreturn)) void jb_nolibc_start(long *sp) {
   _exit(main(argc, argv));
 }
 
-#if defined(__x86_64__)
 __asm__(
     ".text\n.global _start\n_start:\n xor %ebp, %ebp\n mov %rsp, %rdi\n"
     " and $-16, %rsp\n call jb_nolibc_start\n hlt\n");
-#else
-__asm__(
-    ".text\n.global _start\n_start:\n mov x29, #0\n mov x30, #0\n mov x0, sp\n"
-    " bl jb_nolibc_start\n");
-#endif
