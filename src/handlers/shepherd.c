@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -267,6 +268,25 @@ static bool reap_others(pid_t pid) {
   }
 }
 
+/* The program's child shares the shepherd's memory until its exec (CLONE_VM | CLONE_VFORK, as
+ * posix_spawn does): nothing is copied, and the shepherd resumes once the program runs (or
+ * failed to). It runs on a stack of its own and only makes system calls. */
+typedef struct program_args {
+  pid_t shepherd;
+  const jb_shepherd_args *a;
+} program_args;
+
+static int program_entry(void *arg) {
+  const program_args *p = arg;
+  program_main(p->shepherd, p->a->path, p->a->argv, p->a->envp);
+}
+
+static pid_t start_program(pid_t self, const jb_shepherd_args *a) {
+  static char stack[64 * 1024] __attribute__((aligned(16)));
+  program_args p = {self, a};
+  return clone(program_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
+}
+
 typedef enum { SUP_EXITED, SUP_HANGUP, SUP_LOST } sup_end;
 
 /* Runs until the program exited (left unreaped: see program_exited), stopping it gracefully on
@@ -324,13 +344,12 @@ void jb_shepherd_main(const jb_shepherd_args *a) {
     _exit(1);
   }
   pid_t self = getpid();
-  pid_t pid = fork();
-  if (pid == 0) program_main(self, a->path, a->argv, a->envp);
+  pid_t pid = start_program(self, a);
   if (pid < 0) {
     report(3, JB_RUN_START_FAILED, errno);
     _exit(1);
   }
-  setpgid(pid, pid); /* also here, so the group exists before we may signal it */
+  setpgid(pid, pid); /* the program did (EACCES here once it exec'd): the group exists */
   close(0);
   close(1);
   close(2);

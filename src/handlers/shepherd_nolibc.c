@@ -122,6 +122,27 @@ pid_t fork(void) {
   return (pid_t)SYS5(SYS_clone, SIGCHLD, 0, 0, 0, 0);
 }
 
+/* clone(fn, stack, flags, arg): the child runs fn(arg) on stack and exits with its result; it
+ * never returns through the caller's frames (which a CLONE_VM child would corrupt). */
+long jb_clone_raw(int (*fn)(void *), void *stack, unsigned long flags, void *arg);
+__asm__(
+    ".text\n.type jb_clone_raw, @function\njb_clone_raw:\n"
+    " and $-16, %rsi\n sub $16, %rsi\n mov %rdi, (%rsi)\n mov %rcx, 8(%rsi)\n"
+    " mov %rdx, %rdi\n xor %edx, %edx\n xor %r10d, %r10d\n xor %r8d, %r8d\n"
+    " mov $56, %eax\n syscall\n test %rax, %rax\n jnz 1f\n"
+    " xor %ebp, %ebp\n pop %rax\n pop %rdi\n call *%rax\n"
+    " mov %eax, %edi\n mov $60, %eax\n syscall\n hlt\n"
+    "1: ret\n");
+
+int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...) {
+  long r = jb_clone_raw(fn, stack, (unsigned long)(unsigned)flags, arg);
+  if (r < 0 && r > -4096) {
+    errno_value = (int)-r;
+    return -1;
+  }
+  return (int)r;
+}
+
 pid_t getpid(void) {
   return (pid_t)SYS0(SYS_getpid);
 }
