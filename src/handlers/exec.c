@@ -292,10 +292,8 @@ static void wait_exit(int pidfd, int ms, int *sleep_us) {
 static void reap_shepherd(pid_t pid, const char *job_id) {
   pid_t r = waitpid(pid, NULL, WNOHANG);
   if (r == pid || (r < 0 && errno != EINTR)) return;
-  int pidfd = -1;
-#ifdef SYS_pidfd_open
-  pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* not reaped yet: still our child's pid */
-#endif
+  /* Not reaped yet: still our child's pid. -1 (ENOSYS) before Linux 5.3: sleeps then. */
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
   for (int round = 0; round < 2; round++) {
     int64_t end = jb_mono_ms() + 2000;
     int sleep_us = 50;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,8 @@ static atomic_bool spawn_broken;
 
 static void image_load(void) {
   int fd = memfd_create("jb-shepherd", MFD_CLOEXEC), e = fd < 0 ? errno : 0;
-  size_t len = (size_t)(jb_shepherd_image_end - jb_shepherd_image), off = 0;
+  /* Two symbols of one blob: their addresses, not pointers into one C object. */
+  size_t len = (size_t)((uintptr_t)jb_shepherd_image_end - (uintptr_t)jb_shepherd_image), off = 0;
   while (fd >= 0 && off < len) {
     ssize_t w = write(fd, jb_shepherd_image + off, len - off);
     if (w < 0 && errno == EINTR) continue;
