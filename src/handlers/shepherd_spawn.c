@@ -27,7 +27,12 @@ static int image_fd = -1;
 static atomic_bool spawn_broken;
 
 static void image_load(void) {
-  int fd = memfd_create("jb-shepherd", MFD_CLOEXEC), e = fd < 0 ? errno : 0;
+  /* MFD_EXEC (Linux 6.3, not in older headers): executable also where vm.memfd_noexec makes
+   * memfds non-executable by default; an older kernel refuses the flag (EINVAL). */
+  const unsigned mfd_exec = 0x0010U;
+  int fd = memfd_create("jb-shepherd", MFD_CLOEXEC | mfd_exec);
+  if (fd < 0 && errno == EINVAL) fd = memfd_create("jb-shepherd", MFD_CLOEXEC);
+  int e = fd < 0 ? errno : 0;
   /* Two symbols of one blob: their addresses, not pointers into one C object. */
   size_t len = (size_t)((uintptr_t)jb_shepherd_image_end - (uintptr_t)jb_shepherd_image), off = 0;
   while (fd >= 0 && off < len) {
