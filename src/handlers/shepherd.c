@@ -1,5 +1,6 @@
-/* The shepherd of one exec run: forked from a worker thread, it starts the program and makes sure
- * no process of its tree outlives the run (see shepherd.h). */
+/* The shepherd of one exec run: started from a worker thread (shepherd_spawn.c), it starts the
+ * program and makes sure no process of its tree outlives the run (see shepherd.h). This file is
+ * also linked, alone with shepherd_exe.c, into the small static jb-shepherd program. */
 /* pipe2, close_range, O_CLOEXEC and the prctl options need the GNU names. */
 #define _GNU_SOURCE
 #include "handlers/shepherd.h"
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <string.h>
@@ -165,6 +167,10 @@ static int wait_signal(const sigset_t *set, int64_t ms) {
 static bool kill_tree(const sigset_t *set) {
   int64_t start = now_ms(), last_reaped = start;
   for (;;) {
+    /* No child at all (the usual end): done, without reading /proc. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD) return true;
     signal_children(SIGKILL);
     pid_t r;
     while ((r = waitpid(-1, NULL, WNOHANG)) > 0) last_reaped = now_ms();
@@ -244,10 +250,11 @@ program_main(pid_t shepherd, const char *path, char *const *argv, char *const *e
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != shepherd) _exit(127);
   fcntl(3, F_SETFD, FD_CLOEXEC);
+  /* The shepherd left every signal at its default but SIGPIPE (jb_shepherd_main). */
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &dfl, NULL);
+  sigaction(SIGPIPE, &dfl, NULL);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -255,16 +262,6 @@ program_main(pid_t shepherd, const char *path, char *const *argv, char *const *e
   report(3, JB_RUN_EXEC_FAILED, errno);
   _exit(127);
 }
-
-typedef struct start_args {
-  pid_t parent;
-  const char *path;
-  char *const *argv;
-  char *const *envp;
-  int grace_ms;
-  int fds[5]; /* the program's stdin, stdout, stderr; the report pipe's write end; the progress
-                 pipe's write end or -1 */
-} start_args;
 
 /* Whether the program (our child pid) has exited, without reaping it: while it is an unreaped
  * zombie its pid, and so its group number, cannot be taken by another process. */
@@ -286,12 +283,31 @@ static bool reap_others(pid_t pid) {
   }
 }
 
+/* The program's child shares the shepherd's memory until its exec (CLONE_VM | CLONE_VFORK, as
+ * posix_spawn does): nothing is copied, and the shepherd resumes once the program runs (or
+ * failed to). It runs on a stack of its own and only makes system calls. */
+typedef struct program_args {
+  pid_t shepherd;
+  const jb_shepherd_args *a;
+} program_args;
+
+static int program_entry(void *arg) {
+  const program_args *p = arg;
+  program_main(p->shepherd, p->a->path, p->a->argv, p->a->envp);
+}
+
+static pid_t start_program(pid_t self, const jb_shepherd_args *a) {
+  static char stack[64 * 1024] __attribute__((aligned(16)));
+  program_args p = {self, a};
+  return clone(program_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &p);
+}
+
 typedef enum { SUP_EXITED, SUP_HANGUP, SUP_LOST } sup_end;
 
 /* Runs until the program exited (left unreaped: see program_exited), stopping it gracefully on
  * SIGTERM; SUP_HANGUP when jobbridge died (SIGHUP) and the tree must go at once; SUP_LOST when
  * the program is not our child any more (cannot happen). */
-static sup_end supervise(pid_t pid, const start_args *a, const sigset_t *set) {
+static sup_end supervise(pid_t pid, const jb_shepherd_args *a, const sigset_t *set) {
   int64_t kill_at = 0;
   for (;;) {
     if (!reap_others(pid)) return SUP_LOST;
@@ -316,7 +332,7 @@ static sup_end supervise(pid_t pid, const start_args *a, const sigset_t *set) {
   }
 }
 
-static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
+void jb_shepherd_main(const jb_shepherd_args *a) {
   /* Signals stay blocked (as the forking thread set them) and are taken with sigtimedwait. */
   sigset_t set;
   sigemptyset(&set);
@@ -326,6 +342,7 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
+  /* Also in the jb-shepherd program: posix_spawn leaves glibc's internal signals ignored. */
   for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &sa, NULL);
   sa.sa_handler = SIG_IGN; /* the worker may have given up on us: a write must not kill us */
   sigaction(SIGPIPE, &sa, NULL);
@@ -336,19 +353,18 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
     report(a->fds[3], JB_RUN_START_FAILED, errno);
     _exit(1);
   }
-  int err = place_fds(a->fds);
+  int err = a->placed ? 0 : place_fds(a->fds);
   if (err != 0) {
     report(a->fds[3], JB_RUN_START_FAILED, err);
     _exit(1);
   }
   pid_t self = getpid();
-  pid_t pid = fork();
-  if (pid == 0) program_main(self, a->path, a->argv, a->envp);
+  pid_t pid = start_program(self, a);
   if (pid < 0) {
     report(3, JB_RUN_START_FAILED, errno);
     _exit(1);
   }
-  setpgid(pid, pid); /* also here, so the group exists before we may signal it */
+  setpgid(pid, pid); /* the program did (EACCES here once it exec'd): the group exists */
   close(0);
   close(1);
   close(2);
@@ -356,9 +372,11 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
   report(3, JB_RUN_STARTED, pid);
   sup_end end = supervise(pid, a, &set);
   if (end != SUP_LOST) {
-    /* The program is not reaped yet (a zombie, or alive on SIGHUP): its group is still ours. */
+    /* The program is not reaped yet (a zombie, or alive on SIGHUP): its group is still ours.
+     * The other children (orphans of its tree) are killed by kill_tree below; on SIGHUP also
+     * here, before anything else. */
     signal_group(pid, SIGKILL);
-    signal_children(SIGKILL);
+    if (end == SUP_HANGUP) signal_children(SIGKILL);
   }
   if (end == SUP_EXITED) { /* a zombie: waitpid returns at once */
     int st;
@@ -370,48 +388,4 @@ static void __attribute__((noreturn)) shepherd_main(const start_args *a) {
   }
   if (!kill_tree(&set)) report(3, JB_RUN_TREE_LEFT, 0);
   _exit(0);
-}
-
-static void close_pair(int p[2]) {
-  for (int i = 0; i < 2; i++)
-    if (p[i] >= 0) close(p[i]);
-  p[0] = p[1] = -1;
-}
-
-int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms,
-                 bool progress, jb_run *run) {
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, msg[2] = {-1, -1};
-  int prog[2] = {-1, -1};
-  int e = 0;
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
-      pipe2(msg, O_CLOEXEC) || (progress && pipe2(prog, O_CLOEXEC))) {
-    e = errno;
-    goto out;
-  }
-  start_args a = {getpid(), path, argv, envp, grace_ms, {in[0], out[1], err[1], msg[1], prog[1]}};
-  /* The child starts with every signal blocked: none may run a jobbridge handler in it, and a
-   * SIGTERM from the worker waits for its sigtimedwait. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
-  pid_t pid = fork();
-  if (pid == 0) shepherd_main(&a);
-  e = pid < 0 ? errno : 0;
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (pid < 0) goto out;
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  close(msg[1]);
-  if (prog[1] >= 0) close(prog[1]);
-  fcntl(in[1], F_SETFL, O_NONBLOCK);
-  *run = (jb_run){pid, in[1], out[0], err[0], msg[0], prog[0]};
-  return 0;
-out:
-  close_pair(prog);
-  close_pair(in);
-  close_pair(out);
-  close_pair(err);
-  close_pair(msg);
-  return e;
 }

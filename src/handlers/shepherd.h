@@ -57,4 +57,29 @@ typedef struct jb_run_msg {
 int jb_run_start(const char *path, char *const *argv, char *const *envp, int grace_ms,
                  bool progress, jb_run *run);
 
+/* How the shepherd is started (shepherd_spawn.c): normally the small static program jb-shepherd
+ * (shepherd_exe.c with shepherd.c; its bytes are built into jobbridge and put in a memfd once),
+ * by posix_spawn: a vfork-like start that copies nothing of jobbridge's memory. Forking
+ * jobbridge itself (a large multi-threaded process: its page tables copied, then torn down,
+ * its pages made copy-on-write for every thread) took most of a short run's time. Where that
+ * program cannot be run (no memfd, no /proc, exec from memory forbidden) the shepherd is a
+ * fork of jobbridge running the same code: the same guarantees, only slower. */
+typedef struct jb_shepherd_args {
+  pid_t parent; /* jobbridge's pid: the shepherd exits at once if its parent is not that */
+  const char *path;
+  char *const *argv;
+  char *const *envp;
+  int grace_ms;
+  int fds[5];  /* the program's stdin, stdout, stderr; the report pipe's write end; the progress
+                  pipe's write end or -1 */
+  bool placed; /* started as the jb-shepherd program: the fds are already 0-4 and nothing else
+                  is open */
+} jb_shepherd_args;
+
+/* For tests: start shepherds by forking jobbridge (as where jb-shepherd cannot run) when on. */
+void jb_run_use_fork(bool on);
+
+/* The shepherd's life; the calling process must have every signal blocked. Never returns. */
+void jb_shepherd_main(const jb_shepherd_args *a) __attribute__((noreturn));
+
 #endif

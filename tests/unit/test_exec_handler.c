@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "handlers/handlers.h"
+#include "handlers/shepherd.h"
 #include "jobbridge/config.h"
 
 /* A sleep duration unique to this test process, e.g. "1003.012345", to find its processes. */
@@ -58,6 +59,10 @@ static int count_procs(const char *needle) {
   return signal_procs(needle, 0);
 }
 
+static void use_fork(void) {
+  jb_run_use_fork(true);
+}
+
 static jb_job test_job(void) {
   jb_job job = {0};
   snprintf(job.id, sizeof job.id, "0190d3e4-0000-7000-8000-000000000001");
@@ -85,12 +90,21 @@ static double run_sh(const char *script, double timeout_s, jb_handler_ctx *ctx, 
   return took;
 }
 
-Test(exec, success_returns_stdout_object) {
+static void success_returns_stdout_object_body(void) {
   jb_job_result r = {0};
   run_sh("cat >/dev/null; echo '{\"ok\": true}'", 30, NULL, &r);
   cr_assert(r.success, "%s", r.error_message ? r.error_message : "");
   cr_assert(json_is_true(json_object_get(r.result_data, "ok")));
   jb_job_result_clear(&r);
+}
+
+Test(exec, success_returns_stdout_object) {
+  success_returns_stdout_object_body();
+}
+
+/* The same with the shepherd forked from this process (where jb-shepherd cannot run). */
+Test(exec_fork, success_returns_stdout_object, .init = use_fork) {
+  success_returns_stdout_object_body();
 }
 
 /* Defect 9: the deadline holds although the program closed stdout and stderr. */
@@ -105,7 +119,7 @@ Test(exec, timeout_stops_a_program_that_closed_its_output, .timeout = 60) {
 }
 
 /* Defect 11: a background child of a successful run does not live on. */
-Test(exec, background_child_of_a_successful_run_is_killed, .timeout = 60) {
+static void background_child_of_a_successful_run_is_killed_body(void) {
   char m[32], script[200];
   marker(m, sizeof m, 1005);
   snprintf(script, sizeof script, "sleep %s >/dev/null 2>&1 & sleep %s & echo '{}'", m, m);
@@ -115,6 +129,15 @@ Test(exec, background_child_of_a_successful_run_is_killed, .timeout = 60) {
   cr_assert_lt(took, 15, "took %.1fs", took);
   cr_assert_eq(count_procs(m), 0, "no process of the run is left");
   jb_job_result_clear(&r);
+}
+
+Test(exec, background_child_of_a_successful_run_is_killed, .timeout = 60) {
+  background_child_of_a_successful_run_is_killed_body();
+}
+
+/* The same with the shepherd forked from this process (where jb-shepherd cannot run). */
+Test(exec_fork, background_child_of_a_successful_run_is_killed, .timeout = 60, .init = use_fork) {
+  background_child_of_a_successful_run_is_killed_body();
 }
 
 /* Defect 10: a grandchild in its own session holding the pipes neither holds the worker past
@@ -141,7 +164,7 @@ static void *cancel_later(void *arg) {
 
 /* Defect 10: cancelling stops the whole tree, a setsid grandchild and a program ignoring
  * SIGTERM included (SIGKILL after the grace). */
-Test(exec, cancel_ends_the_whole_tree, .timeout = 60) {
+static void cancel_ends_the_whole_tree_body(void) {
   char m[32], script[200];
   marker(m, sizeof m, 1004);
   snprintf(script, sizeof script, "trap '' TERM; setsid sleep %s & sleep %s & wait", m, m);
@@ -158,9 +181,18 @@ Test(exec, cancel_ends_the_whole_tree, .timeout = 60) {
   jb_job_result_clear(&r);
 }
 
+Test(exec, cancel_ends_the_whole_tree, .timeout = 60) {
+  cancel_ends_the_whole_tree_body();
+}
+
+/* The same with the shepherd forked from this process (where jb-shepherd cannot run). */
+Test(exec_fork, cancel_ends_the_whole_tree, .timeout = 60, .init = use_fork) {
+  cancel_ends_the_whole_tree_body();
+}
+
 /* Defect 10: when jobbridge dies, its runs' trees die with it (PR_SET_PDEATHSIG on the
  * shepherd, which then kills everything). */
-Test(exec, tree_dies_with_the_process_that_ran_it, .timeout = 60) {
+static void tree_dies_with_the_process_that_ran_it_body(void) {
   char m[32], script[200];
   marker(m, sizeof m, 1007);
   snprintf(script, sizeof script, "setsid sleep %s & sleep %s", m, m);
@@ -178,6 +210,15 @@ Test(exec, tree_dies_with_the_process_that_ran_it, .timeout = 60) {
   int left = 1;
   for (int i = 0; i < 100 && (left = count_procs(m)) > 0; i++) usleep(50 * 1000);
   cr_assert_eq(left, 0, "no process of the run outlives its jobbridge");
+}
+
+Test(exec, tree_dies_with_the_process_that_ran_it, .timeout = 60) {
+  tree_dies_with_the_process_that_ran_it_body();
+}
+
+/* The same with the shepherd forked from this process (where jb-shepherd cannot run). */
+Test(exec_fork, tree_dies_with_the_process_that_ran_it, .timeout = 60, .init = use_fork) {
+  tree_dies_with_the_process_that_ran_it_body();
 }
 
 /* Defect 12: the child sees only the allowlist (env's output compared as a set of names). */
@@ -436,4 +477,30 @@ Test(exec, timeout_must_be_finite_and_positive) {
     cr_assert_eq(jb_exec_handler_new(argv, bad[i], &h, &e), JB_ERR_INVALID, "refused: %g", bad[i]);
     cr_assert(strstr(e.msg, "timeout_s") != NULL, "%s", e.msg);
   }
+}
+
+/* The program starts with no signal blocked or ignored, whichever way its shepherd started
+ * (the program is the shell: /proc/$$/status). */
+static void program_signal_state_is_default_body(void) {
+  jb_job_result r = {0};
+  run_sh(
+      "cat >/dev/null; b=$(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/$$/status); "
+      "i=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status); "
+      "printf '{\"blk\": \"%s\", \"ign\": \"%s\"}' \"$b\" \"$i\"",
+      30, NULL, &r);
+  cr_assert(r.success, "%s", r.error_message ? r.error_message : "");
+  const char *blk = json_string_value(json_object_get(r.result_data, "blk"));
+  const char *ign = json_string_value(json_object_get(r.result_data, "ign"));
+  cr_assert(blk != NULL && ign != NULL, "the program reported its signal state");
+  cr_assert_str_eq(blk, "0000000000000000", "no signal blocked");
+  cr_assert_str_eq(ign, "0000000000000000", "no signal ignored: %s", ign);
+  jb_job_result_clear(&r);
+}
+
+Test(exec, program_signal_state_is_default) {
+  program_signal_state_is_default_body();
+}
+
+Test(exec_fork, program_signal_state_is_default, .init = use_fork) {
+  program_signal_state_is_default_body();
 }
