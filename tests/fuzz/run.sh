@@ -10,6 +10,6 @@ srcs=("$root"/src/core/*.c) # all of core: tests/check_layers.sh keeps it free o
 clang -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I"$root/include" -I"$root/src" "$root/tests/fuzz/fuzz_event.c" "${srcs[@]}" \
-  $(pkg-config --cflags --libs jansson uuid) -pthread -lm -o "$out/fuzz_event"
+  $(pkg-config --cflags --libs jansson uuid gnutls) -pthread -lm -o "$out/fuzz_event"
 "$out/fuzz_event" -max_total_time="${FUZZ_SECONDS:-60}" -max_len=4096 -rss_limit_mb=1024 \
   -print_final_stats=1 "$out/corpus" 2>&1 | tail -n 15
