@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full cluster run: tests/integration/test_cluster.py with 50,000 events (ctest runs
-# it with 5,000 to stay within the suite's time). Starts a PostgreSQL and a RabbitMQ of its own
+# it with 3,000 to stay within the suite's time). Starts a PostgreSQL and a RabbitMQ of its own
 # for the test's helpers (the cluster's three nodes are the test's own).
 # usage: tests/soak/cluster.sh [JOBBRIDGE_BINARY]   JB_CLUSTER_EVENTS (50000)
 set -u
