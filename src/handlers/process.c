@@ -199,8 +199,10 @@ static int take_lines(jb_proc *p, const jb_job *job, jb_handler_ctx *ctx, jb_job
     done = jb_process_line(p->buf + start, llen, job->id, ctx, r);
     start += llen + 1;
   }
-  memmove(p->buf, p->buf + start, p->len - start);
-  p->len -= start;
+  if (start > 0) { /* nothing taken: buf may still be NULL */
+    memmove(p->buf, p->buf + start, p->len - start);
+    p->len -= start;
+  }
   if (done == 0 && p->len > JB_PROCESS_MAX_LINE) {
     fail(r, true, "the process wrote garbage: a line longer than ", "1048576", " bytes");
     done = -1;
