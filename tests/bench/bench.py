@@ -269,8 +269,14 @@ class Bench:
         http_cfg = {"listen": "127.0.0.1:0", "max_connections_per_ip": 0,
                     "tokens": [{"name": "bench", "sha256": hashlib.sha256(token.encode()).hexdigest(),
                                 "scopes": ["read", "write", "admin"]}]}
-        keys = subprocess.run([self.jb, "config-keys"], capture_output=True, text=True).stdout
-        webhooks = "http.webhooks" in keys
+        # jobbridge prints no key list; its effective config names http.webhooks when it has
+        # the WebhookTrigger.
+        empty = os.path.join(self.tmp, "empty.json")
+        with open(empty, "w") as f:
+            f.write("{}")
+        dump = subprocess.run([self.jb, "check-config", "--config", empty],
+                              capture_output=True, text=True).stdout
+        webhooks = '"webhooks"' in dump
         if webhooks:
             http_cfg["webhooks"] = {"bench": {"mode": "job", "signature": "token",
                                               "allowed_job_types": ["noop"]}}
